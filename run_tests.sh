@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: sets up .venv and the test tools on first use, then runs pytest.
+# Extra arguments go to pytest (e.g. ./run_tests.sh -k cdr).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+tools/bootstrap.sh --test-tools
+
+# Network rule: DDS discovery stays on this host, and each run gets its own domain.
+export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( ($$ % 100) + 1 ))}"
+export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
+export PYTHONUNBUFFERED=1
+
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+    echo "run_tests: pytest collected no tests; that is a failure" >&2
+    exit 1
+fi
+exit "$rc"

@@ -1,0 +1,33 @@
+"""ament_python build for liquid_edge_ros_monitor (colcon, or pip for the venv path)."""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'liquid_edge_ros_monitor'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(exclude=['test', 'test.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
+        ('share/' + PACKAGE, ['package.xml']),
+        ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
+        ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.xml')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='liquid_edge maintainers',
+    maintainer_email='maintainers@liquid-edge.invalid',
+    description='Per-topic rate, latency, jitter, bandwidth and drop monitoring for ROS 2, '
+                'published on /diagnostics and as Prometheus metrics.',
+    license='Apache-2.0',
+    tests_require=['pytest'],
+    entry_points={
+        'console_scripts': [
+            'topic_monitor = liquid_edge_ros_monitor.topic_monitor:main',
+            'sim_robot = liquid_edge_ros_monitor.sim_robot:main',
+            'liquid-edge-monitor = liquid_edge_ros_monitor.cli:main',
+        ],
+    },
+)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Sets up what the two quick-start commands need, on first use and again whenever the pins change:
+# a local virtual environment (.venv) from requirements.txt with this package installed into it,
+# and, with --test-tools, Debian's `prometheus` package (promtool and the server the tests run).
+# Idempotent: a second run with unchanged pins does nothing.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+stamp="$venv/.bootstrap-stamp"
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "bootstrap: need root to run: $*" >&2; return 1; fi
+}
+
+apt_install() {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    echo "bootstrap: installing python3-venv (Debian ships venv separately)" >&2
+    apt_install python3-venv
+fi
+
+want="$(cat "$root/requirements.txt" "$root/setup.py" | sha256sum | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "bootstrap: creating $venv from requirements.txt (first use takes about a minute)" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/requirements.txt"
+    # PEP 660 editable install: console scripts land in .venv/bin (setup.cfg's lib/ layout is for colcon).
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+        --use-pep517 -e "$root"
+    # colcon must not crawl the ROS wheels' package.xml files inside the venv.
+    touch "$venv/COLCON_IGNORE"
+    echo "$want" > "$stamp"
+fi
+
+if [ "${1:-}" = "--test-tools" ] && ! command -v promtool >/dev/null; then
+    echo "bootstrap: installing Debian's prometheus package (promtool, prometheus server)" >&2
+    apt_install prometheus
+fi

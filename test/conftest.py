@@ -1,0 +1,86 @@
+"""Shared test fixtures: the network rule, and real ROS processes started and stopped cleanly.
+
+Every test run keeps DDS discovery on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and uses its
+own ROS_DOMAIN_ID (run_tests.sh picks one per run; a bare `pytest` picks one here from the pid).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, List, Optional, TypeVar
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+os.environ.setdefault('ROS_DOMAIN_ID', str((os.getpid() % 100) + 1))
+os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
+os.environ['PYTHONUNBUFFERED'] = '1'
+
+T = TypeVar('T')
+
+
+def wait_for(predicate: Callable[[], Optional[T]], timeout: float, what: str,
+             interval: float = 0.05) -> T:
+    """Poll `predicate` until it returns a truthy value or `timeout` passes (then fail naming `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out after {timeout:.1f} s waiting for {what}')
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (for the metrics endpoints)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class RosProcess:
+    """A real node in its own process (`python -m module args...`), stopped with SIGINT like Ctrl-C."""
+
+    def __init__(self, module: str, args: List[str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, 'wb')
+        self.proc = subprocess.Popen([sys.executable, '-m', module, *args], stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=REPO)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors='replace')
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def ros_process(tmp_path: Path) -> Iterator[Callable[..., RosProcess]]:
+    """Start node processes; every one still running is stopped at the end of the test."""
+    started: List[RosProcess] = []
+
+    def start(module: str, *args: str) -> RosProcess:
+        p = RosProcess(module, list(args), tmp_path / f'{module.rsplit(".", 1)[-1]}-{len(started)}.log')
+        started.append(p)
+        return p
+
+    yield start
+    for p in reversed(started):
+        p.stop()

@@ -1,0 +1,200 @@
+"""Prometheus exposition: one HTTP endpoint per process, and the topic monitor's collector.
+
+The collector is a prometheus_client custom `Collector`: it renders the latest immutable
+`TopicReport` of each topic at scrape time, so the hot path never touches a metric object.
+Latency histograms are accumulated per update period with numpy (`LatencyHistogram.add`), not per
+message.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Dict, Iterable, Iterator, Optional, Tuple
+
+import numpy as np
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, Metric)
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from .health import TopicReport
+
+_log = logging.getLogger(__name__)
+
+#: Robot latencies run from tens of microseconds (shared memory) to seconds (a stalled driver).
+LATENCY_BUCKETS: Tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0)
+
+
+class LatencyHistogram:
+    """Cumulative bucket counts and sum, fed in batches (seconds)."""
+
+    def __init__(self, bounds: Tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.bounds = np.asarray(bounds, dtype=float)
+        self._counts = np.zeros(len(bounds) + 1, dtype=np.int64)   # last is +Inf
+        self.total = 0.0
+
+    def add(self, values_s: np.ndarray) -> None:
+        if values_s.size == 0:
+            return
+        # Prometheus buckets are "less than or equal": side='left' puts v == bound into that bound.
+        idx = np.searchsorted(self.bounds, values_s, side='left')
+        self._counts += np.bincount(idx, minlength=self._counts.size)
+        self.total += float(values_s.sum())
+
+    def buckets(self) -> list:
+        """[(le, cumulative count), ...] ending with +Inf, as HistogramMetricFamily wants."""
+        cum = np.cumsum(self._counts)
+        out = [(repr(float(b)), int(c)) for b, c in zip(self.bounds, cum[:-1])]
+        out.append(('+Inf', int(cum[-1])))
+        return out
+
+
+class MetricsEndpoint:
+    """The process's registry and its one HTTP endpoint, shared by every node in the process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        self._lock = threading.Lock()
+        self._server = None
+        self.address: Optional[str] = None
+        self.port: Optional[int] = None
+
+    def serve(self, address: str, port: int) -> int:
+        """Start the HTTP endpoint (once per process) and return the port it listens on.
+
+        A second call with other settings keeps the first endpoint and says so, since one process
+        serves one endpoint.
+        """
+        with self._lock:
+            if self._server is not None:
+                if (address, port) != (self.address, self.port) and port != 0:
+                    _log.warning('metrics already served on %s:%d; ignoring %s:%d',
+                                 self.address, self.port, address, port)
+                return self.port
+            try:
+                server, _thread = start_http_server(port, addr=address, registry=self.registry)
+            except OSError as exc:
+                raise OSError(f'metrics_port {port} on {address}: {exc.strerror}') from exc
+            self._server = server
+            self.address, self.port = address, server.server_port
+            return self.port
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._server is not None:
+                self._server.shutdown()
+                self._server.server_close()
+                self._server = None
+
+
+_endpoint: Optional[MetricsEndpoint] = None
+_endpoint_lock = threading.Lock()
+
+
+def endpoint() -> MetricsEndpoint:
+    """The process-wide metrics endpoint (created on first use)."""
+    global _endpoint
+    with _endpoint_lock:
+        if _endpoint is None:
+            _endpoint = MetricsEndpoint()
+        return _endpoint
+
+
+class TopicMetrics(Collector):
+    """Renders the topic monitor's reports as `liquid_edge_topic_*` metrics.
+
+    `update` is called from the receiver thread once per update period; `collect` from the HTTP
+    thread at scrape time. Reports are immutable and swapped in whole, so no lock is needed beyond
+    the dict's own atomic assignment.
+    """
+
+    def __init__(self, robot: str) -> None:
+        self.robot = robot
+        self._reports: Dict[str, TopicReport] = {}
+        self._hist: Dict[str, Tuple[LatencyHistogram, LatencyHistogram]] = {}
+
+    def update(self, report: TopicReport) -> None:
+        name = report.name
+        hist = self._hist.get(name)
+        if hist is None:
+            hist = self._hist[name] = (LatencyHistogram(), LatencyHistogram())
+        s = report.snapshot
+        if s is not None:
+            hist[0].add(s.new_header_latency_s)
+            hist[1].add(s.new_transport_latency_s)
+        self._reports[name] = report
+
+    def remove(self, name: str) -> None:
+        self._reports.pop(name, None)
+        self._hist.pop(name, None)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        reports = list(self._reports.values())
+        fams = self._families()
+        (messages, bytes_, rate, jitter, latency, transport, dropped, pubs, status, stamps,
+         info) = fams
+        for r in reports:
+            labels = [r.name, self.robot]
+            s = r.snapshot
+            pubs.add_metric(labels, r.state.publishers)
+            status.add_metric(labels, r.level)
+            info.add_metric([r.name, self.robot, r.state.type_name or 'unknown'], 1)
+            if s is None:
+                continue
+            messages.add_metric(labels, s.messages_total)
+            bytes_.add_metric(labels, s.bytes_total)
+            rate.add_metric(labels, s.rate_hz)
+            jitter.add_metric(labels, s.jitter_s)
+            dropped.add_metric(labels, s.dropped_total)
+            for reason, n in (('zero', s.zero_stamps_total), ('future', s.future_stamps_total),
+                              ('unreadable', s.unreadable_stamps_total)):
+                stamps.add_metric(labels + [reason], n)
+            hists = self._hist.get(r.name)
+            if hists is None:   # removed while we were collecting
+                continue
+            h_header, h_transport = hists
+            if r.state.has_header:
+                latency.add_metric(labels, h_header.buckets(), h_header.total)
+            transport.add_metric(labels, h_transport.buckets(), h_transport.total)
+        return iter(fams)
+
+    @staticmethod
+    def _families() -> Tuple[Metric, ...]:
+        lab = ['topic', 'robot']
+        return (
+            CounterMetricFamily('liquid_edge_topic_messages', 'Messages received on the topic.',
+                                labels=lab),
+            CounterMetricFamily('liquid_edge_topic_bytes', 'Serialized bytes received on the topic.',
+                                labels=lab),
+            GaugeMetricFamily('liquid_edge_topic_rate_hz',
+                              'Message rate over the sliding window, Hz.', labels=lab),
+            GaugeMetricFamily('liquid_edge_topic_jitter_seconds',
+                              'Standard deviation of the inter-message period over the window.',
+                              labels=lab),
+            HistogramMetricFamily('liquid_edge_topic_latency_seconds',
+                                  'Receipt time minus header.stamp (types with a std_msgs/Header).',
+                                  labels=lab),
+            HistogramMetricFamily('liquid_edge_topic_transport_latency_seconds',
+                                  'DDS source timestamp to reception timestamp.', labels=lab),
+            CounterMetricFamily('liquid_edge_topic_dropped_messages',
+                                'Messages missing from the publication sequence (one publisher).',
+                                labels=lab),
+            GaugeMetricFamily('liquid_edge_topic_publishers', 'Publishers on the topic.',
+                              labels=lab),
+            GaugeMetricFamily('liquid_edge_topic_status',
+                              'Diagnostic level: 0 OK, 1 WARN, 2 ERROR, 3 STALE.', labels=lab),
+            CounterMetricFamily('liquid_edge_topic_invalid_stamps',
+                                'Messages whose header.stamp was zero, in the future or unreadable.',
+                                labels=lab + ['reason']),
+            GaugeMetricFamily('liquid_edge_topic_info', 'The topic\'s message type (value is 1).',
+                              labels=lab + ['type']),
+        )

@@ -1,0 +1,249 @@
+"""Per-topic statistics over a sliding time window, with bounded memory (no ROS imports).
+
+`TopicWindow.record` is the hot path: a handful of deque appends per message and nothing else.
+All arithmetic happens in `TopicWindow.snapshot`, vectorised with numpy, once per update period,
+and yields an immutable `TopicSnapshot` that diagnostics, metrics and the live view read.
+
+Times are integer nanoseconds. The window keeps at most `capacity` messages: past that the oldest
+fall out early, which shortens the window but keeps every figure a true description of the samples
+it holds (rates use the span the samples cover, not the nominal window).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Deque, Optional, Tuple
+
+import numpy as np
+
+#: Marks a field that the message or the middleware did not provide.
+MISSING = -(1 << 62)
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class Quantiles:
+    """p50/p95/p99/max of a latency sample, in seconds."""
+
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    count: int
+
+    @staticmethod
+    def of(values_ns: np.ndarray) -> Optional['Quantiles']:
+        if values_ns.size == 0:
+            return None
+        p50, p95, p99 = np.percentile(values_ns, (50, 95, 99)) / NS
+        return Quantiles(float(p50), float(p95), float(p99), float(values_ns.max()) / NS,
+                         int(values_ns.size))
+
+
+_EMPTY = np.zeros(0)
+
+
+@dataclass(frozen=True)
+class TopicSnapshot:
+    """What one topic looked like over the window ending at `time_ns`."""
+
+    time_ns: int
+    window_s: float
+    messages_total: int
+    bytes_total: int
+    window_messages: int
+    rate_hz: float
+    jitter_s: float
+    max_gap_s: float
+    bandwidth_bps: float
+    mean_size_bytes: float
+    age_s: Optional[float]
+    header_latency: Optional[Quantiles]
+    transport_latency: Optional[Quantiles]
+    dropped_total: int
+    dropped_window: int
+    drops_measurable: bool
+    zero_stamps_window: int
+    future_stamps_window: int
+    zero_stamps_total: int
+    future_stamps_total: int
+    unreadable_stamps_total: int
+    overflowed: bool
+    # Samples that arrived since the previous snapshot, for histograms (seconds).
+    new_header_latency_s: np.ndarray = field(default_factory=lambda: _EMPTY, repr=False,
+                                             compare=False)
+    new_transport_latency_s: np.ndarray = field(default_factory=lambda: _EMPTY, repr=False,
+                                                compare=False)
+
+
+def _tail(d: Deque[int], k: int) -> np.ndarray:
+    n = len(d)
+    return np.fromiter(islice(d, n - k, n), dtype=np.int64, count=k)
+
+
+def _all(d: Deque[int]) -> np.ndarray:
+    return np.fromiter(d, dtype=np.int64, count=len(d))
+
+
+class TopicWindow:
+    """The raw samples of one topic, and the statistics computed from them.
+
+    Not thread-safe: `record` and `snapshot` must run on the same thread (the receiver's).
+    """
+
+    def __init__(self, window_s: float, capacity: int, has_header: bool) -> None:
+        if window_s <= 0:
+            raise ValueError(f'window must be > 0 s, got {window_s}')
+        if capacity < 2:
+            raise ValueError(f'capacity must be >= 2 messages, got {capacity}')
+        self.window_s = float(window_s)
+        self.window_ns = int(window_s * NS)
+        self.capacity = capacity
+        self.has_header = has_header
+        self._arrival: Deque[int] = deque(maxlen=capacity)
+        self._size: Deque[int] = deque(maxlen=capacity)
+        self._transport: Deque[int] = deque(maxlen=capacity)
+        self._seq: Deque[int] = deque(maxlen=capacity)
+        self._stamp: Deque[int] = deque(maxlen=capacity if has_header else 1)
+        self.messages_total = 0
+        self.bytes_total = 0
+        self._seen_total = 0          # messages_total at the previous snapshot
+        self._last_seq: Optional[int] = None
+        self._last_arrival_ns: Optional[int] = None
+        self._drop_events: Deque[Tuple[int, int]] = deque(maxlen=4096)
+        self.dropped_total = 0
+        self.zero_stamps_total = 0
+        self.future_stamps_total = 0
+        self.unreadable_stamps_total = 0
+
+    def record(self, arrival_ns: int, size: int, transport_ns: int, seq: int,
+               stamp_ns: int = MISSING) -> None:
+        """Account one message (hot path). Unknown fields are passed as `MISSING`."""
+        self._arrival.append(arrival_ns)
+        self._size.append(size)
+        self._transport.append(transport_ns)
+        self._seq.append(seq)
+        if self.has_header:
+            self._stamp.append(stamp_ns)
+        self.messages_total += 1
+        self.bytes_total += size
+
+    def reset_sequence(self) -> None:
+        """Forget the last sequence number (the subscription or its publishers changed)."""
+        self._last_seq = None
+
+    def snapshot(self, now_ns: int, single_publisher: bool) -> TopicSnapshot:
+        """Compute the statistics of the window ending at `now_ns` and trim older samples.
+
+        `single_publisher` says whether sequence-number gaps mean drops: with several publishers
+        their sequences interleave and MessageInfo does not say which one sent a message.
+        """
+        new = self.messages_total - self._seen_total
+        self._seen_total = self.messages_total
+        held = len(self._arrival)
+        overflowed = new > held
+        k = min(new, held)
+
+        new_header = _EMPTY
+        if self.has_header and k:
+            new_header = self._count_stamps(_tail(self._arrival, k), _tail(self._stamp, k))
+        new_transport = _tail(self._transport, k) if k else np.zeros(0, dtype=np.int64)
+        new_transport = new_transport[new_transport != MISSING] / NS
+        if k:
+            self._count_drops(now_ns, _tail(self._seq, k), single_publisher, overflowed)
+
+        if held:
+            self._last_arrival_ns = self._arrival[-1]
+        self._trim(now_ns - self.window_ns)
+        arrival = _all(self._arrival)
+        n = arrival.size
+        age_s = None if self._last_arrival_ns is None else (now_ns - self._last_arrival_ns) / NS
+
+        rate = jitter = max_gap = 0.0
+        if n >= 2:
+            periods = np.diff(arrival)
+            span = int(arrival[-1] - arrival[0])
+            mean_period = span / (n - 1)
+            silence = now_ns - int(arrival[-1])
+            if silence > 2 * mean_period:
+                # The topic went quiet: let the silence count, so the rate decays towards zero.
+                span = now_ns - int(arrival[0])
+            rate = (n - 1) * NS / span if span > 0 else 0.0
+            jitter = float(periods.std()) / NS
+            max_gap = float(periods.max()) / NS
+        sizes = _all(self._size)
+        mean_size = float(sizes.mean()) if n else 0.0
+
+        header_q = None
+        zero_w = future_w = 0
+        if self.has_header and n:
+            stamps = _all(self._stamp)
+            valid = stamps != MISSING
+            zero = valid & (stamps == 0)
+            lat = arrival - stamps
+            future = valid & ~zero & (lat < 0)
+            good = valid & ~zero & ~future
+            zero_w, future_w = int(zero.sum()), int(future.sum())
+            header_q = Quantiles.of(lat[good])
+        transport = _all(self._transport)
+        transport_q = Quantiles.of(transport[transport != MISSING]) if n else None
+
+        cutoff = now_ns - self.window_ns
+        dropped_window = sum(c for t, c in self._drop_events if t >= cutoff)
+        return TopicSnapshot(
+            time_ns=now_ns, window_s=self.window_s, messages_total=self.messages_total,
+            bytes_total=self.bytes_total, window_messages=n, rate_hz=rate, jitter_s=jitter,
+            max_gap_s=max_gap, bandwidth_bps=rate * mean_size, mean_size_bytes=mean_size,
+            age_s=age_s, header_latency=header_q, transport_latency=transport_q,
+            dropped_total=self.dropped_total, dropped_window=dropped_window,
+            drops_measurable=single_publisher, zero_stamps_window=zero_w,
+            future_stamps_window=future_w, zero_stamps_total=self.zero_stamps_total,
+            future_stamps_total=self.future_stamps_total,
+            unreadable_stamps_total=self.unreadable_stamps_total, overflowed=overflowed,
+            new_header_latency_s=new_header, new_transport_latency_s=new_transport)
+
+    def _count_stamps(self, arrival: np.ndarray, stamps: np.ndarray) -> np.ndarray:
+        """Update the invalid-stamp counters for new samples; return their good latencies (s)."""
+        valid = stamps != MISSING
+        zero = valid & (stamps == 0)
+        lat = arrival - stamps
+        future = valid & ~zero & (lat < 0)
+        self.unreadable_stamps_total += int((~valid).sum())
+        self.zero_stamps_total += int(zero.sum())
+        self.future_stamps_total += int(future.sum())
+        return lat[valid & ~zero & ~future] / NS
+
+    def _count_drops(self, now_ns: int, seqs: np.ndarray, single_publisher: bool,
+                     overflowed: bool) -> None:
+        known = seqs[seqs != MISSING]
+        if known.size == 0:
+            return
+        if self._last_seq is not None and not overflowed:
+            known = np.concatenate(([self._last_seq], known))
+        self._last_seq = int(known[-1])
+        if not single_publisher or known.size < 2:
+            return
+        steps = np.diff(known)
+        # A step <= 0 is a restarted publisher (its sequence starts again), not a drop.
+        dropped = int((steps[steps > 1] - 1).sum())
+        if dropped:
+            self.dropped_total += dropped
+            self._drop_events.append((now_ns, dropped))
+
+    def _trim(self, cutoff_ns: int) -> None:
+        arrival = self._arrival
+        drop = 0
+        for t in arrival:
+            if t >= cutoff_ns:
+                break
+            drop += 1
+        if not drop:
+            return
+        for d in (arrival, self._size, self._transport, self._seq):
+            for _ in range(drop):
+                d.popleft()
+        if self.has_header:
+            for _ in range(drop):
+                self._stamp.popleft()

@@ -1,0 +1,338 @@
+"""topic_monitor: per-topic rate, jitter, latency, bandwidth and drops, on /diagnostics and Prometheus.
+
+A thin ROS node around the pure cores: `config` (parameters), `stats` (windows), `health` (levels),
+`cdr` (header stamps), `metrics` (exposition). Threads:
+
+- the executor thread runs graph discovery, parameter services and the diagnostic updater;
+- the `RawReceiver` thread takes raw messages (with their MessageInfo) and, once per
+  `update_period`, computes every topic's statistics into an immutable `TopicReport`;
+- the metrics HTTP thread renders the latest reports at scrape time.
+"""
+from __future__ import annotations
+
+import importlib
+import socket
+import sys
+from typing import Any, Dict, List, Optional
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from .cdr import header_stamp_ns
+from .config import (GLOBAL_PARAMS, ConfigError, MonitorConfig, ParamSpec, TopicConfig,
+                     parse_config, read_globals, topic_param_specs)
+from .diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
+from .health import TopicReport, TopicState, key_values, report
+from .metrics import TopicMetrics, endpoint
+from .receiver import RawReceiver
+from .stats import MISSING, TopicWindow
+
+NODE_NAME = 'topic_monitor'
+_LEVELS = (OK, WARN, ERROR, STALE)
+
+
+def import_message_type(type_name: str) -> Any:
+    """The Python class of 'pkg/msg/Type', or raise ImportError with a one-line reason."""
+    parts = type_name.split('/')
+    if len(parts) != 3 or parts[1] != 'msg':
+        raise ImportError(f"type '{type_name}' is not of the form pkg/msg/Type")
+    try:
+        module = importlib.import_module(f'{parts[0]}.msg')
+        return getattr(module, parts[2])
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(f"type '{type_name}' cannot be imported ({exc}); "
+                          'install its message package where the monitor runs') from None
+
+
+def starts_with_header(msg_class: Any) -> bool:
+    """Whether the type's first field is a std_msgs/Header (so its stamp is at a fixed offset)."""
+    fields = msg_class.get_fields_and_field_types()
+    return bool(fields) and next(iter(fields.values())) == 'std_msgs/Header'
+
+
+class _TimeBase:
+    """Whether arrival times come from the node clock (sim time) or DDS reception stamps."""
+
+    sim = False
+
+
+class TopicTrack:
+    """One monitored topic: thresholds, subscription, statistics window and latest report."""
+
+    def __init__(self, name: str, config: TopicConfig) -> None:
+        self.name = name
+        self.config = config
+        self.type_name = ''
+        self.has_header = False
+        self.window: Optional[TopicWindow] = None
+        self.subscription: Any = None
+        self.best_effort: Optional[bool] = None
+        self.publishers = 0
+        self.problem: Optional[str] = None
+        self.subscribed_ns: Optional[int] = None
+        self.reset_sequence = False
+        self.report: Optional[TopicReport] = None
+
+    def update(self, now_ns: int) -> TopicReport:
+        """Recompute the report (receiver thread)."""
+        window = self.window
+        snap = None
+        if window is not None:
+            if self.reset_sequence:
+                self.reset_sequence = False
+                window.reset_sequence()
+            snap = window.snapshot(now_ns, single_publisher=self.publishers == 1)
+        silent = snap.age_s if snap is not None else None
+        if silent is None and self.subscribed_ns is not None:
+            silent = (now_ns - self.subscribed_ns) / 1e9
+        state = TopicState(type_name=self.type_name, publishers=self.publishers,
+                           problem=self.problem, silent_for_s=silent,
+                           subscribed=self.subscription is not None, has_header=self.has_header)
+        self.report = report(self.name, self.config, state, snap)
+        return self.report
+
+
+class TopicTask(DiagnosticTask):
+    """The /diagnostics status of one topic."""
+
+    def __init__(self, track: TopicTrack) -> None:
+        super().__init__(track.name)
+        self._track = track
+
+    def run(self, stat: Any) -> Any:
+        r = self._track.report
+        if r is None:
+            stat.summary(OK, 'starting')
+            return stat
+        stat.summary(_LEVELS[r.level], r.message)
+        for key, value in key_values(r):
+            stat.add(key, value)
+        return stat
+
+
+class TopicMonitor(Node):
+    """Measures every listed or discovered topic from raw subscriptions."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.config = self._read_config()
+        self._tracks: Dict[str, TopicTrack] = {}
+        self._errors_logged: set = set()
+        self._timebase = _TimeBase()
+        self._receiver = RawReceiver(self, self._tick, self.config.update_period,
+                                     on_error=self._on_receive_error)
+        self._updater = Updater(self)
+        self._updater.setHardwareID(self.config.robot)
+        self._metrics = TopicMetrics(self.config.robot)
+        self._endpoint = endpoint()
+        self._endpoint.registry.register(self._metrics)
+        self.metrics_port: Optional[int] = None
+        if self.config.metrics_port >= 0:
+            self.metrics_port = self._endpoint.serve(self.config.metrics_address,
+                                                     self.config.metrics_port)
+        for t in self.config.topics:
+            self._add_track(self._resolve(t), t)
+        self._discover()
+        self._discovery_timer = self.create_timer(self.config.discovery.period, self._discover)
+        self._receiver.start()
+        d = self.config.discovery
+        self.get_logger().info(
+            f'monitoring {len(self.config.topics)} listed topics'
+            + (f', discovering {list(d.include)} except {list(d.exclude)}' if d.enabled else '')
+            + (f'; metrics on http://{self.config.metrics_address}:{self.metrics_port}/metrics'
+               if self.metrics_port is not None else '; metrics endpoint disabled'))
+
+    # ---- configuration -------------------------------------------------------------------------
+
+    def _declare(self, spec: ParamSpec) -> Any:
+        desc = ParameterDescriptor(description=spec.description, read_only=True,
+                                   dynamic_typing=True)
+        default = None if spec.default == [] else spec.default
+        try:
+            value = self.declare_parameter(spec.name, default, desc).value
+        except Exception as exc:  # rclpy's own type errors: keep them one line
+            raise ConfigError(spec.name, str(exc).splitlines()[0]) from None
+        return spec.default if value is None else value
+
+    def _read_config(self) -> MonitorConfig:
+        values: Dict[str, Any] = {s.name: self._declare(s) for s in GLOBAL_PARAMS}
+        g = read_globals(values)
+        for key in g['topics']:
+            for spec in topic_param_specs(key, g):
+                values[spec.name] = self._declare(spec)
+        # rclpy keeps the user's overrides (params files, -p) here; unknown names are typos.
+        given = list(getattr(self, '_parameter_overrides', {}).keys())
+        return parse_config(values, hostname=socket.gethostname(), given=given)
+
+    def _resolve(self, t: TopicConfig) -> str:
+        try:
+            name = self.resolve_topic_name(t.name)
+        except Exception as exc:
+            raise ConfigError(f'topic.{t.key}.name', f"'{t.name}' does not resolve: {exc}") from None
+        other = self._tracks.get(name)
+        if other is not None:
+            raise ConfigError(f'topic.{t.key}.name',
+                              f"resolves to '{name}', as topic.{other.config.key}.name does")
+        return name
+
+    # ---- graph (executor thread) ---------------------------------------------------------------
+
+    def _add_track(self, name: str, config: TopicConfig) -> TopicTrack:
+        track = TopicTrack(name, config)
+        self._tracks[name] = track
+        self._updater.add(TopicTask(track))
+        return track
+
+    def _discover(self) -> None:
+        topics = dict(self.get_topic_names_and_types())
+        discovery = self.config.discovery
+        for name in topics:
+            if name not in self._tracks and discovery.matches(name):
+                self._add_track(name, self.config.for_discovered(name))
+        for track in list(self._tracks.values()):
+            try:
+                self._refresh(track, topics.get(track.name, []))
+            except Exception as exc:   # one odd topic must never stop the monitor
+                track.problem = f'cannot monitor: {exc}'
+                self._log_once(track.name, track.problem)
+
+    def _refresh(self, track: TopicTrack, types: List[str]) -> None:
+        infos = self.get_publishers_info_by_topic(track.name) if types else []
+        track.publishers = len(infos)
+        if not infos:
+            return
+        pub_types = sorted({i.topic_type for i in infos})
+        if len(pub_types) > 1:
+            track.problem = f'published with {len(pub_types)} types: {", ".join(pub_types)}'
+            self._log_once(track.name, track.problem)
+            return
+        type_name = pub_types[0]
+        best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+                          for i in infos)
+        if (track.subscription is not None and type_name == track.type_name
+                and best_effort == track.best_effort):
+            track.problem = None
+            return
+        try:
+            msg_class = import_message_type(type_name)
+        except ImportError as exc:
+            track.type_name, track.problem = type_name, str(exc)
+            self._log_once(track.name, track.problem)
+            return
+        self._subscribe(track, msg_class, type_name, best_effort)
+
+    def _subscribe(self, track: TopicTrack, msg_class: Any, type_name: str,
+                   best_effort: bool) -> None:
+        """(Re)create the raw subscription with a QoS every publisher can match."""
+        if track.subscription is not None:
+            self._receiver.remove(track.subscription)
+            self.destroy_subscription(track.subscription)
+            track.subscription = None
+        has_header = starts_with_header(msg_class)
+        if track.window is None or type_name != track.type_name:
+            track.window = TopicWindow(self.config.window, self.config.window_capacity, has_header)
+        track.type_name, track.has_header, track.best_effort = type_name, has_header, best_effort
+        # A best-effort subscription receives from reliable and best-effort publishers alike;
+        # a reliable one silently receives nothing from a best-effort publisher.
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth,
+                         reliability=(ReliabilityPolicy.BEST_EFFORT if best_effort
+                                      else ReliabilityPolicy.RELIABLE),
+                         durability=DurabilityPolicy.VOLATILE)
+        handler = self._make_handler(track.window, has_header)
+        sub = self.create_subscription(msg_class, track.name, handler, qos,
+                                       callback_group=self._receiver.group, raw=True)
+        track.subscription = sub
+        track.subscribed_ns = self.get_clock().now().nanoseconds
+        track.reset_sequence = True
+        track.problem = None
+        self._receiver.add(sub, handler)
+
+    def _make_handler(self, window: TopicWindow, has_header: bool) -> Any:
+        """The per-message function (receiver thread): a few lookups and one `record` call."""
+        record = window.record
+        clock = self.get_clock()
+        timebase = self._timebase
+
+        def on_message(data: bytes, info: Dict[str, int]) -> None:
+            received = info['received_timestamp']
+            source = info['source_timestamp']
+            arrival = received if received and not timebase.sim else clock.now().nanoseconds
+            if has_header:
+                stamp = header_stamp_ns(data)
+                record(arrival, len(data), received - source if source and received else MISSING,
+                       info['publication_sequence_number'], MISSING if stamp is None else stamp)
+            else:
+                record(arrival, len(data), received - source if source and received else MISSING,
+                       info['publication_sequence_number'])
+        return on_message
+
+    # ---- statistics (receiver thread) ----------------------------------------------------------
+
+    def _tick(self) -> None:
+        clock = self.get_clock()
+        self._timebase.sim = clock.ros_time_is_active
+        now = clock.now().nanoseconds
+        for track in list(self._tracks.values()):
+            try:
+                self._metrics.update(track.update(now))
+            except Exception as exc:
+                self._log_once(track.name, f'statistics failed: {exc!r}')
+
+    def _on_receive_error(self, sub: Any, exc: BaseException) -> None:
+        self._log_once(sub.topic_name, f'receiving failed: {exc!r}')
+
+    def _log_once(self, topic: str, text: str) -> None:
+        if (topic, text) not in self._errors_logged:
+            self._errors_logged.add((topic, text))
+            self.get_logger().warning(f'{topic}: {text}')
+
+    # ---- readers -------------------------------------------------------------------------------
+
+    def reports(self) -> List[TopicReport]:
+        """The latest report of every topic, sorted by name (for the live view and tests)."""
+        return sorted((t.report for t in list(self._tracks.values()) if t.report is not None),
+                      key=lambda r: r.name)
+
+    def destroy_node(self) -> None:
+        self._receiver.stop()
+        try:
+            self._endpoint.registry.unregister(self._metrics)
+        except KeyError:
+            pass
+        super().destroy_node()
+
+
+def run_nodes(nodes: List[Node]) -> None:
+    """Spin until Ctrl-C or shutdown."""
+    executor = SingleThreadedExecutor()
+    for n in nodes:
+        executor.add_node(n)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown(timeout_sec=1.0)
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = TopicMonitor()
+    except (ConfigError, OSError) as exc:
+        print(f'{NODE_NAME}: error: {exc}', file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        run_nodes([node])
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

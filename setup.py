@@ -22,7 +22,6 @@ setup(
     description='Per-topic rate, latency, jitter, bandwidth and drop monitoring for ROS 2, '
                 'published on /diagnostics and as Prometheus metrics.',
     license='Apache-2.0',
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [
             'topic_monitor = liquid_edge_ros_monitor.topic_monitor:main',

@@ -1,0 +1,67 @@
+"""Start the liquid_edge topic monitor (node `topic_monitor`) with a parameters file.
+
+Run it on its own:
+
+    ros2 launch liquid_edge_ros_monitor monitor.launch.py
+    ros2 launch liquid_edge_ros_monitor monitor.launch.py params_file:=/path/to/my_robot_monitor.yaml
+
+Or include it from your robot's launch file, with your own parameters file:
+
+    from launch.actions import IncludeLaunchDescription
+    from launch.launch_description_sources import PythonLaunchDescriptionSource
+    from launch.substitutions import PathJoinSubstitution
+    from launch_ros.substitutions import FindPackageShare
+
+    IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution(
+            [FindPackageShare('liquid_edge_ros_monitor'), 'launch', 'monitor.launch.py'])),
+        launch_arguments={
+            'params_file': PathJoinSubstitution(
+                [FindPackageShare('my_robot_bringup'), 'config', 'monitor.yaml']),
+            'namespace': 'robot1',
+            'use_sim_time': 'false',
+        }.items(),
+    )
+
+Launch arguments:
+- `params_file`: the monitor's parameters (default: this package's config/topic_monitor.yaml; copy
+  it as a starting point). Its root key is `/**:` (matches the node in any namespace) or the node's
+  full name (`/robot1/topic_monitor:`), then `ros__parameters:`.
+- `namespace`: namespace of the node; relative topic names in the parameters resolve inside it.
+- `use_sim_time`: 'true' to measure against /clock (simulation, bag replay).
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_params = PathJoinSubstitution(
+        [FindPackageShare('liquid_edge_ros_monitor'), 'config', 'topic_monitor.yaml'])
+    return LaunchDescription([
+        DeclareLaunchArgument(
+            'params_file', default_value=default_params,
+            description='Parameters file of the topic monitor (topics, rates, metrics port).'),
+        DeclareLaunchArgument(
+            'namespace', default_value='',
+            description='Namespace of the topic_monitor node.'),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false',
+            description="'true' to use /clock as the node's time source."),
+        Node(
+            package='liquid_edge_ros_monitor',
+            executable='topic_monitor',
+            name='topic_monitor',
+            namespace=LaunchConfiguration('namespace'),
+            parameters=[
+                LaunchConfiguration('params_file'),
+                {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
+                                                value_type=bool)},
+            ],
+            output='screen',
+            emulate_tty=True,
+        ),
+    ])

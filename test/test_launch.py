@@ -1,0 +1,224 @@
+"""The launch files: checked statically everywhere, and through the launch API where it is installed.
+
+`launch` and `launch_ros` come with a ROS 2 install, not from PyPI, so the tests that build the
+LaunchDescription skip without them. The static tests parse the files with `ast` and check what a
+typo would break at `ros2 launch` time: executables that setup.py does not install, another
+package's name, launch configurations that are never declared, config files that do not exist.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any, Dict, List, Set
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = 'liquid_edge_ros_monitor'
+LAUNCH_DIR = REPO / 'launch'
+CONFIG_DIR = REPO / 'config'
+
+# What each launch file must start and read.
+EXPECTED: Dict[str, Dict[str, Set[str]]] = {
+    'monitor.launch.py': {
+        'executables': {'topic_monitor'},
+        'configs': {'topic_monitor.yaml'},
+        'includes': set(),
+        'arguments': {'params_file', 'namespace', 'use_sim_time'},
+    },
+    'demo.launch.py': {
+        'executables': {'sim_robot'},
+        'configs': {'demo.yaml', 'sim_robot.yaml'},
+        'includes': {'monitor.launch.py'},
+        'arguments': {'params_file', 'namespace', 'use_sim_time'},
+    },
+}
+LAUNCH_FILES = sorted(EXPECTED)
+
+
+# ---- static checks (no launch import) -------------------------------------------------------------
+
+def _tree(name: str) -> ast.Module:
+    path = LAUNCH_DIR / name
+    assert path.is_file(), f'{path} is missing'
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _callee(call: ast.Call) -> str:
+    f = call.func
+    return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ''
+
+
+def _calls(tree: ast.Module, name: str) -> List[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _callee(n) == name]
+
+
+def _keyword_values(tree: ast.Module, keyword: str) -> List[ast.expr]:
+    return [kw.value for n in ast.walk(tree) if isinstance(n, ast.Call)
+            for kw in n.keywords if kw.arg == keyword]
+
+
+def _first_arg_strings(calls: List[ast.Call]) -> List[Any]:
+    """The first argument of each call: its string, or None where it is not a string literal."""
+    out = []
+    for c in calls:
+        arg = c.args[0] if c.args else None
+        out.append(arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+                   else None)
+    return out
+
+
+def _strings(tree: ast.Module) -> Set[str]:
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+
+
+def _console_scripts() -> Set[str]:
+    """The console_scripts names in setup.py's entry_points (what colcon installs in lib/<pkg>)."""
+    tree = ast.parse((REPO / 'setup.py').read_text())
+    for call in _calls(tree, 'setup'):
+        for kw in call.keywords:
+            if kw.arg == 'entry_points':
+                entry_points = ast.literal_eval(kw.value)
+                return {spec.split('=', 1)[0].strip() for spec in entry_points['console_scripts']}
+    raise AssertionError('setup.py: no literal entry_points in the setup() call')
+
+
+@pytest.mark.parametrize('name', LAUNCH_FILES)
+def test_defines_generate_launch_description(name: str) -> None:
+    fns = [n for n in _tree(name).body
+           if isinstance(n, ast.FunctionDef) and n.name == 'generate_launch_description']
+    assert len(fns) == 1, f'{name}: no module-level generate_launch_description()'
+    args = fns[0].args
+    assert len(args.args) == len(args.defaults) and not args.posonlyargs, \
+        f'{name}: generate_launch_description() must be callable without arguments'
+
+
+@pytest.mark.parametrize('name', LAUNCH_FILES)
+def test_executables_are_installed_console_scripts(name: str) -> None:
+    values = _keyword_values(_tree(name), 'executable')
+    literal = [v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+    assert len(literal) == len(values), f"{name}: every executable= should be a string literal"
+    assert EXPECTED[name]['executables'] <= set(literal), f'{name} starts {literal}'
+    unknown = set(literal) - _console_scripts()
+    assert not unknown, f'{name}: {sorted(unknown)} are not console_scripts in setup.py'
+
+
+@pytest.mark.parametrize('name', LAUNCH_FILES)
+def test_package_is_this_package(name: str) -> None:
+    tree = _tree(name)
+    packages = [v.value if isinstance(v, ast.Constant) else None
+                for v in _keyword_values(tree, 'package')]
+    assert packages, f'{name}: no package= in any Node'
+    assert set(packages) == {PACKAGE}, f'{name}: package= values {packages}'
+    shares = _first_arg_strings(_calls(tree, 'FindPackageShare'))
+    assert set(shares) <= {PACKAGE}, f'{name}: FindPackageShare of {shares}'
+
+
+@pytest.mark.parametrize('name', LAUNCH_FILES)
+def test_launch_arguments_declared_and_used(name: str) -> None:
+    tree = _tree(name)
+    declared = _first_arg_strings(_calls(tree, 'DeclareLaunchArgument'))
+    assert None not in declared, f'{name}: a DeclareLaunchArgument name is not a string literal'
+    assert len(declared) == len(set(declared)), f'{name}: declared twice: {declared}'
+    assert EXPECTED[name]['arguments'] <= set(declared), f'{name} declares {declared}'
+    used = _first_arg_strings(_calls(tree, 'LaunchConfiguration'))
+    undeclared = set(used) - set(declared)
+    assert not undeclared, f'{name}: LaunchConfiguration of undeclared {sorted(map(str, undeclared))}'
+    unused = set(declared) - set(used)
+    assert not unused, f'{name}: declared but never used: {sorted(unused)}'
+
+
+@pytest.mark.parametrize('name', LAUNCH_FILES)
+def test_included_launch_files_exist(name: str) -> None:
+    includes = {s for s in _strings(_tree(name)) if s.endswith('.launch.py')}
+    assert includes == EXPECTED[name]['includes']
+    missing = sorted(i for i in includes if not (LAUNCH_DIR / i).is_file())
+    assert not missing, f'{name} includes missing launch files {missing}'
+
+
+@pytest.mark.parametrize('name', LAUNCH_FILES)
+def test_referenced_config_files_exist(name: str) -> None:
+    configs = {s for s in _strings(_tree(name)) if s.endswith(('.yaml', '.yml'))}
+    assert EXPECTED[name]['configs'] <= configs, f'{name} references {sorted(configs)}'
+    missing = sorted(c for c in configs if not (CONFIG_DIR / c).is_file())
+    assert not missing, f'{name} references config files not in config/: {missing}'
+
+
+# ---- through the launch API (ROS 2 install only) -----------------------------------------------------
+
+@pytest.fixture
+def api() -> Any:
+    launch = pytest.importorskip('launch')
+    if not hasattr(launch, 'LaunchDescription'):  # only this repository's launch/ directory
+        pytest.skip('the launch package (ROS 2) is not installed')
+    pytest.importorskip('launch_ros')
+    import launch
+    import launch.actions
+    import launch.launch_description_sources
+    import launch_ros.actions
+    return launch
+
+
+def _load(api: Any, name: str) -> Any:
+    loader = api.launch_description_sources.get_launch_description_from_python_launch_file
+    ld = loader(str(LAUNCH_DIR / name))
+    assert isinstance(ld, api.LaunchDescription)
+    return ld
+
+
+def _text(api: Any, value: Any) -> str:
+    """A package/executable/argument given as a string or as text substitutions, as a string."""
+    if isinstance(value, str):
+        return value
+    from launch.utilities import normalize_to_list_of_substitutions, perform_substitutions
+    return perform_substitutions(api.LaunchContext(), normalize_to_list_of_substitutions(value))
+
+
+def _arguments(api: Any, ld: Any) -> Dict[str, Any]:
+    return {a.name: a for a in ld.entities if isinstance(a, api.actions.DeclareLaunchArgument)}
+
+
+def _nodes(api: Any, ld: Any) -> List[tuple]:
+    from launch_ros.actions import Node
+    return [(_text(api, n.node_package), _text(api, n.node_executable),
+             getattr(n, '_Node__node_name', None))  # the name as given (no public getter before launch)
+            for n in ld.entities if isinstance(n, Node)]
+
+
+def _texts(value: Any) -> List[str]:
+    """The literal texts inside (nested) substitutions, e.g. the parts of a PathJoinSubstitution."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _texts(v)]
+    text = getattr(value, 'text', None)
+    if isinstance(text, str):
+        return [text]
+    return _texts(list(getattr(value, 'substitutions', None) or []))
+
+
+def test_monitor_launch_description(api: Any) -> None:
+    ld = _load(api, 'monitor.launch.py')
+    args = _arguments(api, ld)
+    assert EXPECTED['monitor.launch.py']['arguments'] <= set(args)
+    assert 'topic_monitor.yaml' in _texts(args['params_file'].default_value)
+    assert _text(api, args['use_sim_time'].default_value) == 'false'
+    assert _text(api, args['namespace'].default_value) == ''
+    assert _nodes(api, ld) == [(PACKAGE, 'topic_monitor', 'topic_monitor')]
+
+
+def test_demo_launch_description(api: Any) -> None:
+    ld = _load(api, 'demo.launch.py')
+    args = _arguments(api, ld)
+    assert EXPECTED['demo.launch.py']['arguments'] <= set(args)
+    assert 'demo.yaml' in _texts(args['params_file'].default_value)
+    assert _text(api, args['use_sim_time'].default_value) == 'false'
+    assert _nodes(api, ld) == [(PACKAGE, 'sim_robot', 'sim_robot')]
+
+    includes = [e for e in ld.entities if isinstance(e, api.actions.IncludeLaunchDescription)]
+    assert len(includes) == 1
+    forwarded = {_text(api, k) for k, _ in includes[0].launch_arguments}
+    assert {'params_file', 'use_sim_time', 'namespace'} <= forwarded
+    monitor = includes[0].launch_description_source.try_get_launch_description_without_context()
+    assert monitor is not None, 'monitor.launch.py could not be loaded from demo.launch.py'
+    assert _nodes(api, monitor) == [(PACKAGE, 'topic_monitor', 'topic_monitor')]

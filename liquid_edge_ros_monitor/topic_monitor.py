@@ -297,11 +297,16 @@ class TopicMonitor(Node):
                       key=lambda r: r.name)
 
     def destroy_node(self) -> None:
-        self._receiver.stop()
-        try:
-            self._endpoint.registry.unregister(self._metrics)
-        except KeyError:
-            pass
+        # Also called by rclpy.shutdown on a node whose __init__ failed half-way (bad parameters).
+        receiver = getattr(self, '_receiver', None)
+        if receiver is not None:
+            receiver.stop()
+        metrics = getattr(self, '_metrics', None)
+        if metrics is not None:
+            try:
+                self._endpoint.registry.unregister(metrics)
+            except KeyError:
+                pass
         super().destroy_node()
 
 

@@ -56,7 +56,8 @@ class RosProcess:
                                      stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=REPO)
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors='replace')
 
     def stop(self, timeout: float = 10.0) -> int:

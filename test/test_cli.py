@@ -1,0 +1,93 @@
+"""The `liquid-edge-monitor` command: argument and params-file errors, `run`, and the demo."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import psutil
+import pytest
+import yaml
+
+from conftest import REPO, free_port, wait_for
+
+CLI = [sys.executable, '-m', 'liquid_edge_ros_monitor.cli']
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.mark.parametrize('content, problem', [
+    (None, 'params file not found'),
+    ('a: [1, 2\n', 'not valid YAML at line'),
+    ('topic_monitor:\n  window: 2.0\n', "no '<node name>: ros__parameters:' section"),
+    ('- 1\n- 2\n', "no '<node name>: ros__parameters:' section"),
+])
+def test_run_rejects_bad_params_files_in_one_line(tmp_path, content, problem):
+    path = tmp_path / 'params.yaml'
+    if content is not None:
+        path.write_text(content)
+    p = run_cli('run', '--params-file', str(path))
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and problem in lines[0], p.stderr
+
+
+def test_run_reports_an_invalid_parameter_in_one_line(tmp_path):
+    path = tmp_path / 'params.yaml'
+    path.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {'window': -1.0}}}))
+    p = run_cli('run', '--params-file', str(path))
+    assert p.returncode == 2
+    assert p.stderr.strip() == ("liquid-edge-monitor: error: topic_monitor: parameter 'window': "
+                                'must be > 0, got -1.0')
+
+
+def test_bad_arguments_are_usage_errors():
+    assert run_cli('run', '--params-file', 'x.yaml', '--duration', '-1').returncode == 2
+    assert run_cli('frobnicate').returncode == 2
+
+
+def test_run_hosts_the_monitor_for_a_duration_and_prints_the_table(tmp_path):
+    port = free_port()
+    path = tmp_path / 'params.yaml'
+    path.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {
+        'metrics_port': port, 'topics': ['cmd'], 'topic': {'cmd': {'name': '/cmd_vel'}}}}}))
+    p = run_cli('run', '--params-file', str(path), '--duration', '3', '--live')
+    assert p.returncode == 0, p.stderr
+    assert re.search(r'^TOPIC\s+RATE Hz', p.stdout, re.M), p.stdout
+    assert re.search(r'^/cmd_vel .* STALE no publishers', p.stdout, re.M), p.stdout
+
+
+def test_demo_runs_robot_monitor_table_and_metrics_then_stops_cleanly(tmp_path):
+    port = free_port()
+    log = open(tmp_path / 'demo.log', 'w+')
+    proc = subprocess.Popen([*CLI, 'demo', '--duration', '12', '--metrics-port', str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=os.environ.copy())
+    try:
+        def imu_rate():
+            try:
+                with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=2) as r:
+                    text = r.read().decode()
+            except OSError:
+                return None
+            m = re.search(r'liquid_edge_topic_rate_hz\{[^}]*topic="/imu/data"\} (\S+)', text)
+            return float(m.group(1)) if m and float(m.group(1)) > 150 else None
+        assert wait_for(imu_rate, 30, 'the demo to serve an IMU rate') == pytest.approx(200, rel=0.1)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any('sim_robot' in ' '.join(c.cmdline()) for c in children)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = (tmp_path / 'demo.log').read_text()
+    assert f'http://127.0.0.1:{port}/metrics' in out
+    for topic in ('/imu/data', '/odom', '/scan', '/camera/image_raw', '/chatter'):
+        assert re.search(rf'^{re.escape(topic)} .* OK ', out, re.M), f'{topic} not OK:\n{out}'
+    # The simulated robot went down with the demo.
+    assert wait_for(lambda: all(not c.is_running() or c.status() == psutil.STATUS_ZOMBIE
+                                for c in children), 10, 'sim_robot to exit')

@@ -1,0 +1,60 @@
+"""Histogram bucketing, the collector's exposition, and the live table (no DDS)."""
+import numpy as np
+from prometheus_client import CollectorRegistry, generate_latest
+
+from liquid_edge_ros_monitor.config import TopicConfig
+from liquid_edge_ros_monitor.health import TopicState, report
+from liquid_edge_ros_monitor.live_view import render
+from liquid_edge_ros_monitor.metrics import LatencyHistogram, TopicMetrics
+from liquid_edge_ros_monitor.stats import NS, TopicWindow
+
+
+def test_histogram_buckets_are_less_or_equal_and_cumulative():
+    h = LatencyHistogram((0.001, 0.01))
+    h.add(np.array([0.0005, 0.001, 0.002, 0.01, 5.0]))
+    h.add(np.array([]))
+    assert h.buckets() == [('0.001', 2), ('0.01', 4), ('+Inf', 5)]
+    assert h.total == 0.0005 + 0.001 + 0.002 + 0.01 + 5.0
+
+
+def _report(name, has_header=True, lag_ns=2_000_000, publishers=1):
+    w = TopicWindow(5.0, 1000, has_header=has_header)
+    for i in range(100):
+        t = 10 * NS + i * 10_000_000
+        w.record(t, 50, 100_000, i + 1, t - lag_ns)
+    snap = w.snapshot(10 * NS + 99 * 10_000_000, single_publisher=True)
+    state = TopicState(type_name='sensor_msgs/msg/Imu', publishers=publishers, silent_for_s=0.0,
+                       subscribed=True, has_header=has_header)
+    return report(name, TopicConfig(name=name, expected_rate=100.0, min_rate=90.0,
+                                    max_rate=110.0), state, snap)
+
+
+def test_collector_renders_every_series_with_robot_label():
+    registry = CollectorRegistry()
+    metrics = TopicMetrics('r1')
+    registry.register(metrics)
+    metrics.update(_report('/imu'))
+    metrics.update(_report('/chatter', has_header=False))
+    text = generate_latest(registry).decode()
+    assert 'liquid_edge_topic_messages_total{robot="r1",topic="/imu"} 100.0' in text
+    assert 'liquid_edge_topic_rate_hz{robot="r1",topic="/imu"} 100.0' in text
+    assert 'liquid_edge_topic_latency_seconds_bucket{le="0.0025",robot="r1",topic="/imu"} 100.0' \
+        in text
+    assert 'liquid_edge_topic_latency_seconds_count{robot="r1",topic="/chatter"}' not in text
+    assert 'liquid_edge_topic_transport_latency_seconds_count{robot="r1",topic="/chatter"} 100.0' \
+        in text
+    assert 'liquid_edge_topic_status{robot="r1",topic="/imu"} 0.0' in text
+    metrics.remove('/imu')
+    assert 'topic="/imu"' not in generate_latest(registry).decode()
+
+
+def test_live_table_has_one_row_per_topic_with_status():
+    text = render([_report('/imu'), _report('/chatter', has_header=False, publishers=0)])
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ['TOPIC', 'RATE', 'Hz']
+    assert lines[1].startswith('/imu ') and lines[1].endswith('OK 100.0 Hz, latency p95 2.0 ms')
+    assert lines[2].startswith('/chatter ') and lines[2].endswith('STALE no publishers')
+    assert '5.0 kB/s' in lines[1]
+    assert render([]) .endswith('(no topics yet)')
+    coloured = render([_report('/imu')], colour=True)
+    assert '\x1b[32m' in coloured

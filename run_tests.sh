@@ -11,6 +11,10 @@ export ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$(( ($$ % 100) + 1 ))}"
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export PYTHONUNBUFFERED=1
 
+# Shared-memory segments left by killed DDS processes make Fast DDS print transport errors;
+# clear the abandoned ones (segments of live processes stay).
+.venv/bin/python .venv/tools/fastdds/fastdds.py shm clean >/dev/null 2>&1 || true
+
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

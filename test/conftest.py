@@ -39,6 +39,12 @@ def wait_for(predicate: Callable[[], Optional[T]], timeout: float, what: str,
         time.sleep(interval)
 
 
+def own_lines(stream_text: str) -> List[str]:
+    """The lines a process printed itself, without Fast DDS's own log lines
+    (e.g. '2026-11-29 00:33:12.123 [RTPS_TRANSPORT_SHM Error] ...' about stale shared memory)."""
+    return [line for line in stream_text.strip().splitlines() if '[RTPS_' not in line]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (for the metrics endpoints)."""
     with socket.socket() as s:

@@ -12,7 +12,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import REPO, free_port, wait_for
+from conftest import REPO, free_port, own_lines, wait_for
 
 CLI = [sys.executable, '-m', 'liquid_edge_ros_monitor.cli']
 
@@ -33,7 +33,7 @@ def test_run_rejects_bad_params_files_in_one_line(tmp_path, content, problem):
         path.write_text(content)
     p = run_cli('run', '--params-file', str(path))
     assert p.returncode == 2
-    lines = p.stderr.strip().splitlines()
+    lines = own_lines(p.stderr)
     assert len(lines) == 1 and str(path) in lines[0] and problem in lines[0], p.stderr
 
 
@@ -42,8 +42,8 @@ def test_run_reports_an_invalid_parameter_in_one_line(tmp_path):
     path.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {'window': -1.0}}}))
     p = run_cli('run', '--params-file', str(path))
     assert p.returncode == 2
-    assert p.stderr.strip() == ("liquid-edge-monitor: error: topic_monitor: parameter 'window': "
-                                'must be > 0, got -1.0')
+    assert own_lines(p.stderr) == ["liquid-edge-monitor: error: topic_monitor: parameter 'window': "
+                                   'must be > 0, got -1.0']
 
 
 def test_bad_arguments_are_usage_errors():

@@ -28,7 +28,7 @@ from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu
 
-from conftest import REPO, free_port, wait_for
+from conftest import REPO, free_port, own_lines, wait_for
 from liquid_edge_ros_monitor.cdr import header_stamp_ns
 
 WINDOW = 3.0
@@ -285,7 +285,7 @@ def test_invalid_parameters_stop_the_node_with_one_line(tmp_path):
                             '--ros-args', *args], capture_output=True, text=True, timeout=60,
                            cwd=REPO)
         assert p.returncode == 2, p.stderr
-        lines = p.stderr.strip().splitlines()
+        lines = own_lines(p.stderr)
         assert len(lines) == 1 and f"parameter '{name}'" in lines[0], p.stderr
 
 

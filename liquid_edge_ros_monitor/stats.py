@@ -87,6 +87,17 @@ def _all(d: Deque[int]) -> np.ndarray:
     return np.fromiter(d, dtype=np.int64, count=len(d))
 
 
+def _classify(arrival: np.ndarray, stamps: np.ndarray
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Header latencies (ns) of the measurable samples, and the masks of the unreadable, zero and
+    future stamps, which are counted but never measured."""
+    unreadable = stamps == MISSING
+    zero = stamps == 0
+    lat = arrival - stamps
+    future = ~unreadable & ~zero & (lat < 0)
+    return lat[~unreadable & ~zero & ~future], unreadable, zero, future
+
+
 class TopicWindow:
     """The raw samples of one topic, and the statistics computed from them.
 
@@ -179,14 +190,9 @@ class TopicWindow:
         header_q = None
         zero_w = future_w = 0
         if self.has_header and n:
-            stamps = _all(self._stamp)
-            valid = stamps != MISSING
-            zero = valid & (stamps == 0)
-            lat = arrival - stamps
-            future = valid & ~zero & (lat < 0)
-            good = valid & ~zero & ~future
+            lat, _, zero, future = _classify(arrival, _all(self._stamp))
             zero_w, future_w = int(zero.sum()), int(future.sum())
-            header_q = Quantiles.of(lat[good])
+            header_q = Quantiles.of(lat)
         transport = _all(self._transport)
         transport_q = Quantiles.of(transport[transport != MISSING]) if n else None
 
@@ -206,14 +212,11 @@ class TopicWindow:
 
     def _count_stamps(self, arrival: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """Update the invalid-stamp counters for new samples; return their good latencies (s)."""
-        valid = stamps != MISSING
-        zero = valid & (stamps == 0)
-        lat = arrival - stamps
-        future = valid & ~zero & (lat < 0)
-        self.unreadable_stamps_total += int((~valid).sum())
+        lat, unreadable, zero, future = _classify(arrival, stamps)
+        self.unreadable_stamps_total += int(unreadable.sum())
         self.zero_stamps_total += int(zero.sum())
         self.future_stamps_total += int(future.sum())
-        return lat[valid & ~zero & ~future] / NS
+        return lat / NS
 
     def _count_drops(self, now_ns: int, seqs: np.ndarray, single_publisher: bool,
                      overflowed: bool) -> None:

@@ -61,11 +61,19 @@ def header_stamp(buf: bytes) -> Tuple[int, int]:
 def header_stamp_ns(buf: bytes) -> Optional[int]:
     """header.stamp in nanoseconds, or None for a buffer that holds no readable stamp.
 
-    This is the hot-path variant: it never raises, so one odd message cannot break a monitor.
+    This is the hot-path variant of `header_stamp`: one function, no exceptions raised, so one odd
+    message can never break a monitor (and a well-formed one costs a dict lookup and one unpack).
     """
-    try:
-        sec, nanosec = header_stamp(buf)
-    except CdrError:
+    if len(buf) < 12:
+        return None
+    layout = _PLAIN_CDR.get((buf[0] << 8) | buf[1])
+    if layout is None:
+        return None
+    little, offset = layout
+    if len(buf) < offset + 8:
+        return None
+    sec, nanosec = (_STAMP_LE if little else _STAMP_BE).unpack_from(buf, offset)
+    if nanosec >= 1_000_000_000:
         return None
     return sec * 1_000_000_000 + nanosec
 

@@ -5,7 +5,8 @@ MessageInfo in Kilted ("SystemError: null argument to internal routine"), and Me
 DDS timestamps and sequence numbers the monitor measures; the `SingleThreadedExecutor` delivers them
 but tops out near a third of the raw rate on a 2-core machine (REFERENCE.md section 6). So the
 monitor's subscriptions are hidden from the node's executor (`DetachedGroup`) and served here: one
-thread, one wait set, and every ready subscription drained with `take_message` until empty.
+thread, one wait set, and every ready subscription drained with `take_message` until empty. After a
+busy wake-up the loop pauses `batch_s` (1 ms) so that wake-ups take batches at high rates.
 
 The same thread runs `on_tick` every `tick_period` seconds, so statistics are computed on the thread
 that records them and need no lock.
@@ -32,6 +33,9 @@ Handler = Callable[[bytes, Any], None]
 
 #: Most messages taken from one subscription per wake-up.
 DRAIN_LIMIT = 256
+
+#: Default pause after a busy wake-up: at 20k msgs/s it turns ~20 wake-ups into one.
+BATCH_S = 0.001
 
 
 class DetachedGroup(CallbackGroup):
@@ -65,6 +69,10 @@ class RawReceiver:
             self._wake = _rclpy.GuardCondition(self._context.handle)
         self._thread = threading.Thread(target=self._run, name='raw_receiver', daemon=True)
         self.group = DetachedGroup()
+        #: Pause after a wake-up that found messages (seconds; 0 disables). Arrival times come
+        #: from DDS reception stamps, so batching costs no accuracy; the node sets it to 0 while
+        #: sim time is active, when arrival is read from the clock at take time.
+        self.batch_s = BATCH_S
 
     def add(self, sub: Subscription, handler: Handler) -> None:
         """Serve `sub` (created with ``callback_group=receiver.group`` and ``raw=True``)."""
@@ -93,53 +101,64 @@ class RawReceiver:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        held = ExitStack()
         try:
-            self._loop()
+            self._loop(held)
         except Exception as exc:  # the context went away under us (shutdown): end quietly
             if not self._stop.is_set() and self._context.ok():
                 _log.error('receiver stopped: %s', exc)
+        finally:
+            held.close()
 
-    def _loop(self) -> None:
+    def _entries(self, held: ExitStack) -> List[Tuple[Any, int, Subscription, Handler]]:
+        """Enter every served subscription's handle (keeping it alive until the set changes:
+        a destroy requested meanwhile is deferred by rclpy) and precompute what the loop needs."""
+        held.close()
+        with self._lock:
+            items = list(self._subs.items())
+            self._changed = False
+        entries = []
+        for sub, handler in items:
+            try:
+                held.enter_context(sub.handle)
+            except Exception:   # already destroyed
+                continue
+            entries.append((sub.handle, sub.handle.pointer, sub, handler))
+        return entries
+
+    def _loop(self, held: ExitStack) -> None:
+        entries: List[Tuple[Any, int, Subscription, Handler]] = []
         wait_set = None
-        subs: List[Tuple[Subscription, Handler]] = []
         next_tick = time.monotonic_ns() + self._tick_ns
         while not self._stop.is_set() and self._context.ok():
-            if self._changed:
-                with self._lock:
-                    subs = list(self._subs.items())
-                    self._changed = False
+            if self._changed or wait_set is None:
+                entries = self._entries(held)
                 with self._context.handle:
-                    wait_set = _rclpy.WaitSet(len(subs), 1, 0, 0, 0, 0, self._context.handle)
-            timeout = max(0, next_tick - time.monotonic_ns())
-            with ExitStack() as held:
-                live = []
-                for sub, handler in subs:
-                    try:
-                        held.enter_context(sub.handle)
-                    except Exception:   # destroyed since the list was taken
-                        continue
-                    live.append((sub, handler))
-                wait_set.clear_entities()
-                for sub, _ in live:
-                    wait_set.add_subscription(sub.handle)
-                wait_set.add_guard_condition(self._wake)
-                wait_set.wait(timeout)
-                if self._stop.is_set():
-                    return
-                ready = wait_set.get_ready_entities('subscription')
-                if ready:
-                    for sub, handler in live:
-                        if sub.handle.pointer in ready:
-                            self._drain(sub, handler)
-            if time.monotonic_ns() >= next_tick:
+                    wait_set = _rclpy.WaitSet(len(entries), 1, 0, 0, 0, 0, self._context.handle)
+            wait_set.clear_entities()
+            for handle, _, _, _ in entries:
+                wait_set.add_subscription(handle)
+            wait_set.add_guard_condition(self._wake)
+            wait_set.wait(max(0, next_tick - time.monotonic_ns()))
+            if self._stop.is_set():
+                return
+            ready = wait_set.get_ready_entities('subscription')
+            if ready:
+                for handle, pointer, sub, handler in entries:
+                    if pointer in ready:
+                        self._drain(handle, sub, handler)
+                if self.batch_s:
+                    # Let a few more messages queue up, so the next wake-up takes a batch.
+                    time.sleep(self.batch_s)
+            now = time.monotonic_ns()
+            if now >= next_tick:
                 self._on_tick()
                 next_tick += self._tick_ns
-                now = time.monotonic_ns()
                 if next_tick < now:      # we fell behind (e.g. suspended): don't burst ticks
                     next_tick = now + self._tick_ns
 
-    def _drain(self, sub: Subscription, handler: Handler) -> None:
-        take = sub.handle.take_message
+    def _drain(self, handle: Any, sub: Subscription, handler: Handler) -> None:
+        take = handle.take_message
         msg_type = sub.msg_type
         try:
             # Bounded, so a flooding topic cannot starve the others or the tick.

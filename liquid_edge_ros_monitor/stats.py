@@ -1,8 +1,10 @@
 """Per-topic statistics over a sliding time window, with bounded memory (no ROS imports).
 
-`TopicWindow.record` is the hot path: a handful of deque appends per message and nothing else.
-All arithmetic happens in `TopicWindow.snapshot`, vectorised with numpy, once per update period,
-and yields an immutable `TopicSnapshot` that diagnostics, metrics and the live view read.
+`TopicWindow.record` is the hot path: it appends one row of five integers to a flat `array('q')`
+and nothing else. All arithmetic happens in `TopicWindow.snapshot`, once per update period: the
+pending rows become a numpy view (no copy), are folded into the window's columns, and yield an
+immutable `TopicSnapshot` that diagnostics, metrics and the live view read. Keeping the window as
+numpy columns makes sliding it a `searchsorted` and a slice, not a per-message Python loop.
 
 Times are integer nanoseconds. The window keeps at most `capacity` messages: past that the oldest
 fall out early, which shortens the window but keeps every figure a true description of the samples
@@ -10,9 +12,9 @@ it holds (rates use the span the samples cover, not the nominal window).
 """
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Deque, Optional, Tuple
 
 import numpy as np
@@ -78,15 +80,6 @@ class TopicSnapshot:
                                                 compare=False)
 
 
-def _tail(d: Deque[int], k: int) -> np.ndarray:
-    n = len(d)
-    return np.fromiter(islice(d, n - k, n), dtype=np.int64, count=k)
-
-
-def _all(d: Deque[int]) -> np.ndarray:
-    return np.fromiter(d, dtype=np.int64, count=len(d))
-
-
 def _classify(arrival: np.ndarray, stamps: np.ndarray
               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Header latencies (ns) of the measurable samples, and the masks of the unreadable, zero and
@@ -104,6 +97,9 @@ class TopicWindow:
     Not thread-safe: `record` and `snapshot` must run on the same thread (the receiver's).
     """
 
+    #: Columns of a row: arrival, size, transport latency, sequence number, header stamp.
+    ARRIVAL, SIZE, TRANSPORT, SEQ, STAMP = range(5)
+
     def __init__(self, window_s: float, capacity: int, has_header: bool) -> None:
         if window_s <= 0:
             raise ValueError(f'window must be > 0 s, got {window_s}')
@@ -113,14 +109,10 @@ class TopicWindow:
         self.window_ns = int(window_s * NS)
         self.capacity = capacity
         self.has_header = has_header
-        self._arrival: Deque[int] = deque(maxlen=capacity)
-        self._size: Deque[int] = deque(maxlen=capacity)
-        self._transport: Deque[int] = deque(maxlen=capacity)
-        self._seq: Deque[int] = deque(maxlen=capacity)
-        self._stamp: Deque[int] = deque(maxlen=capacity if has_header else 1)
+        self._pending = array('q')                     # rows recorded since the last snapshot
+        self._rows = np.zeros((0, 5), dtype=np.int64)  # the window, oldest first
         self.messages_total = 0
         self.bytes_total = 0
-        self._seen_total = 0          # messages_total at the previous snapshot
         self._last_seq: Optional[int] = None
         self._last_arrival_ns: Optional[int] = None
         self._drop_events: Deque[Tuple[int, int]] = deque(maxlen=4096)
@@ -132,14 +124,7 @@ class TopicWindow:
     def record(self, arrival_ns: int, size: int, transport_ns: int, seq: int,
                stamp_ns: int = MISSING) -> None:
         """Account one message (hot path). Unknown fields are passed as `MISSING`."""
-        self._arrival.append(arrival_ns)
-        self._size.append(size)
-        self._transport.append(transport_ns)
-        self._seq.append(seq)
-        if self.has_header:
-            self._stamp.append(stamp_ns)
-        self.messages_total += 1
-        self.bytes_total += size
+        self._pending.extend((arrival_ns, size, transport_ns, seq, stamp_ns))
 
     def reset_sequence(self) -> None:
         """Forget the last sequence number (the subscription or its publishers changed)."""
@@ -151,24 +136,30 @@ class TopicWindow:
         `single_publisher` says whether sequence-number gaps mean drops: with several publishers
         their sequences interleave and MessageInfo does not say which one sent a message.
         """
-        new = self.messages_total - self._seen_total
-        self._seen_total = self.messages_total
-        held = len(self._arrival)
-        overflowed = new > held
-        k = min(new, held)
-
+        pending, self._pending = self._pending, array('q')
+        new = np.frombuffer(pending, dtype=np.int64).reshape(-1, 5)
+        k = new.shape[0]
         new_header = _EMPTY
-        if self.has_header and k:
-            new_header = self._count_stamps(_tail(self._arrival, k), _tail(self._stamp, k))
-        new_transport = _tail(self._transport, k) if k else np.zeros(0, dtype=np.int64)
-        new_transport = new_transport[new_transport != MISSING] / NS
+        new_transport = _EMPTY
         if k:
-            self._count_drops(now_ns, _tail(self._seq, k), single_publisher, overflowed)
+            self.messages_total += k
+            self.bytes_total += int(new[:, self.SIZE].sum())
+            self._last_arrival_ns = int(new[-1, self.ARRIVAL])
+            if self.has_header:
+                new_header = self._count_stamps(new[:, self.ARRIVAL], new[:, self.STAMP])
+            transport = new[:, self.TRANSPORT]
+            new_transport = transport[transport != MISSING] / NS
+            self._count_drops(now_ns, new[:, self.SEQ], single_publisher)
+            rows = np.concatenate((self._rows, new)) if self._rows.size else new.copy()
+        else:
+            rows = self._rows
+        # Slide: keep what arrived within the window, and at most `capacity` messages.
+        first = int(np.searchsorted(rows[:, self.ARRIVAL], now_ns - self.window_ns, side='left'))
+        overflowed = rows.shape[0] - first > self.capacity
+        first = max(first, rows.shape[0] - self.capacity)
+        self._rows = rows = rows[first:]
 
-        if held:
-            self._last_arrival_ns = self._arrival[-1]
-        self._trim(now_ns - self.window_ns)
-        arrival = _all(self._arrival)
+        arrival = rows[:, self.ARRIVAL]
         n = arrival.size
         age_s = None if self._last_arrival_ns is None else (now_ns - self._last_arrival_ns) / NS
 
@@ -184,16 +175,15 @@ class TopicWindow:
             rate = (n - 1) * NS / span if span > 0 else 0.0
             jitter = float(periods.std()) / NS
             max_gap = float(periods.max()) / NS
-        sizes = _all(self._size)
-        mean_size = float(sizes.mean()) if n else 0.0
+        mean_size = float(rows[:, self.SIZE].mean()) if n else 0.0
 
         header_q = None
         zero_w = future_w = 0
         if self.has_header and n:
-            lat, _, zero, future = _classify(arrival, _all(self._stamp))
+            lat, _, zero, future = _classify(arrival, rows[:, self.STAMP])
             zero_w, future_w = int(zero.sum()), int(future.sum())
             header_q = Quantiles.of(lat)
-        transport = _all(self._transport)
+        transport = rows[:, self.TRANSPORT]
         transport_q = Quantiles.of(transport[transport != MISSING]) if n else None
 
         cutoff = now_ns - self.window_ns
@@ -218,12 +208,11 @@ class TopicWindow:
         self.future_stamps_total += int(future.sum())
         return lat / NS
 
-    def _count_drops(self, now_ns: int, seqs: np.ndarray, single_publisher: bool,
-                     overflowed: bool) -> None:
+    def _count_drops(self, now_ns: int, seqs: np.ndarray, single_publisher: bool) -> None:
         known = seqs[seqs != MISSING]
         if known.size == 0:
             return
-        if self._last_seq is not None and not overflowed:
+        if self._last_seq is not None:
             known = np.concatenate(([self._last_seq], known))
         self._last_seq = int(known[-1])
         if not single_publisher or known.size < 2:
@@ -234,19 +223,3 @@ class TopicWindow:
         if dropped:
             self.dropped_total += dropped
             self._drop_events.append((now_ns, dropped))
-
-    def _trim(self, cutoff_ns: int) -> None:
-        arrival = self._arrival
-        drop = 0
-        for t in arrival:
-            if t >= cutoff_ns:
-                break
-            drop += 1
-        if not drop:
-            return
-        for d in (arrival, self._size, self._transport, self._seq):
-            for _ in range(drop):
-                d.popleft()
-        if self.has_header:
-            for _ in range(drop):
-                self._stamp.popleft()

@@ -27,7 +27,7 @@ from .config import (GLOBAL_PARAMS, ConfigError, MonitorConfig, ParamSpec, Topic
 from .diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from .health import TopicReport, TopicState, key_values, report
 from .metrics import TopicMetrics, endpoint
-from .receiver import RawReceiver
+from .receiver import BATCH_S, RawReceiver
 from .stats import MISSING, TopicWindow
 
 NODE_NAME = 'topic_monitor'
@@ -273,7 +273,8 @@ class TopicMonitor(Node):
 
     def _tick(self) -> None:
         clock = self.get_clock()
-        self._timebase.sim = clock.ros_time_is_active
+        sim = self._timebase.sim = clock.ros_time_is_active
+        self._receiver.batch_s = 0.0 if sim else BATCH_S
         now = clock.now().nanoseconds
         for track in list(self._tracks.values()):
             try:

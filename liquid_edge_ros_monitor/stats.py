@@ -110,7 +110,7 @@ class TopicWindow:
         self.capacity = capacity
         self.has_header = has_header
         self._pending = array('q')                     # rows recorded since the last snapshot
-        self._rows = np.zeros((0, 5), dtype=np.int64)  # the window, oldest first
+        self._cols = np.zeros((5, 0), dtype=np.int64)  # the window, one row per field, oldest first
         self.messages_total = 0
         self.bytes_total = 0
         self._last_seq: Optional[int] = None
@@ -137,29 +137,31 @@ class TopicWindow:
         their sequences interleave and MessageInfo does not say which one sent a message.
         """
         pending, self._pending = self._pending, array('q')
-        new = np.frombuffer(pending, dtype=np.int64).reshape(-1, 5)
-        k = new.shape[0]
+        # Fields become contiguous rows (column-major), so every statistic reads contiguous memory.
+        new = np.frombuffer(pending, dtype=np.int64).reshape(-1, 5).T
+        k = new.shape[1]
         new_header = _EMPTY
         new_transport = _EMPTY
         if k:
             self.messages_total += k
-            self.bytes_total += int(new[:, self.SIZE].sum())
-            self._last_arrival_ns = int(new[-1, self.ARRIVAL])
+            self.bytes_total += int(new[self.SIZE].sum())
+            self._last_arrival_ns = int(new[self.ARRIVAL, -1])
             if self.has_header:
-                new_header = self._count_stamps(new[:, self.ARRIVAL], new[:, self.STAMP])
-            transport = new[:, self.TRANSPORT]
+                new_header = self._count_stamps(new[self.ARRIVAL], new[self.STAMP])
+            transport = new[self.TRANSPORT]
             new_transport = transport[transport != MISSING] / NS
-            self._count_drops(now_ns, new[:, self.SEQ], single_publisher)
-            rows = np.concatenate((self._rows, new)) if self._rows.size else new.copy()
+            self._count_drops(now_ns, new[self.SEQ], single_publisher)
+            cols = np.concatenate((self._cols, new), axis=1)
         else:
-            rows = self._rows
+            cols = self._cols
         # Slide: keep what arrived within the window, and at most `capacity` messages.
-        first = int(np.searchsorted(rows[:, self.ARRIVAL], now_ns - self.window_ns, side='left'))
-        overflowed = rows.shape[0] - first > self.capacity
-        first = max(first, rows.shape[0] - self.capacity)
-        self._rows = rows = rows[first:]
+        held = cols.shape[1]
+        first = int(np.searchsorted(cols[self.ARRIVAL], now_ns - self.window_ns, side='left'))
+        overflowed = held - first > self.capacity
+        first = max(first, held - self.capacity)
+        self._cols = cols = cols[:, first:]
 
-        arrival = rows[:, self.ARRIVAL]
+        arrival = cols[self.ARRIVAL]
         n = arrival.size
         age_s = None if self._last_arrival_ns is None else (now_ns - self._last_arrival_ns) / NS
 
@@ -175,15 +177,15 @@ class TopicWindow:
             rate = (n - 1) * NS / span if span > 0 else 0.0
             jitter = float(periods.std()) / NS
             max_gap = float(periods.max()) / NS
-        mean_size = float(rows[:, self.SIZE].mean()) if n else 0.0
+        mean_size = float(cols[self.SIZE].mean()) if n else 0.0
 
         header_q = None
         zero_w = future_w = 0
         if self.has_header and n:
-            lat, _, zero, future = _classify(arrival, rows[:, self.STAMP])
+            lat, _, zero, future = _classify(arrival, cols[self.STAMP])
             zero_w, future_w = int(zero.sum()), int(future.sum())
             header_q = Quantiles.of(lat)
-        transport = rows[:, self.TRANSPORT]
+        transport = cols[self.TRANSPORT]
         transport_q = Quantiles.of(transport[transport != MISSING]) if n else None
 
         cutoff = now_ns - self.window_ns

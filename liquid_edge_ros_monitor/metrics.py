@@ -109,7 +109,7 @@ def endpoint() -> MetricsEndpoint:
 class TopicMetrics(Collector):
     """Renders the topic monitor's reports as `liquid_edge_topic_*` metrics.
 
-    `update` is called from the receiver thread once per update period; `collect` from the HTTP
+    `update` is called from the statistics thread once per update period; `collect` from the HTTP
     thread at scrape time. Reports are immutable and swapped in whole, so no lock is needed beyond
     the dict's own atomic assignment.
     """

@@ -152,7 +152,10 @@ class RawReceiver:
                     time.sleep(self.batch_s)
             now = time.monotonic_ns()
             if now >= next_tick:
-                self._on_tick()
+                try:
+                    self._on_tick()
+                except Exception as exc:   # a failed tick must not stop the receiving
+                    _log.error('receiver tick failed: %r', exc)
                 next_tick += self._tick_ns
                 if next_tick < now:      # we fell behind (e.g. suspended): don't burst ticks
                     next_tick = now + self._tick_ns

@@ -94,7 +94,8 @@ def _classify(arrival: np.ndarray, stamps: np.ndarray
 class TopicWindow:
     """The raw samples of one topic, and the statistics computed from them.
 
-    Not thread-safe: `record` and `snapshot` must run on the same thread (the receiver's).
+    Threads: `record` and `detach` run on the recording thread; `snapshot(pending=...)` may run
+    on another, one call at a time.
     """
 
     #: Columns of a row: arrival, size, transport latency, sequence number, header stamp.
@@ -130,13 +131,22 @@ class TopicWindow:
         """Forget the last sequence number (the subscription or its publishers changed)."""
         self._last_seq = None
 
-    def snapshot(self, now_ns: int, single_publisher: bool) -> TopicSnapshot:
+    def detach(self) -> array:
+        """Hand over the rows recorded so far (on the recording thread), for `snapshot`."""
+        pending, self._pending = self._pending, array('q')
+        return pending
+
+    def snapshot(self, now_ns: int, single_publisher: bool,
+                 pending: Optional[array] = None) -> TopicSnapshot:
         """Compute the statistics of the window ending at `now_ns` and trim older samples.
 
+        `pending` are rows from `detach()`: the recording thread hands them over and another
+        thread does this arithmetic. Without it, the rows recorded so far are taken here.
         `single_publisher` says whether sequence-number gaps mean drops: with several publishers
         their sequences interleave and MessageInfo does not say which one sent a message.
         """
-        pending, self._pending = self._pending, array('q')
+        if pending is None:
+            pending = self.detach()
         # Fields become contiguous rows (column-major), so every statistic reads contiguous memory.
         new = np.frombuffer(pending, dtype=np.int64).reshape(-1, 5).T
         k = new.shape[1]

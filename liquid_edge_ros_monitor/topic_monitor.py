@@ -5,14 +5,18 @@ A thin ROS node around the pure cores: `config` (parameters), `stats` (windows),
 
 - the executor thread runs graph discovery, parameter services and the diagnostic updater;
 - the `RawReceiver` thread takes raw messages (with their MessageInfo) and, once per
-  `update_period`, computes every topic's statistics into an immutable `TopicReport`;
+  `update_period`, detaches every window's new rows;
+- the statistics thread computes each topic's statistics from them into an immutable
+  `TopicReport` (numpy releases the GIL for much of that, so receiving goes on meanwhile);
 - the metrics HTTP thread renders the latest reports at scrape time.
 """
 from __future__ import annotations
 
 import importlib
+import queue
 import socket
 import sys
+import threading
 from typing import Any, Dict, List, Optional
 
 import rclpy
@@ -76,15 +80,15 @@ class TopicTrack:
         self.reset_sequence = False
         self.report: Optional[TopicReport] = None
 
-    def update(self, now_ns: int) -> TopicReport:
-        """Recompute the report (receiver thread)."""
-        window = self.window
+    def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any) -> TopicReport:
+        """Recompute the report (statistics thread) from the rows the receiver detached."""
         snap = None
         if window is not None:
             if self.reset_sequence:
                 self.reset_sequence = False
                 window.reset_sequence()
-            snap = window.snapshot(now_ns, single_publisher=self.publishers == 1)
+            snap = window.snapshot(now_ns, single_publisher=self.publishers == 1,
+                                   pending=pending)
         silent = snap.age_s if snap is not None else None
         if silent is None and self.subscribed_ns is not None:
             silent = (now_ns - self.subscribed_ns) / 1e9
@@ -124,6 +128,9 @@ class TopicMonitor(Node):
         self._timebase = _TimeBase()
         self._receiver = RawReceiver(self, self._tick, self.config.update_period,
                                      on_error=self._on_receive_error)
+        self._stats_queue: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()
+        self._stats_thread = threading.Thread(target=self._stats_loop, name='topic_stats',
+                                              daemon=True)
         self._updater = Updater(self)
         self._updater.setHardwareID(self.config.robot)
         self._metrics = TopicMetrics(self.config.robot)
@@ -137,6 +144,7 @@ class TopicMonitor(Node):
             self._add_track(self._resolve(t), t)
         self._discover()
         self._discovery_timer = self.create_timer(self.config.discovery.period, self._discover)
+        self._stats_thread.start()
         self._receiver.start()
         d = self.config.discovery
         self.get_logger().info(
@@ -269,18 +277,32 @@ class TopicMonitor(Node):
                        info['publication_sequence_number'])
         return on_message
 
-    # ---- statistics (receiver thread) ----------------------------------------------------------
+    # ---- statistics (receiver and statistics threads) ------------------------------------------
 
     def _tick(self) -> None:
+        """Receiver thread, every update_period: detach each window's new rows (cheap) and leave
+        the arithmetic to the statistics thread, so taking messages never waits for numpy."""
         clock = self.get_clock()
         sim = self._timebase.sim = clock.ros_time_is_active
         self._receiver.batch_s = 0.0 if sim else BATCH_S
-        now = clock.now().nanoseconds
+        work = []
         for track in list(self._tracks.values()):
-            try:
-                self._metrics.update(track.update(now))
-            except Exception as exc:
-                self._log_once(track.name, f'statistics failed: {exc!r}')
+            window = track.window
+            work.append((track, window, window.detach() if window is not None else None))
+        self._stats_queue.put((clock.now().nanoseconds, work))
+
+    def _stats_loop(self) -> None:
+        """Statistics thread: turn detached rows into reports, in tick order."""
+        while True:
+            item = self._stats_queue.get()
+            if item is None:
+                return
+            now, work = item
+            for track, window, pending in work:
+                try:
+                    self._metrics.update(track.update(now, window, pending))
+                except Exception as exc:
+                    self._log_once(track.name, f'statistics failed: {exc!r}')
 
     def _on_receive_error(self, sub: Any, exc: BaseException) -> None:
         self._log_once(sub.topic_name, f'receiving failed: {exc!r}')
@@ -302,6 +324,10 @@ class TopicMonitor(Node):
         receiver = getattr(self, '_receiver', None)
         if receiver is not None:
             receiver.stop()
+        stats = getattr(self, '_stats_thread', None)
+        if stats is not None and stats.is_alive():
+            self._stats_queue.put(None)
+            stats.join(5.0)
         metrics = getattr(self, '_metrics', None)
         if metrics is not None:
             try:

@@ -14,7 +14,6 @@ import sys
 import threading
 import urllib.request
 from collections import deque
-from pathlib import Path
 from typing import Dict, Optional
 
 import pytest

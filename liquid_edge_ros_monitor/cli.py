@@ -68,23 +68,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _spin(nodes: List[Any], duration: Optional[float], live: Any = None) -> None:
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.task import Future
-    executor = SingleThreadedExecutor()
-    for n in nodes:
-        executor.add_node(n)
+    from .topic_monitor import run_nodes
     if live is not None:
         monitor = nodes[0]
         monitor.create_timer(1.0, lambda: live.show(monitor.reports()))
-    try:
-        if duration is None:
-            executor.spin()
-        else:
-            executor.spin_until_future_complete(Future(), timeout_sec=duration)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown(timeout_sec=1.0)
+    run_nodes(nodes, duration)
 
 
 def _run_monitor(ros_args: List[str], duration: Optional[float], live_header: Optional[str],

@@ -19,6 +19,8 @@ from typing import Union
 
 from diagnostic_msgs.msg import DiagnosticStatus
 
+from .health import LEVEL_NAMES
+
 try:
     from diagnostic_updater import (  # type: ignore[import-not-found]
         CompositeDiagnosticTask,
@@ -42,8 +44,6 @@ OK: bytes = DiagnosticStatus.OK
 WARN: bytes = DiagnosticStatus.WARN
 ERROR: bytes = DiagnosticStatus.ERROR
 STALE: bytes = DiagnosticStatus.STALE
-
-LEVEL_NAMES = ('OK', 'WARN', 'ERROR', 'STALE')
 
 __all__ = [
     'UPSTREAM', 'OK', 'WARN', 'ERROR', 'STALE', 'LEVEL_NAMES',

@@ -70,11 +70,18 @@ def evaluate(config: TopicConfig, state: TopicState,
         problems.append(text)
 
     rate = snap.rate_hz
-    if config.min_rate and rate < config.min_rate:
-        lvl = ERROR if rate < config.min_rate * ERROR_RATE_FRACTION else WARN
-        find(lvl, f'rate {rate:.1f} Hz below minimum {config.min_rate:.1f} Hz')
-    if config.max_rate and rate > config.max_rate:
-        find(WARN, f'rate {rate:.1f} Hz above maximum {config.max_rate:.1f} Hz')
+    if rate is None:
+        # Fewer than two messages in the window: a slow topic is not at 0 Hz, so only judge it
+        # when the minimum rate promises at least two.
+        if config.min_rate and config.min_rate * snap.window_s >= 2:
+            find(ERROR, f'fewer than 2 messages in {snap.window_s:g} s, below minimum '
+                        f'{config.min_rate:.1f} Hz')
+    else:
+        if config.min_rate and rate < config.min_rate:
+            lvl = ERROR if rate < config.min_rate * ERROR_RATE_FRACTION else WARN
+            find(lvl, f'rate {rate:.1f} Hz below minimum {config.min_rate:.1f} Hz')
+        if config.max_rate and rate > config.max_rate:
+            find(WARN, f'rate {rate:.1f} Hz above maximum {config.max_rate:.1f} Hz')
     lat = snap.header_latency
     if config.max_latency and lat is not None and lat.p95 > config.max_latency:
         lvl = ERROR if lat.p95 > config.max_latency * ERROR_LATENCY_FACTOR else WARN
@@ -87,7 +94,8 @@ def evaluate(config: TopicConfig, state: TopicState,
         find(WARN, f'{snap.future_stamps_window} header stamps in the future (clock skew?)')
     if problems:
         return level, '; '.join(problems)
-    text = f'{rate:.1f} Hz'
+    text = f'{rate:.1f} Hz' if rate is not None else \
+        f'rate unknown (fewer than 2 messages in {snap.window_s:g} s)'
     if lat is not None:
         text += f', latency p95 {_ms(lat.p95)}'
     return OK, text
@@ -119,7 +127,7 @@ def key_values(r: TopicReport) -> List[Tuple[str, str]]:
     kv += [('window (s)', f'{s.window_s:g}'),
            ('messages in window', str(s.window_messages)),
            ('messages total', str(s.messages_total)),
-           ('rate (Hz)', f'{s.rate_hz:.3f}'),
+           ('rate (Hz)', f'{s.rate_hz:.3f}' if s.rate_hz is not None else 'unknown'),
            ('jitter std (ms)', f'{s.jitter_s * 1e3:.3f}'),
            ('max gap (ms)', f'{s.max_gap_s * 1e3:.3f}'),
            ('bandwidth (B/s)', f'{s.bandwidth_bps:.0f}'),

@@ -30,7 +30,7 @@ def rows(reports: Iterable[TopicReport]) -> List[List[str]]:
             f'{c.min_rate:g}-{c.max_rate:g}' if c.min_rate or c.max_rate else '-')
         out.append([
             r.name,
-            f'{s.rate_hz:.1f}' if s else '-',
+            f'{s.rate_hz:.1f}' if s and s.rate_hz is not None else '-',
             expect,
             _ms(s.header_latency) if s else '-',
             _ms(s.transport_latency) if s else '-',

@@ -152,7 +152,8 @@ class TopicMetrics(Collector):
                 continue
             messages.add_metric(labels, s.messages_total)
             bytes_.add_metric(labels, s.bytes_total)
-            rate.add_metric(labels, s.rate_hz)
+            if s.rate_hz is not None:        # unknown with < 2 messages in the window
+                rate.add_metric(labels, s.rate_hz)
             jitter.add_metric(labels, s.jitter_s)
             dropped.add_metric(labels, s.dropped_total)
             for reason, n in (('zero', s.zero_stamps_total), ('future', s.future_stamps_total),

@@ -8,8 +8,9 @@ monitor's subscriptions are hidden from the node's executor (`DetachedGroup`) an
 thread, one wait set, and every ready subscription drained with `take_message` until empty. After a
 busy wake-up the loop pauses `batch_s` (1 ms) so that wake-ups take batches at high rates.
 
-The same thread runs `on_tick` every `tick_period` seconds, so statistics are computed on the thread
-that records them and need no lock.
+The same thread calls `on_tick` every `tick_period` seconds; the topic monitor uses it to hand each
+window's new rows to its statistics thread (a swap of one array per topic), so the handoff happens
+on the thread that records and the hot path takes no lock.
 
 This uses rclpy's implementation module (`_rclpy.WaitSet`, `_rclpy.GuardCondition`), the same calls
 the rclpy executors make; it is kept to this one module.
@@ -144,6 +145,7 @@ class RawReceiver:
                 return
             ready = wait_set.get_ready_entities('subscription')
             if ready:
+                ready = set(ready)
                 for handle, pointer, sub, handler in entries:
                     if pointer in ready:
                         self._drain(handle, sub, handler)

@@ -22,6 +22,9 @@ import numpy as np
 #: Marks a field that the message or the middleware did not provide.
 MISSING = -(1 << 62)
 
+#: A sequence number that says "a new subscription starts here": no gap is measured across it.
+SEQ_RESET = MISSING + 1
+
 NS = 1_000_000_000
 
 
@@ -56,7 +59,7 @@ class TopicSnapshot:
     messages_total: int
     bytes_total: int
     window_messages: int
-    rate_hz: float
+    rate_hz: Optional[float]       # None: fewer than 2 messages in the window
     jitter_s: float
     max_gap_s: float
     bandwidth_bps: float
@@ -175,7 +178,8 @@ class TopicWindow:
         n = arrival.size
         age_s = None if self._last_arrival_ns is None else (now_ns - self._last_arrival_ns) / NS
 
-        rate = jitter = max_gap = 0.0
+        rate: Optional[float] = None
+        jitter = max_gap = 0.0
         if n >= 2:
             periods = np.diff(arrival)
             span = int(arrival[-1] - arrival[0])
@@ -203,7 +207,7 @@ class TopicWindow:
         return TopicSnapshot(
             time_ns=now_ns, window_s=self.window_s, messages_total=self.messages_total,
             bytes_total=self.bytes_total, window_messages=n, rate_hz=rate, jitter_s=jitter,
-            max_gap_s=max_gap, bandwidth_bps=rate * mean_size, mean_size_bytes=mean_size,
+            max_gap_s=max_gap, bandwidth_bps=(rate or 0.0) * mean_size, mean_size_bytes=mean_size,
             age_s=age_s, header_latency=header_q, transport_latency=transport_q,
             dropped_total=self.dropped_total, dropped_window=dropped_window,
             drops_measurable=single_publisher, zero_stamps_window=zero_w,
@@ -221,17 +225,27 @@ class TopicWindow:
         return lat / NS
 
     def _count_drops(self, now_ns: int, seqs: np.ndarray, single_publisher: bool) -> None:
-        known = seqs[seqs != MISSING]
-        if known.size == 0:
+        """Count gaps in the publication sequence as drops, where they can only mean drops.
+
+        No gap is measured across a `SEQ_RESET` (a new subscription) or a `reset_sequence()`
+        (the publishers changed). A batch with any step <= 0 holds interleaved publishers or a
+        restart, so its gaps mean nothing and none are counted; neither is a single jump of more
+        than `capacity` messages, which is a publisher switch, not a burst of losses.
+        """
+        seqs = seqs[seqs != MISSING]
+        if seqs.size == 0:
             return
         if self._last_seq is not None:
-            known = np.concatenate(([self._last_seq], known))
-        self._last_seq = int(known[-1])
-        if not single_publisher or known.size < 2:
+            seqs = np.concatenate(([self._last_seq], seqs))
+        last = int(seqs[-1])
+        self._last_seq = None if last == SEQ_RESET else last
+        if not single_publisher or seqs.size < 2:
             return
-        steps = np.diff(known)
-        # A step <= 0 is a restarted publisher (its sequence starts again), not a drop.
-        dropped = int((steps[steps > 1] - 1).sum())
+        steps = np.diff(seqs)[(seqs[1:] != SEQ_RESET) & (seqs[:-1] != SEQ_RESET)]
+        if steps.size == 0 or (steps <= 0).any():
+            return
+        gaps = steps[(steps > 1) & (steps <= self.capacity)] - 1
+        dropped = int(gaps.sum())
         if dropped:
             self.dropped_total += dropped
             self._drop_events.append((now_ns, dropped))

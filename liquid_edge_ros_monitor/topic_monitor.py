@@ -21,9 +21,11 @@ from typing import Any, Dict, List, Optional
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 
 from .cdr import header_stamp_ns
 from .config import (GLOBAL_PARAMS, ConfigError, MonitorConfig, ParamSpec, TopicConfig,
@@ -32,9 +34,11 @@ from .diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from .health import TopicReport, TopicState, key_values, report
 from .metrics import TopicMetrics, endpoint
 from .receiver import BATCH_S, RawReceiver
-from .stats import MISSING, TopicWindow
+from .stats import MISSING, SEQ_RESET, TopicWindow
 
 NODE_NAME = 'topic_monitor'
+#: Sequence numbers at or above this are not real (rmws without them report UINT64_MAX).
+SEQ_LIMIT = 1 << 62
 _LEVELS = (OK, WARN, ERROR, STALE)
 
 
@@ -77,15 +81,17 @@ class TopicTrack:
         self.publishers = 0
         self.problem: Optional[str] = None
         self.subscribed_ns: Optional[int] = None
-        self.reset_sequence = False
+        self.publisher_epoch = 0      # bumped (executor thread) when the publisher count changes
+        self.applied_epoch = 0        # the epoch the receiver thread last handed over
+        self.updated_ns: Optional[int] = None
         self.report: Optional[TopicReport] = None
 
-    def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any) -> TopicReport:
+    def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any,
+               publishers_changed: bool) -> TopicReport:
         """Recompute the report (statistics thread) from the rows the receiver detached."""
         snap = None
         if window is not None:
-            if self.reset_sequence:
-                self.reset_sequence = False
+            if publishers_changed:
                 window.reset_sequence()
             snap = window.snapshot(now_ns, single_publisher=self.publishers == 1,
                                    pending=pending)
@@ -96,20 +102,28 @@ class TopicTrack:
                            problem=self.problem, silent_for_s=silent,
                            subscribed=self.subscription is not None, has_header=self.has_header)
         self.report = report(self.name, self.config, state, snap)
+        self.updated_ns = now_ns
         return self.report
 
 
 class TopicTask(DiagnosticTask):
     """The /diagnostics status of one topic."""
 
-    def __init__(self, track: TopicTrack) -> None:
+    def __init__(self, track: TopicTrack, clock: Any, stall_after_s: float) -> None:
         super().__init__(track.name)
         self._track = track
+        self._clock = clock
+        self._stall_ns = int(stall_after_s * 1e9)
 
     def run(self, stat: Any) -> Any:
         r = self._track.report
         if r is None:
             stat.summary(OK, 'starting')
+            return stat
+        updated = self._track.updated_ns
+        if updated is not None and self._clock.now().nanoseconds - updated > self._stall_ns:
+            # The receiver or statistics thread stopped: say so rather than repeat old news.
+            stat.summary(STALE, 'statistics stalled: the monitor stopped updating this topic')
             return stat
         stat.summary(_LEVELS[r.level], r.message)
         for key, value in key_values(r):
@@ -126,6 +140,8 @@ class TopicMonitor(Node):
         self._tracks: Dict[str, TopicTrack] = {}
         self._errors_logged: set = set()
         self._timebase = _TimeBase()
+        # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
+        self._timebase.sim = self.get_clock().ros_time_is_active
         self._receiver = RawReceiver(self, self._tick, self.config.update_period,
                                      on_error=self._on_receive_error)
         self._stats_queue: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()
@@ -143,7 +159,9 @@ class TopicMonitor(Node):
         for t in self.config.topics:
             self._add_track(self._resolve(t), t)
         self._discover()
-        self._discovery_timer = self.create_timer(self.config.discovery.period, self._discover)
+        # Steady clock: discovery goes on while sim time is paused or /clock has not started.
+        self._discovery_timer = self.create_timer(self.config.discovery.period, self._discover,
+                                                  clock=Clock(clock_type=ClockType.STEADY_TIME))
         self._stats_thread.start()
         self._receiver.start()
         d = self.config.discovery
@@ -191,7 +209,8 @@ class TopicMonitor(Node):
     def _add_track(self, name: str, config: TopicConfig) -> TopicTrack:
         track = TopicTrack(name, config)
         self._tracks[name] = track
-        self._updater.add(TopicTask(track))
+        self._updater.add(TopicTask(track, self.get_clock(),
+                                    stall_after_s=3 * self.config.update_period + 2.0))
         return track
 
     def _discover(self) -> None:
@@ -209,6 +228,8 @@ class TopicMonitor(Node):
 
     def _refresh(self, track: TopicTrack, types: List[str]) -> None:
         infos = self.get_publishers_info_by_topic(track.name) if types else []
+        if len(infos) != track.publishers:
+            track.publisher_epoch += 1    # sequence numbers of different writers don't compare
         track.publishers = len(infos)
         if not infos:
             return
@@ -254,27 +275,32 @@ class TopicMonitor(Node):
                                        callback_group=self._receiver.group, raw=True)
         track.subscription = sub
         track.subscribed_ns = self.get_clock().now().nanoseconds
-        track.reset_sequence = True
         track.problem = None
         self._receiver.add(sub, handler)
 
     def _make_handler(self, window: TopicWindow, has_header: bool) -> Any:
-        """The per-message function (receiver thread): a few lookups and one `record` call."""
+        """The per-message function (receiver thread): a few lookups and one `record` call.
+
+        Its first row carries `SEQ_RESET`, so no drop is measured across a re-subscription.
+        """
         record = window.record
         clock = self.get_clock()
         timebase = self._timebase
+        first = [True]
 
         def on_message(data: bytes, info: Dict[str, int]) -> None:
             received = info['received_timestamp']
             source = info['source_timestamp']
-            arrival = received if received and not timebase.sim else clock.now().nanoseconds
-            if has_header:
-                stamp = header_stamp_ns(data)
-                record(arrival, len(data), received - source if source and received else MISSING,
-                       info['publication_sequence_number'], MISSING if stamp is None else stamp)
-            else:
-                record(arrival, len(data), received - source if source and received else MISSING,
-                       info['publication_sequence_number'])
+            seq = info['publication_sequence_number']
+            if not 0 < seq < SEQ_LIMIT:          # 0 or UINT64_MAX: the rmw does not provide it
+                seq = MISSING
+            if first[0]:
+                first[0] = False
+                seq = SEQ_RESET
+            stamp = header_stamp_ns(data) if has_header else None
+            record(received if received and not timebase.sim else clock.now().nanoseconds,
+                   len(data), received - source if source and received else MISSING, seq,
+                   MISSING if stamp is None else stamp)
         return on_message
 
     # ---- statistics (receiver and statistics threads) ------------------------------------------
@@ -285,10 +311,15 @@ class TopicMonitor(Node):
         clock = self.get_clock()
         sim = self._timebase.sim = clock.ros_time_is_active
         self._receiver.batch_s = 0.0 if sim else BATCH_S
+        if not self._stats_queue.empty():
+            return   # statistics are behind: rows stay pending and go with the next tick
         work = []
         for track in list(self._tracks.values()):
             window = track.window
-            work.append((track, window, window.detach() if window is not None else None))
+            epoch = track.publisher_epoch
+            changed, track.applied_epoch = epoch != track.applied_epoch, epoch
+            work.append((track, window, window.detach() if window is not None else None,
+                         changed))
         self._stats_queue.put((clock.now().nanoseconds, work))
 
     def _stats_loop(self) -> None:
@@ -298,9 +329,9 @@ class TopicMonitor(Node):
             if item is None:
                 return
             now, work = item
-            for track, window, pending in work:
+            for track, window, pending, changed in work:
                 try:
-                    self._metrics.update(track.update(now, window, pending))
+                    self._metrics.update(track.update(now, window, pending, changed))
                 except Exception as exc:
                     self._log_once(track.name, f'statistics failed: {exc!r}')
 
@@ -337,13 +368,16 @@ class TopicMonitor(Node):
         super().destroy_node()
 
 
-def run_nodes(nodes: List[Node]) -> None:
-    """Spin until Ctrl-C or shutdown."""
+def run_nodes(nodes: List[Node], duration: Optional[float] = None) -> None:
+    """Spin `nodes` until Ctrl-C, shutdown, or `duration` seconds."""
     executor = SingleThreadedExecutor()
     for n in nodes:
         executor.add_node(n)
     try:
-        executor.spin()
+        if duration is None:
+            executor.spin()
+        else:
+            executor.spin_until_future_complete(Future(), timeout_sec=duration)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

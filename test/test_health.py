@@ -75,3 +75,15 @@ def test_levels_are_diagnostic_msgs_values(lvl):
     names = {OK: DiagnosticStatus.OK, WARN: DiagnosticStatus.WARN, ERROR: DiagnosticStatus.ERROR,
              STALE: DiagnosticStatus.STALE}
     assert names[lvl][0] == lvl
+
+
+def test_slow_topics_are_not_zero_hz():
+    """One message in the window says nothing about the rate (ros/diagnostics #45)."""
+    w = TopicWindow(5.0, 100, has_header=False)
+    w.record(10 * NS, 10, 0, 1)
+    s = w.snapshot(11 * NS, single_publisher=True)
+    slow = TopicConfig(name='/slow', min_rate=0.1, stale_timeout=20.0)
+    assert evaluate(slow, LIVE, s) == (OK, 'rate unknown (fewer than 2 messages in 5 s)')
+    # ...unless the minimum promises at least two messages per window.
+    assert evaluate(CFG, LIVE, s) == (ERROR, 'fewer than 2 messages in 5 s, below minimum 95.0 Hz')
+    assert dict(key_values(report('/slow', slow, LIVE, s)))['rate (Hz)'] == 'unknown'

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from liquid_edge_ros_monitor.stats import MISSING, NS, TopicWindow
+from liquid_edge_ros_monitor.stats import MISSING, NS, SEQ_RESET, TopicWindow
 
 MS = 1_000_000
 
@@ -53,7 +53,8 @@ def test_window_slides_and_rate_decays_when_the_topic_stops():
     assert 40 < s.rate_hz < 60
     assert s.age_s == pytest.approx(1.0)
     s = w.snapshot(last + 3 * NS, single_publisher=True)   # everything aged out
-    assert s.window_messages == 0 and s.rate_hz == 0.0
+    # Fewer than two messages say nothing about a rate: unknown, not 0 Hz.
+    assert s.window_messages == 0 and s.rate_hz is None and s.bandwidth_bps == 0.0
     assert s.age_s == pytest.approx(3.0)
     assert s.messages_total == 500
 
@@ -115,3 +116,35 @@ def test_missing_transport_timestamps_are_skipped():
 def test_invalid_window_settings(window, capacity):
     with pytest.raises(ValueError):
         TopicWindow(window, capacity, has_header=False)
+
+
+def test_a_second_publisher_joining_or_leaving_is_not_counted_as_drops():
+    w = TopicWindow(5.0, 10_000, has_header=False)
+    # The monitor still believes in one publisher while two interleave (discovery lags).
+    for i in range(100):
+        w.record(i * MS, 10, 0, 10_000 + i if i % 2 else 1 + i)
+    assert w.snapshot(100 * MS, single_publisher=True).dropped_total == 0
+    # Back to one publisher (the other left): the comparison with its last number is meaningless.
+    w.reset_sequence()
+    for i in range(100, 150):
+        w.record(i * MS, 10, 0, 90_000 + i)
+    assert w.snapshot(150 * MS, single_publisher=True).dropped_total == 0
+    # A switch to another publisher between two polls: one huge jump, not a burst of losses.
+    for i, seq in enumerate([90_150, 90_151, 5_000_000, 5_000_001]):
+        w.record((151 + i) * MS, 10, 0, seq)
+    assert w.snapshot(160 * MS, single_publisher=True).dropped_total == 0
+    # Real gaps on one publisher still count.
+    for i, seq in enumerate([5_000_003, 5_000_004]):
+        w.record((161 + i) * MS, 10, 0, seq)
+    assert w.snapshot(170 * MS, single_publisher=True).dropped_total == 1
+
+
+def test_no_gap_is_measured_across_a_new_subscription():
+    w = TopicWindow(5.0, 10_000, has_header=False)
+    for i, seq in enumerate([1, 2, 3]):
+        w.record(i * MS, 10, 0, seq)
+    w.snapshot(5 * MS, single_publisher=True)
+    # Re-subscribed: the messages published meanwhile were never ours to receive.
+    for i, seq in enumerate([SEQ_RESET, 41, 42, 44]):
+        w.record((6 + i) * MS, 10, 0, seq)
+    assert w.snapshot(20 * MS, single_publisher=True).dropped_total == 1

@@ -44,6 +44,10 @@ class TopicReport:
     message: str
 
 
+def _n(count: int, noun: str) -> str:
+    return f'{count} {noun}' + ('' if count == 1 else 's')
+
+
 def _ms(seconds: float) -> str:
     return f'{seconds * 1e3:.1f} ms'
 
@@ -87,11 +91,13 @@ def evaluate(config: TopicConfig, state: TopicState,
         lvl = ERROR if lat.p95 > config.max_latency * ERROR_LATENCY_FACTOR else WARN
         find(lvl, f'latency p95 {_ms(lat.p95)} above maximum {_ms(config.max_latency)}')
     if snap.dropped_window:
-        find(WARN, f'{snap.dropped_window} messages dropped in the last {snap.window_s:g} s')
+        find(WARN, f'{_n(snap.dropped_window, "message")} dropped in the last '
+                   f'{snap.window_s:g} s')
     if snap.zero_stamps_window:
-        find(WARN, f'{snap.zero_stamps_window} messages with a zero header.stamp')
+        find(WARN, f'{_n(snap.zero_stamps_window, "message")} with a zero header.stamp')
     if snap.future_stamps_window:
-        find(WARN, f'{snap.future_stamps_window} header stamps in the future (clock skew?)')
+        find(WARN, f'{_n(snap.future_stamps_window, "header stamp")} in the future '
+                   '(clock skew?)')
     if problems:
         return level, '; '.join(problems)
     text = f'{rate:.1f} Hz' if rate is not None else \

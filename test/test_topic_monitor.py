@@ -360,7 +360,9 @@ def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path)
     wall second arrives 25 times per simulated second, with a small simulated latency."""
     from rosgraph_msgs.msg import Clock as ClockMsg
     listener = Listener()
-    clock_pub = listener.node.create_publisher(ClockMsg, '/clock', 10)
+    # /clock from its own node and thread, so the listener's work does not delay it.
+    clock_node = Node('test_clock')
+    clock_pub = clock_node.create_publisher(ClockMsg, '/clock', 10)
     start = time.time_ns()
     sim_start = 1_000 * 1_000_000_000
 
@@ -369,7 +371,11 @@ def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path)
         now = sim_start + 2 * (time.time_ns() - start)
         msg.clock.sec, msg.clock.nanosec = divmod(now, 1_000_000_000)
         clock_pub.publish(msg)
-    timer = listener.node.create_timer(0.002, tick)
+    clock_node.create_timer(0.002, tick)
+    clock_executor = SingleThreadedExecutor()
+    clock_executor.add_node(clock_node)
+    clock_thread = threading.Thread(target=clock_executor.spin, daemon=True)
+    clock_thread.start()
     try:
         ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', '__ns:=/st',
                     '-p', 'use_sim_time:=true', '-p', 'odom.rate:=50.0',
@@ -377,16 +383,23 @@ def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path)
                     '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
         params = tmp_path / 'monitor.yaml'
         params.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {
-            'use_sim_time': True, 'window': 4.0, 'update_period': 0.25, 'metrics_port': -1,
+            'use_sim_time': True, 'window': 6.0, 'update_period': 0.25, 'metrics_port': -1,
             'diagnostic_updater': {'period': 0.25}, 'discovery': {'enabled': False},
             'topics': ['odom'], 'topic': {'odom': {'name': '/st/odom', 'expected_rate': 25.0}}}}}))
         ros_process('liquid_edge_ros_monitor.topic_monitor', '--ros-args',
                     '--params-file', str(params))
-        v = wait_for(lambda: (lambda v: v if v and int(v.get('messages in window', 0)) >= 90
-                              else None)(listener.values('/st/odom')), 30,
-                     'a full simulated window on /st/odom')
-        assert float(v['rate (Hz)']) == pytest.approx(25.0, rel=0.05), v
-        assert 0.0 <= float(v['latency p50 (ms)']) < 30.0, v
+        def full_window():
+            v = listener.values('/st/odom')
+            return v if v and int(v.get('messages in window', 0)) >= 140 else None
+        readings = []
+        for _ in range(5):   # several reports, since a Python /clock source jitters under load
+            v = wait_for(lambda: (lambda v: v if v and v not in readings else None)(
+                full_window()), 30, 'a full simulated window on /st/odom')
+            readings.append(v)
+        rates = sorted(float(v['rate (Hz)']) for v in readings)
+        # 25 Hz of simulated time, clearly not the 50 Hz of wall time.
+        assert rates[2] == pytest.approx(25.0, rel=0.1), rates
+        assert 0.0 <= float(readings[-1]['latency p50 (ms)']) < 30.0, readings[-1]
         # sim_robot stamps 0 until its first /clock, which the monitor rightly flags; once the
         # window has slid past those, the topic is OK.
         wait_for(lambda: listener.level('/st/odom') == DiagnosticStatus.OK[0], 15,
@@ -394,5 +407,7 @@ def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path)
         # The diagnostics themselves are stamped with simulated time.
         assert listener.statuses and listener.last_stamp_sec >= 1_000
     finally:
-        listener.node.destroy_timer(timer)
+        clock_executor.shutdown(timeout_sec=2)
+        clock_thread.join(5)
+        clock_node.destroy_node()
         listener.close()

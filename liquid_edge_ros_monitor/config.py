@@ -110,6 +110,10 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
               _int_range(2, 10_000_000)),
     ParamSpec('update_period', 'double', 1.0,
               'How often statistics are recomputed for diagnostics and metrics, seconds.', _positive),
+    ParamSpec('future_stamp_tolerance', 'double', 0.01,
+              'How far a header.stamp may lie ahead of its receipt before it counts as a stamp in '
+              'the future, seconds (clock steps under sim time, skew between hosts).',
+              _non_negative),
     ParamSpec('qos_depth', 'integer', 100, 'History depth of each monitoring subscription.',
               _int_range(1, 100_000)),
     ParamSpec('metrics_port', 'integer', 9108,
@@ -215,6 +219,7 @@ class MonitorConfig:
     window: float
     window_capacity: int
     update_period: float
+    future_stamp_tolerance: float
     qos_depth: int
     metrics_port: int
     metrics_address: str
@@ -332,7 +337,8 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
         topics.append(t)
     return MonitorConfig(
         window=g['window'], window_capacity=g['window_capacity'], update_period=g['update_period'],
-        qos_depth=g['qos_depth'], metrics_port=g['metrics_port'],
+        future_stamp_tolerance=g['future_stamp_tolerance'], qos_depth=g['qos_depth'],
+        metrics_port=g['metrics_port'],
         metrics_address=g['metrics_address'], robot=g['robot'] or hostname,
         discovery=DiscoveryConfig(
             enabled=g['discovery.enabled'], include=tuple(g['discovery.include']),

@@ -83,15 +83,16 @@ class TopicSnapshot:
                                                 compare=False)
 
 
-def _classify(arrival: np.ndarray, stamps: np.ndarray
+def _classify(arrival: np.ndarray, stamps: np.ndarray, tolerance_ns: int
               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Header latencies (ns) of the measurable samples, and the masks of the unreadable, zero and
-    future stamps, which are counted but never measured."""
+    future stamps, which are counted but never measured. A stamp at most `tolerance_ns` ahead of
+    its arrival is clock jitter (sim time's /clock steps, PTP skew) and measures as latency 0."""
     unreadable = stamps == MISSING
     zero = stamps == 0
     lat = arrival - stamps
-    future = ~unreadable & ~zero & (lat < 0)
-    return lat[~unreadable & ~zero & ~future], unreadable, zero, future
+    future = ~unreadable & ~zero & (lat < -tolerance_ns)
+    return np.maximum(lat[~unreadable & ~zero & ~future], 0), unreadable, zero, future
 
 
 class TopicWindow:
@@ -104,7 +105,8 @@ class TopicWindow:
     #: Columns of a row: arrival, size, transport latency, sequence number, header stamp.
     ARRIVAL, SIZE, TRANSPORT, SEQ, STAMP = range(5)
 
-    def __init__(self, window_s: float, capacity: int, has_header: bool) -> None:
+    def __init__(self, window_s: float, capacity: int, has_header: bool,
+                 future_tolerance_s: float = 0.0) -> None:
         if window_s <= 0:
             raise ValueError(f'window must be > 0 s, got {window_s}')
         if capacity < 2:
@@ -113,6 +115,7 @@ class TopicWindow:
         self.window_ns = int(window_s * NS)
         self.capacity = capacity
         self.has_header = has_header
+        self.future_tolerance_ns = int(future_tolerance_s * NS)
         self._pending = array('q')                     # rows recorded since the last snapshot
         self._cols = np.zeros((5, 0), dtype=np.int64)  # the window, one row per field, oldest first
         self.messages_total = 0
@@ -196,7 +199,7 @@ class TopicWindow:
         header_q = None
         zero_w = future_w = 0
         if self.has_header and n:
-            lat, _, zero, future = _classify(arrival, cols[self.STAMP])
+            lat, _, zero, future = _classify(arrival, cols[self.STAMP], self.future_tolerance_ns)
             zero_w, future_w = int(zero.sum()), int(future.sum())
             header_q = Quantiles.of(lat)
         transport = cols[self.TRANSPORT]
@@ -218,7 +221,7 @@ class TopicWindow:
 
     def _count_stamps(self, arrival: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """Update the invalid-stamp counters for new samples; return their good latencies (s)."""
-        lat, unreadable, zero, future = _classify(arrival, stamps)
+        lat, unreadable, zero, future = _classify(arrival, stamps, self.future_tolerance_ns)
         self.unreadable_stamps_total += int(unreadable.sum())
         self.zero_stamps_total += int(zero.sum())
         self.future_stamps_total += int(future.sum())

@@ -262,7 +262,8 @@ class TopicMonitor(Node):
             track.subscription = None
         has_header = starts_with_header(msg_class)
         if track.window is None or type_name != track.type_name:
-            track.window = TopicWindow(self.config.window, self.config.window_capacity, has_header)
+            track.window = TopicWindow(self.config.window, self.config.window_capacity, has_header,
+                                       self.config.future_stamp_tolerance)
         track.type_name, track.has_header, track.best_effort = type_name, has_header, best_effort
         # A best-effort subscription receives from reliable and best-effort publishers alike;
         # a reliable one silently receives nothing from a best-effort publisher.

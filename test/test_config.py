@@ -56,6 +56,7 @@ BAD = [
     ({'window_capacity': 2.5}, 'window_capacity', 'must be an integer'),
     ({'update_period': 0}, 'update_period', 'must be > 0'),
     ({'qos_depth': 0}, 'qos_depth', 'must be in [1, 100000]'),
+    ({'future_stamp_tolerance': -0.001}, 'future_stamp_tolerance', 'must be >= 0'),
     ({'metrics_port': 70000}, 'metrics_port', 'must be in [-1, 65535]'),
     ({'metrics_port': -2}, 'metrics_port', 'must be in [-1, 65535]'),
     ({'metrics_address': 'localhost:9'}, 'metrics_address', 'must be an IP address'),

@@ -148,3 +148,12 @@ def test_no_gap_is_measured_across_a_new_subscription():
     for i, seq in enumerate([SEQ_RESET, 41, 42, 44]):
         w.record((6 + i) * MS, 10, 0, seq)
     assert w.snapshot(20 * MS, single_publisher=True).dropped_total == 1
+
+
+def test_stamps_slightly_ahead_are_jitter_not_future():
+    w = TopicWindow(5.0, 100, has_header=True, future_tolerance_s=0.005)
+    now = 100 * NS
+    w.record(now, 10, 0, 1, now + 3 * MS)     # 3 ms ahead: within tolerance, latency 0
+    w.record(now + 1, 10, 0, 2, now + 20 * MS)  # 20 ms ahead: a stamp in the future
+    s = w.snapshot(now + 10, single_publisher=True)
+    assert (s.future_stamps_window, s.header_latency.count, s.header_latency.max) == (1, 1, 0.0)

@@ -14,18 +14,24 @@ setup(
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', glob('launch/*.launch.py')),
         ('share/' + PACKAGE + '/config', glob('config/*.yaml') + glob('config/*.xml')),
+        ('share/' + PACKAGE + '/config/prometheus', glob('config/prometheus/*.yml')),
+        ('share/' + PACKAGE + '/config/grafana', glob('config/grafana/*.json')),
+        ('share/' + PACKAGE + '/models', glob('models/*.npz') + glob('models/*.json')),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
     maintainer='liquid_edge maintainers',
     maintainer_email='maintainers@liquid-edge.invalid',
-    description='Per-topic rate, latency, jitter, bandwidth and drop monitoring for ROS 2, '
-                'published on /diagnostics and as Prometheus metrics.',
+    description='Observability for ROS 2 robots running a liquid neural network controller: '
+                'topic, node and host health and a traced LNN inference node, published on '
+                '/diagnostics, as Prometheus metrics and as OpenTelemetry spans.',
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
             'topic_monitor = liquid_edge_ros_monitor.topic_monitor:main',
             'sim_robot = liquid_edge_ros_monitor.sim_robot:main',
+            'node_monitor = liquid_edge_ros_monitor.node_monitor:main',
+            'liquid_inference = liquid_edge_ros_monitor.liquid_inference:main',
             'liquid-edge-monitor = liquid_edge_ros_monitor.cli:main',
         ],
     },

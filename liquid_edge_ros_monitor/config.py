@@ -42,25 +42,25 @@ class ParamSpec:
     check: Optional[Check] = None
 
 
-def _positive(v: float) -> Optional[str]:
+def positive(v: float) -> Optional[str]:
     return None if v > 0 else f'must be > 0, got {v}'
 
 
-def _non_negative(v: float) -> Optional[str]:
+def non_negative(v: float) -> Optional[str]:
     return None if v >= 0 else f'must be >= 0 (0 disables it), got {v}'
 
 
-def _fraction(v: float) -> Optional[str]:
+def fraction(v: float) -> Optional[str]:
     return None if 0 <= v < 1 else f'must be in [0, 1), got {v}'
 
 
-def _int_range(lo: int, hi: int, what: str = '') -> Check:
+def int_range(lo: int, hi: int, what: str = '') -> Check:
     def check(v: int) -> Optional[str]:
         return None if lo <= v <= hi else f'must be in [{lo}, {hi}]{what}, got {v}'
     return check
 
 
-def _address(v: str) -> Optional[str]:
+def address(v: str) -> Optional[str]:
     try:
         ipaddress.ip_address(v)
     except ValueError:
@@ -68,7 +68,7 @@ def _address(v: str) -> Optional[str]:
     return None
 
 
-def _patterns(v: Sequence[str]) -> Optional[str]:
+def patterns(v: Sequence[str]) -> Optional[str]:
     for p in v:
         try:
             re.compile(p)
@@ -95,7 +95,7 @@ def _keys(v: Sequence[str]) -> Optional[str]:
 _TOPIC = re.compile(r'(~/?|/)?[A-Za-z_{][A-Za-z0-9_{}]*(/[A-Za-z_{][A-Za-z0-9_{}]*)*\Z|/\Z')
 
 
-def _topic_name(v: str) -> Optional[str]:
+def topic_name(v: str) -> Optional[str]:
     if not v:
         return 'must name a topic, got an empty string'
     if v == '/' or not _TOPIC.match(v):
@@ -104,42 +104,42 @@ def _topic_name(v: str) -> Optional[str]:
 
 
 GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
-    ParamSpec('window', 'double', 5.0, 'Sliding statistics window, seconds.', _positive),
+    ParamSpec('window', 'double', 5.0, 'Sliding statistics window, seconds.', positive),
     ParamSpec('window_capacity', 'integer', 20000,
               'Most messages held per topic window; bounds memory (the window shortens past it).',
-              _int_range(2, 10_000_000)),
+              int_range(2, 10_000_000)),
     ParamSpec('update_period', 'double', 1.0,
-              'How often statistics are recomputed for diagnostics and metrics, seconds.', _positive),
+              'How often statistics are recomputed for diagnostics and metrics, seconds.', positive),
     ParamSpec('future_stamp_tolerance', 'double', 0.01,
               'How far a header.stamp may lie ahead of its receipt before it counts as a stamp in '
               'the future, seconds (clock steps under sim time, skew between hosts).',
-              _non_negative),
+              non_negative),
     ParamSpec('qos_depth', 'integer', 100, 'History depth of each monitoring subscription.',
-              _int_range(1, 100_000)),
+              int_range(1, 100_000)),
     ParamSpec('metrics_port', 'integer', 9108,
               'Prometheus endpoint port; 0 picks a free port, -1 disables the endpoint.',
-              _int_range(-1, 65535)),
+              int_range(-1, 65535)),
     ParamSpec('metrics_address', 'string', '127.0.0.1',
-              'Address the Prometheus endpoint binds to (0.0.0.0 to expose it).', _address),
+              'Address the Prometheus endpoint binds to (0.0.0.0 to expose it).', address),
     ParamSpec('robot', 'string', '',
               'Value of the `robot` metric label and the diagnostics hardware_id; empty = host name.'),
     ParamSpec('discovery.enabled', 'bool', True, 'Also monitor topics that are not listed in `topics`.'),
     ParamSpec('discovery.include', 'string_array', ['.*'],
-              'Regular expressions (full match on the resolved name) of topics to discover.', _patterns),
+              'Regular expressions (full match on the resolved name) of topics to discover.', patterns),
     ParamSpec('discovery.exclude', 'string_array', [],
-              'Regular expressions of topics never to discover (wins over include).', _patterns),
+              'Regular expressions of topics never to discover (wins over include).', patterns),
     ParamSpec('discovery.period', 'double', 1.0, 'How often the ROS graph is re-read, seconds.',
-              _positive),
+              positive),
     ParamSpec('discovery.stale_timeout', 'double', 0.0,
               'Silence after which a discovered topic is STALE, seconds; 0 = only when its '
-              'publishers vanish.', _non_negative),
+              'publishers vanish.', non_negative),
     ParamSpec('defaults.tolerance', 'double', 0.1,
-              'Default allowed relative deviation from expected_rate.', _fraction),
+              'Default allowed relative deviation from expected_rate.', fraction),
     ParamSpec('defaults.max_latency', 'double', 0.0,
-              'Default maximum header latency p95, seconds; 0 = no limit.', _non_negative),
+              'Default maximum header latency p95, seconds; 0 = no limit.', non_negative),
     ParamSpec('defaults.stale_timeout', 'double', 3.0,
               'Default silence after which a listed topic is STALE, seconds; 0 = never.',
-              _non_negative),
+              non_negative),
     ParamSpec('topics', 'string_array', [],
               'Keys of the listed topics; each has its settings under topic.<key>.*', _keys),
 )
@@ -147,19 +147,19 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
 #: The per-topic fields under ``topic.<key>.``; defaults that say 'defaults.X' inherit it.
 TOPIC_FIELDS: Tuple[ParamSpec, ...] = (
     ParamSpec('name', 'string', '', 'Topic name; relative names resolve in the node namespace.',
-              _topic_name),
+              topic_name),
     ParamSpec('expected_rate', 'double', 0.0,
-              'Expected rate, Hz; with tolerance it sets min/max rate. 0 = none.', _non_negative),
+              'Expected rate, Hz; with tolerance it sets min/max rate. 0 = none.', non_negative),
     ParamSpec('tolerance', 'double', 'defaults.tolerance',
-              'Allowed relative deviation from expected_rate.', _fraction),
+              'Allowed relative deviation from expected_rate.', fraction),
     ParamSpec('min_rate', 'double', 0.0, 'Minimum rate, Hz (instead of expected_rate). 0 = none.',
-              _non_negative),
+              non_negative),
     ParamSpec('max_rate', 'double', 0.0, 'Maximum rate, Hz (instead of expected_rate). 0 = none.',
-              _non_negative),
+              non_negative),
     ParamSpec('max_latency', 'double', 'defaults.max_latency',
-              'Maximum header latency p95, seconds. 0 = no limit.', _non_negative),
+              'Maximum header latency p95, seconds. 0 = no limit.', non_negative),
     ParamSpec('stale_timeout', 'double', 'defaults.stale_timeout',
-              'Silence after which the topic is STALE, seconds. 0 = never.', _non_negative),
+              'Silence after which the topic is STALE, seconds. 0 = never.', non_negative),
 )
 
 #: Parameters that rclpy or the diagnostic updater own; never reported as unknown.
@@ -263,7 +263,8 @@ def coerce(spec: ParamSpec, value: Any) -> Any:
     raise AssertionError(f'unknown parameter type {t}')
 
 
-def _read(specs: Iterable[ParamSpec], values: Mapping[str, Any]) -> Dict[str, Any]:
+def read_params(specs: Iterable[ParamSpec], values: Mapping[str, Any]) -> Dict[str, Any]:
+    """Coerce and check each spec's value (its default when absent); raise `ConfigError`."""
     out = {}
     for spec in specs:
         v = coerce(spec, values.get(spec.name, spec.default))
@@ -310,7 +311,7 @@ def read_globals(values: Mapping[str, Any]) -> Dict[str, Any]:
 
     The node calls this before it declares ``topic.<key>.*``, since the keys come from `topics`.
     """
-    return _read(GLOBAL_PARAMS, values)
+    return read_params(GLOBAL_PARAMS, values)
 
 
 def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
@@ -328,7 +329,7 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
     topics = []
     names: Dict[str, str] = {}
     for key in g['topics']:
-        tv = _read(topic_param_specs(key, g), values)
+        tv = read_params(topic_param_specs(key, g), values)
         t = _topic(key, tv)
         if t.name in names:
             raise ConfigError(f'topic.{key}.name',

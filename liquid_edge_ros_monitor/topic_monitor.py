@@ -20,7 +20,6 @@ import threading
 from typing import Any, Dict, List, Optional
 
 import rclpy
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
@@ -28,12 +27,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.task import Future
 
 from .cdr import header_stamp_ns
-from .config import (GLOBAL_PARAMS, ConfigError, MonitorConfig, ParamSpec, TopicConfig,
-                     parse_config, read_globals, topic_param_specs)
+from .config import (GLOBAL_PARAMS, ConfigError, MonitorConfig, TopicConfig, parse_config,
+                     read_globals, topic_param_specs)
 from .diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from .health import TopicReport, TopicState, key_values, report
 from .metrics import TopicMetrics, endpoint
 from .receiver import BATCH_S, RawReceiver
+from .ros_params import declare_all, user_overrides
 from .stats import MISSING, SEQ_RESET, TopicWindow
 
 NODE_NAME = 'topic_monitor'
@@ -173,25 +173,12 @@ class TopicMonitor(Node):
 
     # ---- configuration -------------------------------------------------------------------------
 
-    def _declare(self, spec: ParamSpec) -> Any:
-        desc = ParameterDescriptor(description=spec.description, read_only=True,
-                                   dynamic_typing=True)
-        default = None if spec.default == [] else spec.default
-        try:
-            value = self.declare_parameter(spec.name, default, desc).value
-        except Exception as exc:  # rclpy's own type errors: keep them one line
-            raise ConfigError(spec.name, str(exc).splitlines()[0]) from None
-        return spec.default if value is None else value
-
     def _read_config(self) -> MonitorConfig:
-        values: Dict[str, Any] = {s.name: self._declare(s) for s in GLOBAL_PARAMS}
+        values: Dict[str, Any] = declare_all(self, GLOBAL_PARAMS)
         g = read_globals(values)
         for key in g['topics']:
-            for spec in topic_param_specs(key, g):
-                values[spec.name] = self._declare(spec)
-        # rclpy keeps the user's overrides (params files, -p) here; unknown names are typos.
-        given = list(getattr(self, '_parameter_overrides', {}).keys())
-        return parse_config(values, hostname=socket.gethostname(), given=given)
+            values.update(declare_all(self, topic_param_specs(key, g)))
+        return parse_config(values, hostname=socket.gethostname(), given=user_overrides(self))
 
     def _resolve(self, t: TopicConfig) -> str:
         try:

@@ -1,0 +1,11 @@
+"""Liquid neural networks (CfC, LTC) in pure JAX, matching the ncps torch cells; no ROS imports.
+
+    from liquid_edge_ros_monitor.lnn import load_model
+    m = load_model('models/imu_velocity.npz')
+    h = m.init_state()
+    h, y = m.step(m.params, h, x, dt)
+"""
+from .model import Model, load_model, save_model
+from .weights import ModelError
+
+__all__ = ['Model', 'ModelError', 'load_model', 'save_model']

@@ -1,0 +1,81 @@
+"""Test-side ROS helpers: a /diagnostics listener spinning in its own thread, and a metrics scrape."""
+from __future__ import annotations
+
+import threading
+import urllib.request
+from typing import Dict, Optional
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from prometheus_client.parser import text_string_to_metric_families
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+
+class DiagnosticsListener:
+    """Keeps the latest status of every name seen on /diagnostics (what rqt_runtime_monitor shows)."""
+
+    def __init__(self, name: str = 'test_diagnostics_listener') -> None:
+        self.node = Node(name)
+        self._statuses: Dict[str, DiagnosticStatus] = {}
+        self._lock = threading.Lock()
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 100)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        with self._lock:
+            for s in msg.status:
+                self._statuses[s.name] = s
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            self._statuses.pop(name, None)
+
+    def status(self, name: str) -> Optional[DiagnosticStatus]:
+        with self._lock:
+            return self._statuses.get(name)
+
+    def level(self, name: str) -> Optional[int]:
+        s = self.status(name)
+        return s.level[0] if s else None
+
+    def message(self, name: str) -> str:
+        s = self.status(name)
+        return s.message if s else ''
+
+    def values(self, name: str) -> Dict[str, str]:
+        s = self.status(name)
+        return {kv.key: kv.value for kv in s.values} if s else {}
+
+    def names(self) -> list:
+        with self._lock:
+            return sorted(self._statuses)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2)
+        self.thread.join(5)
+        self.node.destroy_node()
+
+
+def scrape(port: int, timeout: float = 5.0) -> str:
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=timeout) as r:
+        return r.read().decode()
+
+
+def samples(text: str) -> Dict[tuple, float]:
+    """{(sample name, frozenset(labels.items())): value} of a scrape."""
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def sample_value(text: str, name: str, **labels: str) -> Optional[float]:
+    """The value of the one sample `name` whose labels include `labels`, or None."""
+    for (n, labs), v in samples(text).items():
+        if n == name and all((k, val) in labs for k, val in labels.items()):
+            return v
+    return None

@@ -159,7 +159,8 @@ def hyper_from_ncps(path: Path, meta: Mapping[str, Any], tensors: Mapping[str, n
             'implicit_param_constraints': meta.get('implicit_param_constraints', True)})
     h: Dict[str, Any] = {'cell': 'cfc', 'n_inputs': n_inputs, 'units': units,
                          'mode': meta.get('mode', 'default'),
-                         'backbone_activation': meta.get('activation', 'lecun_tanh'),
+                         'backbone_activation': _choice(path, meta, 'activation', tuple(ACTIVATIONS),
+                                                        'lecun_tanh'),
                          'proj_size': meta.get('proj_size')}
     if wired:
         sizes: List[int] = []

@@ -54,56 +54,64 @@ class LatencyHistogram:
 
 
 class MetricsEndpoint:
-    """The process's registry and its one HTTP endpoint, shared by every node in the process."""
+    """One HTTP endpoint (address, port) and its registry, with the process and platform metrics.
 
-    def __init__(self) -> None:
+    Nodes attach their collectors with `attach`: nodes of one process that ask for the same port
+    share one endpoint, nodes on different ports get one each (so a scrape config with one target
+    per node works whether the nodes run in one process or several).
+    """
+
+    def __init__(self, address: str, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
-        self._lock = threading.Lock()
-        self._server = None
-        self.address: Optional[str] = None
-        self.port: Optional[int] = None
-
-    def serve(self, address: str, port: int) -> int:
-        """Start the HTTP endpoint (once per process) and return the port it listens on.
-
-        A second call with other settings keeps the first endpoint and says so, since one process
-        serves one endpoint.
-        """
-        with self._lock:
-            if self._server is not None:
-                if (address, port) != (self.address, self.port) and port != 0:
-                    _log.warning('metrics already served on %s:%d; ignoring %s:%d',
-                                 self.address, self.port, address, port)
-                return self.port
-            try:
-                server, _thread = start_http_server(port, addr=address, registry=self.registry)
-            except OSError as exc:
-                raise OSError(f'metrics_port {port} on {address}: {exc.strerror}') from exc
-            self._server = server
-            self.address, self.port = address, server.server_port
-            return self.port
+        try:
+            self._server, _thread = start_http_server(port, addr=address, registry=self.registry)
+        except OSError as exc:
+            raise OSError(f'metrics_port {port} on {address}: {exc.strerror}') from exc
+        self.address, self.port = address, self._server.server_port
+        self.users = 0
 
     def shutdown(self) -> None:
-        with self._lock:
-            if self._server is not None:
-                self._server.shutdown()
-                self._server.server_close()
-                self._server = None
+        self._server.shutdown()
+        self._server.server_close()
 
 
-_endpoint: Optional[MetricsEndpoint] = None
-_endpoint_lock = threading.Lock()
+_endpoints: Dict[Tuple[str, int], MetricsEndpoint] = {}
+_endpoints_lock = threading.Lock()
 
 
-def endpoint() -> MetricsEndpoint:
-    """The process-wide metrics endpoint (created on first use)."""
-    global _endpoint
-    with _endpoint_lock:
-        if _endpoint is None:
-            _endpoint = MetricsEndpoint()
-        return _endpoint
+def attach(collector: Collector, address: str, port: int) -> Optional[MetricsEndpoint]:
+    """Serve `collector` on address:port (started on first use; port 0 = a new endpoint on a free
+    port, -1 = not served). Returns the endpoint, whose `port` is the real one."""
+    if port < 0:
+        return None
+    with _endpoints_lock:
+        ep = _endpoints.get((address, port)) if port else None
+        if ep is None:
+            ep = MetricsEndpoint(address, port)
+            _endpoints[(address, ep.port)] = ep
+            if port:
+                _endpoints[(address, port)] = ep
+        ep.registry.register(collector)
+        ep.users += 1
+        return ep
+
+
+def detach(collector: Collector, ep: Optional[MetricsEndpoint]) -> None:
+    """Stop serving `collector`; the endpoint closes (freeing its port) with its last user."""
+    if ep is None:
+        return
+    with _endpoints_lock:
+        try:
+            ep.registry.unregister(collector)
+        except KeyError:
+            return
+        ep.users -= 1
+        if ep.users == 0:
+            for key in [k for k, v in _endpoints.items() if v is ep]:
+                del _endpoints[key]
+            ep.shutdown()
 
 
 class TopicMetrics(Collector):

@@ -27,7 +27,7 @@ from .config import ConfigError
 from .diagnostics import ERROR, OK, WARN, DiagnosticTask, Updater
 from .graph import Endpoint, GraphReport, check_graph
 from .host import HostStatus, evaluate_host, prime_cpu, sample_host
-from .metrics import NodeMonitorMetrics, endpoint
+from .metrics import NodeMonitorMetrics, attach, detach
 from .node_config import NODE_PARAMS, NodeMonitorConfig, parse_node_config
 from .nodes import NodeState, NodeTracker
 from .ros_params import declare_all, user_overrides
@@ -195,11 +195,9 @@ class NodeMonitor(Node):
             self._updater.add(NodeTask(self, name))
         self._updater.add(GraphTask(self))
         self._metrics = NodeMonitorMetrics(c.robot)
-        self._endpoint = endpoint()
-        self._endpoint.registry.register(self._metrics)
-        self.metrics_port: Optional[int] = None
-        if c.metrics_port >= 0:
-            self.metrics_port = self._endpoint.serve(c.metrics_address, c.metrics_port)
+        self._endpoint = attach(self._metrics, c.metrics_address, c.metrics_port)
+        self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
+                                            else None)
         self._stop = threading.Event()
         self._host_thread: Optional[threading.Thread] = None
         if c.host.enabled:
@@ -301,10 +299,7 @@ class NodeMonitor(Node):
             t.join(5.0)
         metrics = getattr(self, '_metrics', None)
         if metrics is not None:
-            try:
-                self._endpoint.registry.unregister(metrics)
-            except KeyError:
-                pass
+            detach(metrics, getattr(self, '_endpoint', None))
         super().destroy_node()
 
 

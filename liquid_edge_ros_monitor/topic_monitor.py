@@ -31,7 +31,7 @@ from .config import (GLOBAL_PARAMS, ConfigError, MonitorConfig, TopicConfig, par
                      read_globals, topic_param_specs)
 from .diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from .health import TopicReport, TopicState, key_values, report
-from .metrics import TopicMetrics, endpoint
+from .metrics import TopicMetrics, attach, detach
 from .receiver import BATCH_S, RawReceiver
 from .ros_params import declare_all, user_overrides
 from .stats import MISSING, SEQ_RESET, TopicWindow
@@ -150,12 +150,10 @@ class TopicMonitor(Node):
         self._updater = Updater(self)
         self._updater.setHardwareID(self.config.robot)
         self._metrics = TopicMetrics(self.config.robot)
-        self._endpoint = endpoint()
-        self._endpoint.registry.register(self._metrics)
-        self.metrics_port: Optional[int] = None
-        if self.config.metrics_port >= 0:
-            self.metrics_port = self._endpoint.serve(self.config.metrics_address,
-                                                     self.config.metrics_port)
+        self._endpoint = attach(self._metrics, self.config.metrics_address,
+                                self.config.metrics_port)
+        self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
+                                            else None)
         for t in self.config.topics:
             self._add_track(self._resolve(t), t)
         self._discover()
@@ -349,10 +347,7 @@ class TopicMonitor(Node):
             stats.join(5.0)
         metrics = getattr(self, '_metrics', None)
         if metrics is not None:
-            try:
-                self._endpoint.registry.unregister(metrics)
-            except KeyError:
-                pass
+            detach(metrics, getattr(self, '_endpoint', None))
         super().destroy_node()
 
 

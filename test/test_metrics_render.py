@@ -1,5 +1,6 @@
 """Histogram bucketing, the collector's exposition, and the live table (no DDS)."""
 import numpy as np
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from liquid_edge_ros_monitor.config import TopicConfig
@@ -58,3 +59,28 @@ def test_live_table_has_one_row_per_topic_with_status():
     assert render([]) .endswith('(no topics yet)')
     coloured = render([_report('/imu')], colour=True)
     assert '\x1b[32m' in coloured
+
+
+def test_nodes_asking_for_one_port_share_an_endpoint_and_the_last_one_closes_it():
+    import urllib.error
+    import urllib.request
+
+    from conftest import free_port
+    from liquid_edge_ros_monitor.metrics import NodeMonitorMetrics, attach, detach
+
+    port = free_port()
+    a, b, c = TopicMetrics('r'), NodeMonitorMetrics('r'), NodeMonitorMetrics('r2')
+    ep_a = attach(a, '127.0.0.1', port)
+    ep_b = attach(b, '127.0.0.1', port)
+    ep_c = attach(c, '127.0.0.1', 0)
+    assert ep_a is ep_b and ep_a.port == port
+    assert ep_c is not ep_a and ep_c.port not in (0, port)
+    assert attach(TopicMetrics('x'), '127.0.0.1', -1) is None
+    body = urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5).read().decode()
+    assert 'liquid_edge_nodes_discovered{robot="r"}' in body and 'r2' not in body
+    detach(a, ep_a)
+    urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5).read()   # b still there
+    detach(b, ep_b)
+    detach(c, ep_c)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5)

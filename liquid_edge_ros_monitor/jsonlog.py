@@ -1,0 +1,82 @@
+"""Structured JSON logging for our Python loggers: one JSON object per line, with the trace and span
+ids of the current OpenTelemetry span, so a log line and its trace can be joined in the backend.
+
+Why the standard library suffices (python-json-logger is not a dependency): a `logging.Formatter`
+that builds a dict from the `LogRecord` and calls `json.dumps` is all such a package does for us;
+the only parts with judgement are which record attributes are "extra" (everything not set by
+`LogRecord.__init__`, found from a blank record) and a `str` fallback for values JSON can't hold.
+
+Off by default: the node calls `enable_json_logging()` when its parameter asks for it. Records are
+formatted only when a handler emits them, so nothing here runs on a path that doesn't log.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from typing import Any, Dict, Optional, TextIO
+
+from opentelemetry import trace
+
+# Attributes every LogRecord has (plus the ones Formatter.format adds); anything else came from extra=.
+_STANDARD = frozenset(vars(logging.LogRecord('', 0, '', 0, '', None, None))) | {'message', 'asctime', 'taskName'}
+
+
+def _timestamp(created: float) -> str:
+    """ISO 8601 in UTC with milliseconds, e.g. 2026-03-01T12:00:00.123Z."""
+    return datetime.fromtimestamp(created, tz=timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one line of JSON: timestamp, level, logger, message, module, function,
+    line, the `extra=` fields, `exception` (with traceback) if any, and `trace_id` / `span_id`
+    (lowercase hex, 32 / 16 digits) when logged inside a recording span."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: Dict[str, Any] = {
+            'timestamp': _timestamp(record.created),
+            'level': record.levelname,
+            'logger': record.name,
+            'message': record.getMessage(),
+            'module': record.module,
+            'function': record.funcName,
+            'line': record.lineno,
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry['exception'] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry['exception'] = record.exc_text
+        if record.stack_info:
+            entry['stack'] = self.formatStack(record.stack_info)
+        span = trace.get_current_span()
+        if span.is_recording():
+            ctx = span.get_span_context()
+            entry['trace_id'] = format(ctx.trace_id, '032x')
+            entry['span_id'] = format(ctx.span_id, '016x')
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def enable_json_logging(logger_name: str = 'liquid_edge_ros_monitor',
+                        stream: Optional[TextIO] = None, level: Optional[int] = None) -> logging.Handler:
+    """Attach a JSON handler to `logger_name` (writing to `stream`, default sys.stderr at call time)
+    and return it, for `disable_json_logging`. `level`, if given, is set on the logger."""
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger(logger_name)
+    if level is not None:
+        logger.setLevel(level)
+    logger.addHandler(handler)
+    handler._json_logger_name = logger_name  # type: ignore[attr-defined] - for disable_json_logging
+    return handler
+
+
+def disable_json_logging(handler: logging.Handler) -> None:
+    """Detach and close a handler returned by `enable_json_logging`."""
+    name = getattr(handler, '_json_logger_name', None)
+    if name is not None:
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()

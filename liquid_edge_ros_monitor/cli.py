@@ -2,6 +2,7 @@
 
     liquid-edge-monitor demo [--duration S] [--metrics-port P]    simulated robot + monitor + live table
     liquid-edge-monitor run --params-file FILE [--duration S] [--live]
+    liquid-edge-monitor lnn-run --model M.npz --inputs X.npy [--timespans T.npy] --output Y.npy
 
 `run` hosts the monitor nodes in one process (one executor, one metrics endpoint); each node reads
 its own `<node name>: ros__parameters:` section of the file, exactly as under `ros2 launch`.
@@ -64,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument('--params-file', required=True, help='ros__parameters YAML')
     run.add_argument('--duration', type=_positive, help='stop after S seconds (default: Ctrl-C)')
     run.add_argument('--live', action='store_true', help='print the live table')
+    from .lnn.run import add_arguments as lnn_run_arguments
+    lnn_run_arguments(sub.add_parser('lnn-run', help='run an input sequence through an LNN model file'))
     return ap
 
 
@@ -137,6 +140,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == 'lnn-run':
+            from .lnn.run import lnn_run
+            return lnn_run(args)
         return {'demo': cmd_demo, 'run': cmd_run}[args.command](args)
     except (UsageError, FileNotFoundError) as exc:
         print(f'{PROG}: error: {exc}', file=sys.stderr)

@@ -1,15 +1,16 @@
-"""The demo: a simulated robot (`sim_robot`) watched by the topic monitor.
+"""The demo: a simulated robot (`sim_robot`), the liquid-network controller and both monitors.
 
     ros2 launch liquid_edge_ros_monitor demo.launch.py
     ros2 launch liquid_edge_ros_monitor demo.launch.py namespace:=robot1
 
 `sim_robot` publishes imu/data, odom, scan, camera/image_raw and chatter at known rates (see
-config/sim_robot.yaml); the monitor, started through monitor.launch.py with config/demo.yaml,
-publishes their health on /diagnostics and Prometheus metrics. Inject a fault while it runs, e.g.
+config/sim_robot.yaml); `liquid_inference` turns the IMU into a velocity command (cmd_vel_lnn);
+topic_monitor and node_monitor (monitor.launch.py) and liquid_inference (inference.launch.py), all
+with config/demo.yaml, publish /diagnostics and Prometheus metrics on ports 9108, 9109 and 9110. Inject a fault while it runs, e.g.
 `ros2 param set /sim_robot imu.rate 120.0`, and watch /diagnostics turn WARN.
 
 Launch arguments:
-- `params_file`: the monitor's parameters (default: config/demo.yaml of this package).
+- `params_file`: parameters of the three nodes, one section each (default: config/demo.yaml).
 - `sim_params_file`: the simulated robot's parameters (default: config/sim_robot.yaml).
 - `namespace`: namespace of both nodes (the demo's topic names are relative).
 - `use_sim_time`: 'true' to use /clock for both nodes.
@@ -26,6 +27,8 @@ from launch_ros.substitutions import FindPackageShare
 
 # monitor.launch.py is installed next to this file (share/liquid_edge_ros_monitor/launch).
 MONITOR_LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'monitor.launch.py')
+INFERENCE_LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                'inference.launch.py')
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -59,6 +62,15 @@ def generate_launch_description() -> LaunchDescription:
         ),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(MONITOR_LAUNCH),
+            launch_arguments={
+                'params_file': LaunchConfiguration('params_file'),
+                'node_params_file': LaunchConfiguration('params_file'),
+                'namespace': namespace,
+                'use_sim_time': use_sim_time,
+            }.items(),
+        ),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(INFERENCE_LAUNCH),
             launch_arguments={
                 'params_file': LaunchConfiguration('params_file'),
                 'namespace': namespace,

@@ -1,4 +1,4 @@
-"""Start the liquid_edge topic monitor (node `topic_monitor`) with a parameters file.
+"""Start the liquid_edge monitors: `topic_monitor` and `node_monitor`, each with a parameters file.
 
 Run it on its own:
 
@@ -24,7 +24,10 @@ Or include it from your robot's launch file, with your own parameters file:
     )
 
 Launch arguments:
-- `params_file`: the monitor's parameters (default: this package's config/topic_monitor.yaml; copy
+- `node_params_file`: the node monitor's parameters (default: config/node_monitor.yaml; list your
+  robot's nodes in `expected_nodes`).
+- `node_monitor`: 'false' to start the topic monitor alone.
+- `params_file`: the topic monitor's parameters (default: this package's config/topic_monitor.yaml; copy
   it as a starting point). Its root key is `/**:` (matches the node in any namespace) or the node's
   full name (`/robot1/topic_monitor:`), then `ros__parameters:`.
 - `namespace`: namespace of the node; relative topic names in the parameters resolve inside it.
@@ -32,6 +35,7 @@ Launch arguments:
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
@@ -46,8 +50,15 @@ def generate_launch_description() -> LaunchDescription:
             'params_file', default_value=default_params,
             description='Parameters file of the topic monitor (topics, rates, metrics port).'),
         DeclareLaunchArgument(
+            'node_params_file', default_value=PathJoinSubstitution(
+                [FindPackageShare('liquid_edge_ros_monitor'), 'config', 'node_monitor.yaml']),
+            description='Parameters file of the node monitor (expected nodes, host thresholds).'),
+        DeclareLaunchArgument(
+            'node_monitor', default_value='true',
+            description="'false' to start the topic monitor alone."),
+        DeclareLaunchArgument(
             'namespace', default_value='',
-            description='Namespace of the topic_monitor node.'),
+            description='Namespace of the monitor nodes.'),
         DeclareLaunchArgument(
             'use_sim_time', default_value='false',
             description="'true' to use /clock as the node's time source."),
@@ -61,6 +72,20 @@ def generate_launch_description() -> LaunchDescription:
                 {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
                                                 value_type=bool)},
             ],
+            output='screen',
+            emulate_tty=True,
+        ),
+        Node(
+            package='liquid_edge_ros_monitor',
+            executable='node_monitor',
+            name='node_monitor',
+            namespace=LaunchConfiguration('namespace'),
+            parameters=[
+                LaunchConfiguration('node_params_file'),
+                {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
+                                                value_type=bool)},
+            ],
+            condition=IfCondition(LaunchConfiguration('node_monitor')),
             output='screen',
             emulate_tty=True,
         ),

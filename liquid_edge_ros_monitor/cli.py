@@ -15,7 +15,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
+
+import numpy as np
 
 import yaml
 
@@ -55,13 +57,15 @@ def _positive(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0])
     sub = ap.add_subparsers(dest='command', required=True)
-    demo = sub.add_parser('demo', help='simulated robot, topic monitor, live table, metrics')
+    demo = sub.add_parser('demo', help='simulated robot, monitors, inference node, live table, '
+                                       'metrics')
     demo.add_argument('--duration', type=_positive, help='stop after S seconds (default: Ctrl-C)')
     demo.add_argument('--metrics-port', type=int, default=9108,
-                      help='Prometheus port (default 9108; 0 = any free port)')
+                      help='Prometheus port of the topic monitor; node_monitor and liquid_inference '
+                           'use the next two (default 9108-9110; 0 = any free ports)')
     demo.add_argument('--metrics-address', default='127.0.0.1')
     demo.add_argument('--no-live', action='store_true', help='no live table (logs only)')
-    run = sub.add_parser('run', help='run the monitor nodes from a params file')
+    run = sub.add_parser('run', help='run the nodes that have a section in a params file')
     run.add_argument('--params-file', required=True, help='ros__parameters YAML')
     run.add_argument('--duration', type=_positive, help='stop after S seconds (default: Ctrl-C)')
     run.add_argument('--live', action='store_true', help='print the live table')
@@ -70,43 +74,94 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _spin(nodes: List[Any], duration: Optional[float], live: Any = None) -> None:
-    from .topic_monitor import run_nodes
-    if live is not None:
-        monitor = nodes[0]
-        monitor.create_timer(1.0, lambda: live.show(monitor.reports()))
-    run_nodes(nodes, duration)
+#: The nodes `run` and `demo` can host, in start order (the network compiles before it subscribes).
+NODE_NAMES = ('topic_monitor', 'node_monitor', 'liquid_inference')
 
 
-def _run_monitor(ros_args: List[str], duration: Optional[float], live_header: Optional[str],
-                 overrides: Optional[List[Any]] = None) -> int:
+def _node_class(name: str) -> Any:
+    if name == 'topic_monitor':
+        from .topic_monitor import TopicMonitor
+        return TopicMonitor
+    if name == 'node_monitor':
+        from .node_monitor import NodeMonitor
+        return NodeMonitor
+    from .liquid_inference import LiquidInference
+    return LiquidInference
+
+
+def nodes_in_file(path: Path) -> List[str]:
+    """The hosted nodes that have their own section in the params file (`/**/name`, `name`,
+    `/ns/name`), in start order."""
+    data = yaml.safe_load(path.read_text()) or {}
+    names = {str(k).rstrip('/').rsplit('/', 1)[-1] for k in data if isinstance(data[k], dict)}
+    found = [n for n in NODE_NAMES if n in names]
+    if not found:
+        raise UsageError(f'{path}: no section for any of {", ".join(NODE_NAMES)} '
+                         "(e.g. '/**/topic_monitor: ros__parameters:')")
+    return found
+
+
+def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
+               live_header: Optional[str], overrides: Optional[Dict[str, List[Any]]] = None) -> int:
+    """Host `names` in this process on one executor; each reads its section of the params file."""
     import rclpy
     from .config import ConfigError
     from .live_view import LiveView
-    from .topic_monitor import TopicMonitor
+    from .lnn import ModelError
+    from .topic_monitor import run_nodes
     rclpy.init(args=['--ros-args', *ros_args])
     nodes: List[Any] = []
     try:
-        try:
-            nodes.append(TopicMonitor(parameter_overrides=overrides or []))
-        except (ConfigError, OSError) as exc:
-            print(f'{PROG}: error: topic_monitor: {exc}', file=sys.stderr)
-            return 2
-        port = nodes[0].metrics_port
-        live = None if live_header is None else LiveView(header=live_header.format(
-            port=port if port is not None else 'off'))
-        _spin(nodes, duration, live)
+        for name in names:
+            try:
+                nodes.append(_node_class(name)(
+                    parameter_overrides=(overrides or {}).get(name, [])))
+            except (ConfigError, ModelError, OSError) as exc:
+                print(f'{PROG}: error: {name}: {exc}', file=sys.stderr)
+                return 2
+        if live_header is not None:
+            ports = ', '.join(f'{n.get_name()} {n.metrics_port}' for n in nodes
+                              if n.metrics_port is not None) or 'off'
+            live = LiveView(header=live_header.format(ports=ports))
+            monitor = next((n for n in nodes if hasattr(n, 'reports')), None)
+            if monitor is not None:
+                monitor.create_timer(1.0, lambda: live.show(monitor.reports(),
+                                                            _footer(nodes)))
+        run_nodes(nodes, duration)
         return 0
     finally:
-        for n in nodes:
+        for n in reversed(nodes):
             n.destroy_node()
         rclpy.try_shutdown()
 
 
+def _footer(nodes: List[Any]) -> str:
+    """One line per non-topic node for the live view: nodes up, inference latency and errors."""
+    lines = []
+    for n in nodes:
+        if hasattr(n, 'tracker'):
+            expected = [s for s in n.tracker.nodes.values() if s.expected]
+            down = [s.name for s in expected if not s.up]
+            lines.append(f'nodes: {sum(s.up for s in expected)}/{len(expected)} expected up'
+                         + (f' (down: {", ".join(down)})' if down else '')
+                         + f', {n.tracker.discovered()} in the graph')
+        if hasattr(n, 'controller'):
+            p95 = n.callback_lat.quantile(0.95)
+            acc = n.accuracy.value if n.accuracy.count else None
+            errs = sum(n.metrics.errors.values())
+            lines.append(f'inference: {n.metrics.inferences} steps'
+                         + (f', callback p95 {p95 * 1e3:.2f} ms' if p95 is not None else '')
+                         + (f', accuracy {acc:.2f}' if acc is not None else '')
+                         + f', command {np.array2string(n.controller.last_good, precision=3)}'
+                         + (f', {errs} errors' if errs else ''))
+    return '\n'.join(lines)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     path = check_params_file(args.params_file)
-    header = f'liquid-edge-monitor run {path} | metrics port {{port}}' if args.live else None
-    return _run_monitor(['--params-file', str(path)], args.duration, header)
+    names = nodes_in_file(path)
+    header = f'liquid-edge-monitor run {path} | metrics: {{ports}}' if args.live else None
+    return _run_nodes(names, ['--params-file', str(path)], args.duration, header)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -120,13 +175,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env=os.environ.copy(), stdin=subprocess.DEVNULL)
     domain = os.environ.get('ROS_DOMAIN_ID', '0')
     header = None if args.no_live else (
-        f'liquid-edge-monitor demo | metrics: http://{args.metrics_address}:{{port}}'
-        f'/metrics | /diagnostics on ROS_DOMAIN_ID={domain} | Ctrl-C to stop')
-    overrides = [Parameter('metrics_port', value=args.metrics_port),
-                 Parameter('metrics_address', value=args.metrics_address)]
+        f'liquid-edge-monitor demo | metrics on http://{args.metrics_address}: {{ports}}'
+        f' | /diagnostics on ROS_DOMAIN_ID={domain} | Ctrl-C to stop')
+    base = args.metrics_port
+    # One endpoint per node, as under ros2 launch: config/prometheus/prometheus.yml scrapes them.
+    overrides = {name: [Parameter('metrics_port', value=base + i if base else 0),
+                        Parameter('metrics_address', value=args.metrics_address)]
+                 for i, name in enumerate(NODE_NAMES)}
     try:
-        return _run_monitor(['--params-file', str(config_file('demo.yaml'))], args.duration,
-                            header, overrides)
+        return _run_nodes(list(NODE_NAMES), ['--params-file', str(config_file('demo.yaml'))],
+                          args.duration, header, overrides)
     finally:
         if robot.poll() is None:
             robot.send_signal(signal.SIGINT)

@@ -70,8 +70,8 @@ class LiveView:
         self.header = header
         self.tty = stream.isatty()
 
-    def show(self, reports: Iterable[TopicReport]) -> None:
-        text = render(reports, colour=self.tty)
+    def show(self, reports: Iterable[TopicReport], footer: str = '') -> None:
+        text = render(reports, colour=self.tty) + ('\n' + footer if footer else '')
         if self.tty:
             self.stream.write('\x1b[H\x1b[2J')
         if self.header:

@@ -13,8 +13,9 @@ from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 from .config import (ConfigError, ParamSpec, address, int_range, non_negative, patterns, positive,
                      read_params)
 
-# A fully qualified node name: '/' then namespace tokens and the node name (design.ros2.org).
-_FQN = re.compile(r'/([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\Z')
+# A node name, fully qualified ('/' then namespace tokens and the name) or relative to the
+# monitor's namespace (design.ros2.org).
+_FQN = re.compile(r'/?([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\Z')
 
 def _node_names(v: Sequence[str]) -> Optional[str]:
     if not v:
@@ -23,8 +24,8 @@ def _node_names(v: Sequence[str]) -> Optional[str]:
     seen = set()
     for name in v:
         if not _FQN.match(name):
-            return (f"'{name}' is not a fully qualified node name "
-                    "(it starts with '/', e.g. '/robot1/controller')")
+            return (f"'{name}' is not a node name such as '/robot1/controller' (fully qualified) "
+                    "or 'controller' (in the monitor's namespace)")
         if name in seen:
             return f"'{name}' is listed twice"
         seen.add(name)
@@ -44,7 +45,8 @@ def _paths(v: Sequence[str]) -> Optional[str]:
 
 NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('expected_nodes', 'string_array', [],
-              'Fully qualified names of the nodes that must run; each missing one is ERROR.',
+              'Names of the nodes that must run, fully qualified (/robot1/driver) or relative to '
+              'this node\'s namespace (driver); each missing one is ERROR.',
               _node_names),
     ParamSpec('period', 'double', 1.0, 'How often the ROS graph is checked, seconds.', positive),
     ParamSpec('startup_grace', 'double', 2.0,
@@ -157,8 +159,16 @@ def unknown_parameters(given: Iterable[str]) -> list:
     return sorted(n for n in given if n not in known and not n.startswith(FOREIGN_PREFIXES))
 
 
+def resolve_node_name(name: str, namespace: str) -> str:
+    """'driver' in namespace '/robot1' is '/robot1/driver'; fully qualified names stay."""
+    if name.startswith('/'):
+        return name
+    return (namespace.rstrip('/') + '/' + name) if namespace != '/' else '/' + name
+
+
 def parse_node_config(values: Mapping[str, Any], hostname: str = 'localhost',
-                      given: Optional[Iterable[str]] = None) -> NodeMonitorConfig:
+                      given: Optional[Iterable[str]] = None,
+                      namespace: str = '/') -> NodeMonitorConfig:
     """Validate raw parameter values into a `NodeMonitorConfig`, or raise `ConfigError`."""
     if given is not None:
         unknown = unknown_parameters(given)
@@ -171,7 +181,9 @@ def parse_node_config(values: Mapping[str, Any], hostname: str = 'localhost',
         disk_free=_band(v, 'disk_free', below=True), temperature=_band(v, 'temperature'),
         battery=_band(v, 'battery', below=True))
     return NodeMonitorConfig(
-        expected_nodes=tuple(v['expected_nodes']), period=v['period'],
+        expected_nodes=tuple(dict.fromkeys(resolve_node_name(n, namespace)
+                                           for n in v['expected_nodes'])),
+        period=v['period'],
         startup_grace=v['startup_grace'], forget_after=v['forget_after'],
         metrics_port=v['metrics_port'], metrics_address=v['metrics_address'],
         robot=v['robot'] or hostname, graph_enabled=v['graph.enabled'],

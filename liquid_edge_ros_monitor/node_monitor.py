@@ -180,7 +180,8 @@ class NodeMonitor(Node):
         super().__init__(NODE_NAME, **kwargs)
         values = declare_all(self, NODE_PARAMS)
         self.config: NodeMonitorConfig = parse_node_config(
-            values, hostname=socket.gethostname(), given=user_overrides(self))
+            values, hostname=socket.gethostname(), given=user_overrides(self),
+            namespace=self.get_namespace())
         c = self.config
         self.started_ns = self.now_ns()
         self.tracker = NodeTracker(c.expected_nodes, self.started_ns)

@@ -21,15 +21,22 @@ CONFIG_DIR = REPO / 'config'
 # What each launch file must start and read.
 EXPECTED: Dict[str, Dict[str, Set[str]]] = {
     'monitor.launch.py': {
-        'executables': {'topic_monitor'},
-        'configs': {'topic_monitor.yaml'},
+        'executables': {'topic_monitor', 'node_monitor'},
+        'configs': {'topic_monitor.yaml', 'node_monitor.yaml'},
+        'includes': set(),
+        'arguments': {'params_file', 'node_params_file', 'node_monitor', 'namespace',
+                      'use_sim_time'},
+    },
+    'inference.launch.py': {
+        'executables': {'liquid_inference'},
+        'configs': {'liquid_inference.yaml'},
         'includes': set(),
         'arguments': {'params_file', 'namespace', 'use_sim_time'},
     },
     'demo.launch.py': {
         'executables': {'sim_robot'},
         'configs': {'demo.yaml', 'sim_robot.yaml'},
-        'includes': {'monitor.launch.py'},
+        'includes': {'monitor.launch.py', 'inference.launch.py'},
         'arguments': {'params_file', 'namespace', 'use_sim_time'},
     },
 }
@@ -204,7 +211,17 @@ def test_monitor_launch_description(api: Any) -> None:
     assert 'topic_monitor.yaml' in _texts(args['params_file'].default_value)
     assert _text(api, args['use_sim_time'].default_value) == 'false'
     assert _text(api, args['namespace'].default_value) == ''
-    assert _nodes(api, ld) == [(PACKAGE, 'topic_monitor', 'topic_monitor')]
+    assert 'node_monitor.yaml' in _texts(args['node_params_file'].default_value)
+    assert _nodes(api, ld) == [(PACKAGE, 'topic_monitor', 'topic_monitor'),
+                               (PACKAGE, 'node_monitor', 'node_monitor')]
+
+
+def test_inference_launch_description(api: Any) -> None:
+    ld = _load(api, 'inference.launch.py')
+    args = _arguments(api, ld)
+    assert EXPECTED['inference.launch.py']['arguments'] <= set(args)
+    assert 'liquid_inference.yaml' in _texts(args['params_file'].default_value)
+    assert _nodes(api, ld) == [(PACKAGE, 'liquid_inference', 'liquid_inference')]
 
 
 def test_demo_launch_description(api: Any) -> None:
@@ -216,9 +233,12 @@ def test_demo_launch_description(api: Any) -> None:
     assert _nodes(api, ld) == [(PACKAGE, 'sim_robot', 'sim_robot')]
 
     includes = [e for e in ld.entities if isinstance(e, api.actions.IncludeLaunchDescription)]
-    assert len(includes) == 1
-    forwarded = {_text(api, k) for k, _ in includes[0].launch_arguments}
-    assert {'params_file', 'use_sim_time', 'namespace'} <= forwarded
-    monitor = includes[0].launch_description_source.try_get_launch_description_without_context()
-    assert monitor is not None, 'monitor.launch.py could not be loaded from demo.launch.py'
-    assert _nodes(api, monitor) == [(PACKAGE, 'topic_monitor', 'topic_monitor')]
+    assert len(includes) == 2
+    started = []
+    for inc in includes:
+        forwarded = {_text(api, k) for k, _ in inc.launch_arguments}
+        assert {'params_file', 'use_sim_time', 'namespace'} <= forwarded
+        sub = inc.launch_description_source.try_get_launch_description_without_context()
+        assert sub is not None, 'an included launch file could not be loaded from demo.launch.py'
+        started += [n[1] for n in _nodes(api, sub)]
+    assert started == ['topic_monitor', 'node_monitor', 'liquid_inference']

@@ -203,6 +203,12 @@ def test_real_host_sample(tmp_path):
 
 # ---- parameters ----------------------------------------------------------------------------------
 
+def test_relative_expected_nodes_resolve_in_the_monitor_namespace():
+    c = parse_node_config({'expected_nodes': ['driver', '/base/imu', 'a/b']}, namespace='/robot1')
+    assert c.expected_nodes == ('/robot1/driver', '/base/imu', '/robot1/a/b')
+    assert parse_node_config({'expected_nodes': ['driver']}).expected_nodes == ('/driver',)
+
+
 def test_parameters_defaults_and_thresholds():
     c = parse_node_config({'expected_nodes': ['/sim_robot']}, hostname='r1')
     assert c.expected_nodes == ('/sim_robot',) and c.robot == 'r1' and c.metrics_port == 9109
@@ -211,7 +217,8 @@ def test_parameters_defaults_and_thresholds():
 
 @pytest.mark.parametrize('values,name,fragment', [
     ({'expected_nodes': []}, 'expected_nodes', 'missing'),
-    ({'expected_nodes': ['sim_robot']}, 'expected_nodes', 'fully qualified'),
+    ({'expected_nodes': ['sim robot']}, 'expected_nodes', 'fully qualified'),
+    ({'expected_nodes': ['/a/']}, 'expected_nodes', 'not a node name'),
     ({'expected_nodes': ['/a', '/a']}, 'expected_nodes', 'twice'),
     ({'host.cpu_warn': -0.1}, 'host.cpu_warn', 'must be in [0, 1]'),
     ({'host.memory_warn': 0.9, 'host.memory_error': 0.8}, 'host.memory_error', 'below'),

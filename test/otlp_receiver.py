@@ -60,6 +60,7 @@ class OtlpReceiver:
         self._spans: List[ReceivedSpan] = []
         self._lock = threading.Lock()
         self._grpc: Optional[grpc.Server] = None
+        self._pool: Optional[futures.ThreadPoolExecutor] = None
         self._http: Optional[ThreadingHTTPServer] = None
         self._http_thread: Optional[threading.Thread] = None
 
@@ -109,7 +110,8 @@ class OtlpReceiver:
                     receiver._store(request)
                     return trace_service_pb2.ExportTraceServiceResponse()
 
-            self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+            self._pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix='otlp-grpc')
+            self._grpc = grpc.server(self._pool)
             trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self._grpc)
             self.port = self._grpc.add_insecure_port('127.0.0.1:0')
             self._grpc.start()
@@ -158,6 +160,9 @@ class OtlpReceiver:
         if self._grpc is not None:
             self._grpc.stop(grace=None).wait(5)
             self._grpc = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

@@ -121,7 +121,10 @@ class TracingConfig:
     """What `setup_tracing` needs. `endpoint` is the full URL the exporter sends to (for
     http/protobuf it includes the /v1/traces path). `parent_based` False means the sampler ignores
     the parent's decision (the spec's `traceidratio`); the node only makes root spans, so it rarely
-    matters. `resource_attributes` come from OTEL_RESOURCE_ATTRIBUTES."""
+    matters. `resource_attributes` come from OTEL_RESOURCE_ATTRIBUTES. The batch settings are the
+    SDK's defaults except `schedule_delay_s` (1 s, not 5 s: spans show up sooner, same batching).
+    Headers, certificates and compression are read by the OTLP exporters themselves from their
+    OTEL_EXPORTER_OTLP_* variables."""
 
     enabled: bool = True
     endpoint: str = DEFAULT_GRPC_ENDPOINT

@@ -1,0 +1,163 @@
+"""The inference node's pure parts: guarded step, drift, accuracy, latency ring, fields, parameters."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from geometry_msgs.msg import Twist
+from nav_msgs.msg import Odometry
+from sensor_msgs.msg import Imu
+
+from conftest import REPO
+from liquid_edge_ros_monitor.config import ConfigError
+from liquid_edge_ros_monitor.inference import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, OK, Accuracy,
+                                               Controller, DriftScore, LatencyRing, nominal_dt)
+from liquid_edge_ros_monitor.inference_config import parse_inference_config
+from liquid_edge_ros_monitor.lnn import Model, load_model
+from liquid_edge_ros_monitor.msg_fields import has_header, numeric_getters, numeric_setters
+
+GOLDEN = REPO / 'test' / 'data' / 'lnn' / 'cfc_tanh_nobackbone.npz'   # 5 inputs, 6 units, 2 out
+
+
+@pytest.fixture(scope='module')
+def model() -> Model:
+    return load_model(GOLDEN)
+
+
+def overflowing(model: Model) -> Model:
+    """The same network with an output layer so large (finite float32) that outputs overflow."""
+    params = model.tensors()
+    params['fc.weight'] = np.full_like(params['fc.weight'], 3e38)
+    return Model(model.hyper, params)
+
+
+def test_step_matches_the_model_and_keeps_state(model):
+    c = Controller(model)
+    c.warm_up(0.01)
+    x = np.array([0.2, 0.1, 0.06, 9.8, 0.0], dtype=np.float32)
+    y1, s1 = c.forward(x, 0.005)
+    y2, _ = c.forward(x, 0.005)
+    h, y_ref = model.step(model.params, model.init_state(), x, np.float32(0.005))
+    assert s1 == OK and np.allclose(y1, np.asarray(y_ref), rtol=1e-6, atol=1e-7)
+    assert not np.allclose(y1, y2)          # the state moved on
+    assert c.state_norm() > 0
+
+
+def test_non_finite_input_is_not_fed_and_the_state_is_kept(model):
+    c = Controller(model, hold_on_non_finite=True)
+    x = np.ones(5, dtype=np.float32)
+    y_good, _ = c.forward(x, 0.005)
+    h_before = np.asarray(c.h).copy()
+    y, status = c.forward(np.array([np.nan, 1, 1, 1, 1], dtype=np.float32), 0.005)
+    assert status == NON_FINITE_INPUT
+    assert np.array_equal(y, y_good) and np.array_equal(np.asarray(c.h), h_before)
+
+
+@pytest.mark.parametrize('hold', [False, True])
+def test_non_finite_output_gives_the_safe_command_and_resets(model, hold):
+    bad = overflowing(model)
+    c = Controller(bad, hold_on_non_finite=hold)
+    c.last_good = np.array([0.3, 0.2], dtype=np.float32)     # as if a good step had run
+    y, status = c.forward(np.full(5, 5.0, dtype=np.float32), 0.005)
+    assert status == NON_FINITE_OUTPUT and np.isfinite(y).all()
+    assert np.array_equal(y, c.last_good if hold else np.zeros(2, dtype=np.float32))
+    assert y.tolist() != [0.0, 0.0] if hold else True
+    assert c.resets == 1 and float(np.abs(np.asarray(c.h)).max()) == 0.0
+
+
+def test_nominal_dt_prefers_the_parameter_then_the_training_period(model):
+    assert nominal_dt(model, 0.02) == 0.02
+    assert nominal_dt(model, 0.0) == 1.0                     # no training info: ncps's default
+    trained = Model(model.hyper, model.tensors(), training={'dt': 0.005})
+    assert nominal_dt(trained, 0.0) == 0.005
+
+
+def test_drift_score_is_small_in_distribution_and_grows_outside():
+    rng = np.random.default_rng(1)
+    mean, std = np.array([0.0, 10.0]), np.array([1.0, 2.0])
+    d = DriftScore(mean, std, window=50)
+    for _ in range(500):
+        d.add(mean + std * rng.standard_normal(2))
+    assert 0.6 < d.value < 1.0                               # E|z| = 0.80 for a normal variable
+    for _ in range(500):
+        d.add(mean + 6 * std)
+    assert d.value > 5.5
+    assert DriftScore(None, None, 10).available is False
+
+
+def test_accuracy_over_a_window():
+    a = Accuracy(tolerance=0.05, window=4)
+    assert a.value is None
+    truth = np.array([0.3, 0.2])
+    a.add(np.array([0.31, 0.19]), truth)
+    a.add(np.array([0.40, 0.20]), truth)                     # linear.x off by 0.1
+    assert a.value == 0.5
+    for _ in range(4):
+        a.add(truth, truth)
+    assert a.value == 1.0 and a.count == 4
+
+
+def test_latency_ring_quantiles_and_new_values():
+    r = LatencyRing(size=8)
+    for v in range(1, 6):
+        r.add(v / 1000)
+    assert r.take_new().tolist() == [0.001, 0.002, 0.003, 0.004, 0.005]
+    assert r.take_new().size == 0
+    for v in range(6, 21):
+        r.add(v / 1000)
+    new = r.take_new()
+    assert new.size == 8 and new[-1] == 0.02                 # at most one ring
+    assert r.quantile(0.5) == pytest.approx(0.0165)
+
+
+def test_message_field_paths():
+    get = numeric_getters(Imu, ['angular_velocity.z', 'linear_acceleration.x'])
+    m = Imu()
+    m.angular_velocity.z, m.linear_acceleration.x = 0.2, -1.5
+    assert get(m) == (0.2, -1.5)
+    assert numeric_getters(Odometry, ['twist.twist.linear.x'])(Odometry()) == (0.0,)
+    setters = numeric_setters(Twist, ['linear.x', 'angular.z'])
+    t = Twist()
+    for s, v in zip(setters, (0.3, 0.2)):
+        s(t, v)
+    assert (t.linear.x, t.angular.z) == (0.3, 0.2)
+    assert has_header(Imu) and not has_header(Twist)
+
+
+@pytest.mark.parametrize('cls,path,fragment', [
+    (Imu, 'angular_velocity.w', "angular_velocity has no field 'w'"),
+    (Imu, 'header.frame_id', 'is string, not a number'),
+    (Imu, 'orientation_covariance.x', 'not a message'),
+    (Imu, 'speed', "Imu has no field 'speed'"),
+])
+def test_bad_field_paths_name_the_path(cls, path, fragment):
+    with pytest.raises(ValueError) as e:
+        numeric_getters(cls, [path])
+    assert fragment in str(e.value) and path in str(e.value)
+
+
+@pytest.mark.parametrize('values,name,fragment', [
+    ({'features': []}, 'features', 'at least one'),
+    ({'features': ['Angular.Z']}, 'features', 'not a field path'),
+    ({'input_type': 'Imu'}, 'input_type', 'not a message type'),
+    ({'on_non_finite': 'explode'}, 'on_non_finite', 'must be one of zero, hold'),
+    ({'tracing.sampling_ratio': 1.5}, 'tracing.sampling_ratio', 'must be in [0, 1]'),
+    ({'tracing.protocol': 'udp'}, 'tracing.protocol', 'grpc or http/protobuf'),
+    ({'latency_budget': 0.0}, 'latency_budget', '> 0'),
+    ({'energy.static_watts': -3.0}, 'energy.static_watts', '>= 0'),
+    ({'ground_truth.topic': 'odom', 'ground_truth.fields': ['twist.twist.linear.x']},
+     'ground_truth.fields', 'has 1 paths for 2 outputs'),
+])
+def test_bad_parameters_name_themselves(values, name, fragment):
+    with pytest.raises(ConfigError) as e:
+        parse_inference_config(values)
+    assert e.value.parameter == name and fragment in str(e.value) and '\n' not in str(e.value)
+
+
+def test_parameter_defaults_and_tracing_overrides():
+    c = parse_inference_config({}, hostname='r1')
+    assert c.input_topic == 'imu/data' and c.outputs == ('linear.x', 'angular.z')
+    assert c.tracing['sampling_ratio'] is None                # -1: the OTEL_* variables decide
+    c = parse_inference_config({'tracing.sampling_ratio': 0.25})
+    assert c.tracing['sampling_ratio'] == 0.25
+    with pytest.raises(ConfigError, match="parameter 'tracng.enabled': unknown"):
+        parse_inference_config({}, given=['tracng.enabled'])

@@ -5,7 +5,7 @@ accuracy, latency ring), `inference_config` (parameters), `msg_fields` (feature 
 (OpenTelemetry), `energy` and `metrics`. The model is loaded, compiled and warmed up before the
 input subscription exists, so the first message never waits for XLA.
 
-Per input message (executor thread) one span `liquid_inference.callback` with children
+Per sampled input message (executor thread) one span `liquid_inference.callback` with children
 `preprocess`, `forward`, `publish`; spans are exported by the SDK's batch processor on its own
 thread, so a slow or dead collector never reaches the control loop. Histograms, power and the
 hidden-state norm are refreshed by a timer every `update_period`, not per message.
@@ -21,6 +21,7 @@ from typing import Any, List, Optional
 
 import numpy as np
 import rclpy
+from opentelemetry.trace import set_span_in_context, use_span
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -177,6 +178,7 @@ class LiquidInference(Node):
             'ros.node.name': self.get_name(), 'ros.node.namespace': self.get_namespace(),
             'ros.domain_id': os.environ.get('ROS_DOMAIN_ID', '0')})
         self._tracer = self.tracing.tracer
+        self._tracing_on = self.tracing.enabled
         m = self.model
         self._span_attrs = {'lnn.cell': m.cell, 'lnn.mode': m.mode or '', 'lnn.units': m.units,
                             'lnn.inputs': m.n_inputs, 'lnn.outputs': m.n_outputs}
@@ -217,49 +219,75 @@ class LiquidInference(Node):
             self._on_input(*latest)
 
     def _on_input(self, msg: Any, info: Any) -> None:
+        """One input: features, step, command; traced when this input is sampled.
+
+        Only the root span is made by the tracer while the work runs; the three children are
+        recorded afterwards from timestamps taken between the stages, so a traced callback pays no
+        context switches for them and an unsampled one pays one sampler decision.
+        """
         t0 = time.perf_counter()
-        tracer = self._tracer
-        with tracer.start_as_current_span('liquid_inference.callback',
-                                          attributes=self._span_attrs) as span:
-            with tracer.start_as_current_span('preprocess'):
-                stamp_ns = None
-                if self._in_header:
-                    st = msg.header.stamp
-                    stamp_ns = st.sec * 1_000_000_000 + st.nanosec
-                if span.is_recording():
-                    span.set_attribute('ros.topic', self._in_topic)
-                    span.set_attribute('dds.publication_sequence_number',
-                                       int(info.get('publication_sequence_number', 0)))
-                    if stamp_ns is not None:
-                        span.set_attribute('ros.header.stamp_ns', stamp_ns)
-                        span.set_attribute('ros.header.frame_id', msg.header.frame_id)
-                dt = self._elapsed(stamp_ns)
-                x = self._x
-                try:
-                    x[:] = self._features(msg)
-                except (TypeError, ValueError):
-                    x[:] = np.nan       # a field that is not a number: treated as bad input
-                if np.isfinite(x).all():
-                    self.drift.add(x)
-            with tracer.start_as_current_span('forward'):
-                f0 = time.perf_counter()
-                y, status = self.controller.forward(x, dt)
-                self.forward_lat.add(time.perf_counter() - f0)
-            with tracer.start_as_current_span('publish'):
-                out = self._out_msg
-                for setter, v in zip(self._setters, y.tolist()):
-                    setter(out, v)
-                self._pub.publish(out)
-            if status:
-                self._problem(status, span)
-            self.metrics.inferences += 1
-            if self._truth is not None:
-                self.accuracy.add(y, self._truth)
+        if not self._tracing_on:
+            self._process(msg, info, None)
+        else:
+            span = self._tracer.start_span('liquid_inference.callback',
+                                           attributes=self._span_attrs)
+            if not span.is_recording():
+                self._process(msg, info, None)
+                span.end()
+            else:
+                marks = self._process(msg, info, span)
+                ctx = set_span_in_context(span)
+                start = self._tracer.start_span
+                for name, a, b in (('preprocess', marks[0], marks[1]),
+                                   ('forward', marks[1], marks[2]),
+                                   ('publish', marks[2], marks[3])):
+                    start(name, context=ctx, start_time=a).end(end_time=b)
+                span.end(end_time=marks[3])
         took = time.perf_counter() - t0
         self.callback_lat.add(took)
         deadline = self._deadline()
         if deadline and took > deadline:
             self.metrics.deadline_misses += 1
+
+    def _process(self, msg: Any, info: Any, span: Any) -> Optional[tuple]:
+        """The callback's work. With a recording `span`: its attributes, and the wall-clock marks
+        (ns) of the stage boundaries for the child spans."""
+        traced = span is not None
+        m0 = time.time_ns() if traced else 0
+        stamp_ns = None
+        if self._in_header:
+            st = msg.header.stamp
+            stamp_ns = st.sec * 1_000_000_000 + st.nanosec
+        if traced:
+            span.set_attribute('ros.topic', self._in_topic)
+            span.set_attribute('dds.publication_sequence_number',
+                               int(info.get('publication_sequence_number', 0)))
+            if stamp_ns is not None:
+                span.set_attribute('ros.header.stamp_ns', stamp_ns)
+                span.set_attribute('ros.header.frame_id', msg.header.frame_id)
+        dt = self._elapsed(stamp_ns)
+        x = self._x
+        try:
+            x[:] = self._features(msg)
+        except (TypeError, ValueError):
+            x[:] = np.nan       # a field that is not a number: treated as bad input
+        if np.isfinite(x).all():
+            self.drift.add(x)
+        m1 = time.time_ns() if traced else 0
+        f0 = time.perf_counter()
+        y, status = self.controller.forward(x, dt)
+        self.forward_lat.add(time.perf_counter() - f0)
+        m2 = time.time_ns() if traced else 0
+        out = self._out_msg
+        for setter, v in zip(self._setters, y.tolist()):
+            setter(out, v)
+        self._pub.publish(out)
+        if status:
+            self._problem(status, span)
+        self.metrics.inferences += 1
+        if self._truth is not None:
+            self.accuracy.add(y, self._truth)
+        return (m0, m1, m2, time.time_ns()) if traced else None
 
     def _elapsed(self, stamp_ns: Optional[int]) -> float:
         """Seconds since the previous input, from header stamps (receipt time without a header),
@@ -286,10 +314,16 @@ class LiquidInference(Node):
         self.metrics.errors[reason] += 1
         self.last_problem = reason
         self.last_problem_ns = time.monotonic_ns()
+        if span is None:
+            if status == NON_FINITE_OUTPUT:
+                _log.error('non-finite output: state reset, safe command published',
+                           extra={'reason': reason})
+            return
         span.set_attribute('lnn.error', reason)
         if status == NON_FINITE_OUTPUT:
-            _log.error('non-finite output: state reset, safe command published',
-                       extra={'reason': reason})
+            with use_span(span, end_on_exit=False):     # the log line carries the trace id
+                _log.error('non-finite output: state reset, safe command published',
+                           extra={'reason': reason})
 
     def _on_truth(self, msg: Any) -> None:
         try:

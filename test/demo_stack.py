@@ -1,0 +1,165 @@
+"""The demo's processes for the end-to-end metric tests: sim_robot and the three exporting nodes.
+
+Shared by test_metric_names.py (live scrapes against the names the alerts and dashboard use) and
+test_prometheus_e2e.py (a real Prometheus server scraping them). Every node runs in its own process
+in one namespace, with config/demo.yaml's settings (parsed, then shortened periods and free metrics
+ports written over them), so the tests exercise the configuration users start from.
+
+An extra, silent sim_robot (`extra_robot`, every stream disabled) is listed in node_monitor's
+`expected_nodes`: stopping it is an expected node going down without touching the topics.
+sim_robot's scan and camera streams are off (the machine has 2 cores), so the topic monitor watches
+imu, odom and chatter only.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from conftest import REPO, RosProcess, free_port, wait_for
+from ros_helpers import sample_value, scrape
+
+DEMO_CONFIG = REPO / 'config' / 'demo.yaml'
+SHIPPED_MODEL = REPO / 'models' / 'imu_velocity.npz'
+# Used only while the shipped model is not in the checkout: a 5-input test model.
+FALLBACK_MODEL = REPO / 'test' / 'data' / 'lnn' / 'cfc_tanh_nobackbone.npz'
+FALLBACK_FEATURES = ['angular_velocity.z', 'linear_acceleration.x', 'linear_acceleration.y',
+                     'linear_acceleration.z', 'angular_velocity.x']
+
+#: Exporting node -> the scrape job it has in config/prometheus/prometheus.yml.
+JOBS = {'topic_monitor': 'liquid_edge_topic_monitor',
+        'node_monitor': 'liquid_edge_node_monitor',
+        'liquid_inference': 'liquid_edge_inference'}
+EXTRA_ROBOT = 'extra_robot'
+SIM_STREAMS_OFF = ['scan', 'camera']
+ALL_STREAMS = ['imu', 'odom', 'scan', 'camera', 'chatter']
+UPDATE_PERIOD = 0.25
+
+
+class _NoAliases(yaml.SafeDumper):
+    """rcl's parameter-file parser rejects YAML aliases (`&id001`): write shared values twice."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def model_path() -> Path:
+    """The model liquid_inference runs: the shipped demo model (its default) where the checkout
+    has it, else a 5-input test model."""
+    return SHIPPED_MODEL if SHIPPED_MODEL.is_file() else FALLBACK_MODEL
+
+
+def _section(demo: Dict, node: str) -> Dict:
+    return copy.deepcopy(demo[f'/**/{node}']['ros__parameters'])
+
+
+def stack_parameters(ports: Dict[str, int]) -> Dict:
+    """config/demo.yaml with short periods, the given metrics ports and the test's expectations."""
+    demo = yaml.safe_load(DEMO_CONFIG.read_text())
+    periods = {'update_period': UPDATE_PERIOD, 'diagnostic_updater': {'period': UPDATE_PERIOD}}
+
+    topic = _section(demo, 'topic_monitor')
+    topic.update(periods, metrics_port=ports['topic_monitor'], window=2.0,
+                 topics=[t for t in topic['topics'] if t not in SIM_STREAMS_OFF])
+    topic['topic'] = {k: v for k, v in topic['topic'].items() if k in topic['topics']}
+    topic['defaults']['stale_timeout'] = 1.0
+
+    node = _section(demo, 'node_monitor')
+    node.update(metrics_port=ports['node_monitor'], period=0.2, startup_grace=1.0,
+                diagnostic_updater={'period': UPDATE_PERIOD},
+                expected_nodes=node['expected_nodes'] + [EXTRA_ROBOT])
+    node['host']['period'] = 0.3
+
+    inference = _section(demo, 'liquid_inference')
+    inference.update(periods, metrics_port=ports['liquid_inference'])
+    inference['tracing']['enabled'] = False
+    if model_path() != SHIPPED_MODEL:
+        inference.update(model_path=str(FALLBACK_MODEL), features=FALLBACK_FEATURES)
+    return {f'/**/{n}': {'ros__parameters': p} for n, p in
+            (('topic_monitor', topic), ('node_monitor', node), ('liquid_inference', inference))}
+
+
+class DemoStack:
+    """sim_robot, extra_robot, topic_monitor, node_monitor and liquid_inference in namespace `ns`,
+    each its own process; `ports[node]` is each exporter's metrics port."""
+
+    def __init__(self, ns: str, tmp: Path) -> None:
+        self.ns, self.tmp = ns, tmp
+        self.ports = {n: free_port() for n in JOBS}
+        self.params_file = tmp / 'params.yaml'
+        self.params_file.write_text(yaml.dump(stack_parameters(self.ports), Dumper=_NoAliases))
+        self.procs: List[RosProcess] = []
+        self.extra: Optional[RosProcess] = None
+        self.stopped: List[RosProcess] = []     # stopped on purpose by the test
+
+    def _start(self, module: str, *args: str) -> RosProcess:
+        log = self.tmp / f'{module}-{len(self.procs)}.log'
+        proc = RosProcess(f'liquid_edge_ros_monitor.{module}',
+                          ['--ros-args', '-r', f'__ns:={self.ns}', *args], log)
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> 'DemoStack':
+        off = [a for s in SIM_STREAMS_OFF for a in ('-p', f'{s}.enabled:=false')]
+        self._start('sim_robot', *off)
+        self.start_extra_robot()
+        for node in JOBS:
+            self._start(node, '--params-file', str(self.params_file))
+        return self
+
+    def start_extra_robot(self) -> RosProcess:
+        """The silent expected node: a sim_robot renamed, publishing nothing."""
+        off = [a for s in ALL_STREAMS for a in ('-p', f'{s}.enabled:=false')]
+        self.extra = self._start('sim_robot', '-r', f'__node:={EXTRA_ROBOT}', *off)
+        return self.extra
+
+    def stop_extra_robot(self) -> None:
+        assert self.extra is not None and self.extra.stop() == 0, self.extra.output()
+        self.stopped.append(self.extra)
+
+    def check_alive(self) -> None:
+        """Fail at once, with the logs, when a process has died (instead of at a wait's deadline)."""
+        dead = [p.log_path.name for p in self.procs if p not in self.stopped and p.proc.poll() is not None]
+        assert not dead, f'{dead} exited; logs:\n{self.logs()}'
+
+    def scrape(self, node: str) -> str:
+        return scrape(self.ports[node])
+
+    def wait_until_measured(self, timeout: float = 60.0) -> Dict[str, str]:
+        """Scrapes of the three exporters once each has measured something: the imu, odom and
+        chatter rates known, host metrics and extra_robot up, inference steps, accuracy and power."""
+        def ready(node: str, *checks) -> Optional[str]:
+            self.check_alive()
+            try:
+                text = self.scrape(node)
+            except OSError:
+                return None
+            return text if all(check(text) for check in checks) else None
+
+        topic = f'{self.ns}/'
+        checks = {
+            'topic_monitor': [lambda t, n=n: sample_value(t, 'liquid_edge_topic_rate_hz',
+                                                          topic=topic + n) for n in
+                              ('imu/data', 'odom', 'chatter')],
+            'node_monitor': [lambda t: sample_value(t, 'liquid_edge_host_cpu_usage_ratio',
+                                                    cpu='total') is not None,
+                             lambda t: sample_value(t, 'liquid_edge_node_up',
+                                                    node=f'{self.ns}/{EXTRA_ROBOT}') == 1],
+            # Power needs two update periods (an energy difference); accuracy a ground-truth message.
+            'liquid_inference': [lambda t: (sample_value(t, 'liquid_edge_inferences_total') or 0) > 0,
+                                 lambda t: sample_value(t, 'liquid_edge_model_accuracy') is not None,
+                                 lambda t: sample_value(t, 'liquid_edge_inference_power_watts')
+                                 is not None],
+        }
+        return {node: wait_for(lambda node=node: ready(node, *checks[node]), timeout,
+                               f'{node} metrics; logs:\n{self.logs()}')
+                for node in JOBS}
+
+    def logs(self) -> str:
+        return '\n'.join(f'--- {p.log_path.name}\n{p.output()[-3000:]}' for p in self.procs)
+
+    def stop(self) -> Dict[str, int]:
+        """Stop every process (last started first); {log name: exit code}."""
+        return {p.log_path.name: p.stop() for p in reversed(self.procs)}

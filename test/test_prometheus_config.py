@@ -113,7 +113,7 @@ def test_seed_thresholds_are_in_base_units():
     assert exprs['LiquidEdgeInferenceLatencyHigh'].endswith('> 0.1')
     assert exprs['LiquidEdgeModelAccuracyLow'] == 'liquid_edge_model_accuracy < 0.85'
     assert exprs['LiquidEdgeProcessMemoryHigh'].endswith('> 500e6')
-    assert exprs['LiquidEdgeInferencePowerHigh'] == 'liquid_edge_inference_power_watts > 1'
+    assert exprs['LiquidEdgeInferencePowerHigh'] == 'liquid_edge_inference_power_watts{source="estimate"} > 1'
 
 
 def test_every_alert_rule_is_unit_tested_firing_and_not_firing():

@@ -105,7 +105,7 @@ def train(steps: int, batch: int, seq_s: float, lr: float, log_every: int, units
 
 def main(argv: Any = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--steps', type=int, default=1200)
+    ap.add_argument('--steps', type=int, default=2500)
     ap.add_argument('--batch', type=int, default=16)
     ap.add_argument('--seq-seconds', type=float, default=4.0)
     ap.add_argument('--lr', type=float, default=3e-3)

@@ -9,11 +9,14 @@ current speed/yaw rate to a new target, speed in [0, 0.6] m/s and yaw rate in [-
 The IMU reads yaw rate, forward acceleration ``dv/dt`` and centripetal acceleration ``v * w``, with
 the noise of ``sim_robot.ImuFactory`` (gyro sigma 0.003 rad/s, accel sigma 0.02 m/s^2).
 
-Speed is observable from ``a_y / w`` while turning, and otherwise only by integrating ``a_x`` from
-a known speed; so a sequence starts either at rest or turning (|w| >= 0.1 rad/s), and accuracy is
-scored after a warm-up. One sequence in five holds the sim robot's own motion (0.3 m/s,
-0.2 rad/s) throughout, and that pair is also a frequent segment target, so the demo's constant
-motion is squarely in distribution.
+Speed is observable from ``a_y / w`` while turning, but not while driving straight at a constant
+speed (no acceleration at all reaches the IMU then). A first trained model scored 0.84 with yaw
+rate targets uniform in [-0.5, 0.5]: its speed error was within 0.05 m/s on 42 % of the steps with
+|w| < 0.05 rad/s against 96 % with |w| >= 0.2. So segment targets keep |w| in [0.1, 0.5] (either
+sign; the ramps between them still cross zero), and a sequence starts either at rest or in such a
+turn; accuracy is scored after a warm-up. One sequence in five holds the sim robot's own motion
+(0.3 m/s, 0.2 rad/s) throughout, and that pair is also a frequent segment target, so the demo's
+constant motion is squarely in distribution.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ GYRO_SIGMA = 0.003     # rad/s, as sim_robot.ImuFactory
 ACCEL_SIGMA = 0.02     # m/s^2, as sim_robot.ImuFactory
 SPEED_RANGE = (0.0, 0.6)
 YAW_RATE_RANGE = (-0.5, 0.5)
+MIN_TURN = 0.1             # rad/s: smallest |yaw rate| of a segment target (see above)
 SIM_MOTION = (0.3, 0.2)    # sim_robot's CircleMotion defaults: speed, yaw rate
 INPUT_NAMES = ['angular_velocity.z', 'linear_acceleration.x', 'linear_acceleration.y']
 OUTPUT_NAMES = ['linear.x', 'angular.z']
@@ -36,7 +40,7 @@ WARMUP_S = 1.0
 def _targets(rng: np.random.Generator, n: int) -> np.ndarray:
     """n segment targets (v, w); one in six is the sim robot's motion."""
     v = rng.uniform(*SPEED_RANGE, size=n)
-    w = rng.uniform(*YAW_RATE_RANGE, size=n)
+    w = rng.choice([-1.0, 1.0], size=n) * rng.uniform(MIN_TURN, YAW_RATE_RANGE[1], size=n)
     sim = rng.random(n) < 1 / 6
     v[sim], w[sim] = SIM_MOTION
     return np.stack([v, w], axis=1)
@@ -53,8 +57,6 @@ def trajectory(rng: np.random.Generator, duration_s: float) -> Tuple[np.ndarray,
         start = np.zeros(2)
     else:
         start = _targets(rng, 1)[0]
-        while abs(start[1]) < 0.1:
-            start[1] = rng.uniform(*YAW_RATE_RANGE)
     vw = np.empty((n, 2))
     seg_start, cur = 0.0, start
     i = 0

@@ -99,7 +99,7 @@ def train(steps: int, batch: int, seq_s: float, lr: float, log_every: int, units
     info = {'script': 'tools/train_demo_model.py', 'task': 'liquid_edge_ros_monitor.lnn.demo_task',
             'train_seed': TRAIN_SEED, 'train_sequences': len(xs), 'sequence_seconds': seq_s,
             'steps': steps, 'batch': batch, 'learning_rate': lr, 'train_seconds': round(seconds, 1),
-            'dt_unit': 'seconds'}
+            'dt_unit': 'seconds', 'dt': 1.0 / task.RATE_HZ}
     return model, info
 
 

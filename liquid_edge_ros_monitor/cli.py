@@ -1,11 +1,13 @@
 """`liquid-edge-monitor`: run the monitor nodes without `ros2 launch`.
 
-    liquid-edge-monitor demo [--duration S] [--metrics-port P]    simulated robot + monitor + live table
+    liquid-edge-monitor demo [--duration S] [--metrics-port P]    robot, controller, monitors, live table
     liquid-edge-monitor run --params-file FILE [--duration S] [--live]
     liquid-edge-monitor lnn-run --model M.npz --inputs X.npy [--timespans T.npy] --output Y.npy
 
-`run` hosts the monitor nodes in one process (one executor, one metrics endpoint); each node reads
-its own `<node name>: ros__parameters:` section of the file, exactly as under `ros2 launch`.
+`run` hosts topic_monitor, node_monitor and liquid_inference (those with a section in the file) in
+one process on one executor; each reads its own `<node name>: ros__parameters:` section, exactly as
+under `ros2 launch`, and serves metrics on its own `metrics_port` (equal ports share one endpoint).
+`demo` runs sim_robot and liquid_inference in processes of their own and the two monitors here.
 """
 from __future__ import annotations
 
@@ -16,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
-
-import numpy as np
 
 import yaml
 
@@ -123,10 +123,12 @@ def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
             ports = ', '.join(f'{n.get_name()} {n.metrics_port}' for n in nodes
                               if n.metrics_port is not None) or 'off'
             live = LiveView(header=live_header.format(ports=ports))
+            tail = _diagnostics_tail('liquid_inference:')
             monitor = next((n for n in nodes if hasattr(n, 'reports')), None)
             if monitor is not None:
                 monitor.create_timer(1.0, lambda: live.show(monitor.reports(),
-                                                            _footer(nodes)))
+                                                            _footer(nodes, tail)))
+            nodes.append(tail)
         run_nodes(nodes, duration)
         return 0
     finally:
@@ -135,8 +137,29 @@ def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
         rclpy.try_shutdown()
 
 
-def _footer(nodes: List[Any]) -> str:
-    """One line per non-topic node for the live view: nodes up, inference latency and errors."""
+def _diagnostics_tail(prefix: str) -> Any:
+    """A node keeping the latest /diagnostics statuses whose names start with `prefix` (the live
+    view shows nodes of other processes, e.g. the inference node, this way)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.node import Node
+
+    class Tail(Node):
+        def __init__(self) -> None:
+            super().__init__('liquid_edge_live_view')
+            self.latest: Dict[str, Any] = {}
+            self.create_subscription(DiagnosticArray, '/diagnostics', self._on, 10)
+
+        def _on(self, msg: Any) -> None:
+            for st in msg.status:
+                if st.name.startswith(prefix) or f'/{prefix}' in st.name:
+                    self.latest[st.name] = st
+
+    return Tail()
+
+
+def _footer(nodes: List[Any], tail: Any) -> str:
+    """Lines under the table: expected nodes up, and the inference node's own statuses."""
+    from .health import LEVEL_NAMES
     lines = []
     for n in nodes:
         if hasattr(n, 'tracker'):
@@ -145,15 +168,8 @@ def _footer(nodes: List[Any]) -> str:
             lines.append(f'nodes: {sum(s.up for s in expected)}/{len(expected)} expected up'
                          + (f' (down: {", ".join(down)})' if down else '')
                          + f', {n.tracker.discovered()} in the graph')
-        if hasattr(n, 'controller'):
-            p95 = n.callback_lat.quantile(0.95)
-            acc = n.accuracy.value if n.accuracy.count else None
-            errs = sum(n.metrics.errors.values())
-            lines.append(f'inference: {n.metrics.inferences} steps'
-                         + (f', callback p95 {p95 * 1e3:.2f} ms' if p95 is not None else '')
-                         + (f', accuracy {acc:.2f}' if acc is not None else '')
-                         + f', command {np.array2string(n.controller.last_good, precision=3)}'
-                         + (f', {errs} errors' if errs else ''))
+    for name, st in sorted(tail.latest.items()):
+        lines.append(f'{name} {LEVEL_NAMES[st.level[0]]} {st.message}')
     return '\n'.join(lines)
 
 
@@ -169,30 +185,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .share import config_file
     # Network rule: the demo's DDS discovery never leaves this host.
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-    robot = subprocess.Popen(
-        [sys.executable, '-m', 'liquid_edge_ros_monitor.sim_robot', '--ros-args',
-         '--params-file', str(config_file('sim_robot.yaml'))],
-        env=os.environ.copy(), stdin=subprocess.DEVNULL)
+    base = args.metrics_port
+    params = str(config_file('demo.yaml'))
+    # The robot and its controller run in processes of their own, as under ros2 launch: the
+    # controller's JAX work must not share the monitors' interpreter lock, or the monitors would
+    # measure themselves. One metrics endpoint per node: config/prometheus/prometheus.yml.
+    children = [
+        subprocess.Popen([sys.executable, '-m', 'liquid_edge_ros_monitor.sim_robot', '--ros-args',
+                          '--params-file', str(config_file('sim_robot.yaml'))],
+                         env=os.environ.copy(), stdin=subprocess.DEVNULL),
+        subprocess.Popen([sys.executable, '-m', 'liquid_edge_ros_monitor.liquid_inference',
+                          '--ros-args', '--params-file', params,
+                          '-p', f'metrics_port:={base + 2 if base else 0}',
+                          '-p', f'metrics_address:={args.metrics_address}'],
+                         env=os.environ.copy(), stdin=subprocess.DEVNULL),
+    ]
     domain = os.environ.get('ROS_DOMAIN_ID', '0')
     header = None if args.no_live else (
         f'liquid-edge-monitor demo | metrics on http://{args.metrics_address}: {{ports}}'
-        f' | /diagnostics on ROS_DOMAIN_ID={domain} | Ctrl-C to stop')
-    base = args.metrics_port
-    # One endpoint per node, as under ros2 launch: config/prometheus/prometheus.yml scrapes them.
+        + (f', liquid_inference {base + 2}' if base else '')
+        + f' | /diagnostics on ROS_DOMAIN_ID={domain} | Ctrl-C to stop')
     overrides = {name: [Parameter('metrics_port', value=base + i if base else 0),
                         Parameter('metrics_address', value=args.metrics_address)]
-                 for i, name in enumerate(NODE_NAMES)}
+                 for i, name in enumerate(NODE_NAMES[:2])}
     try:
-        return _run_nodes(list(NODE_NAMES), ['--params-file', str(config_file('demo.yaml'))],
-                          args.duration, header, overrides)
+        return _run_nodes(list(NODE_NAMES[:2]), ['--params-file', params], args.duration,
+                          header, overrides)
     finally:
-        if robot.poll() is None:
-            robot.send_signal(signal.SIGINT)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+        for child in children:
             try:
-                robot.wait(10)
+                child.wait(10)
             except subprocess.TimeoutExpired:
-                robot.kill()
-                robot.wait()
+                child.kill()
+                child.wait()
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from conftest import REPO, free_port, own_lines, wait_for
+from ros_helpers import sample_value, scrape
 
 CLI = [sys.executable, '-m', 'liquid_edge_ros_monitor.cli']
 
@@ -61,10 +62,10 @@ def test_run_hosts_the_monitor_for_a_duration_and_prints_the_table(tmp_path):
     assert re.search(r'^/cmd_vel .* STALE no publishers', p.stdout, re.M), p.stdout
 
 
-def test_demo_runs_robot_monitor_table_and_metrics_then_stops_cleanly(tmp_path):
-    port = free_port()
+def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanly(tmp_path):
+    port = free_port()      # the topic monitor's; node_monitor and liquid_inference take the next two
     log = open(tmp_path / 'demo.log', 'w+')
-    proc = subprocess.Popen([*CLI, 'demo', '--duration', '12', '--metrics-port', str(port)],
+    proc = subprocess.Popen([*CLI, 'demo', '--duration', '15', '--metrics-port', str(port)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=os.environ.copy())
     try:
         def imu_rate():
@@ -78,6 +79,24 @@ def test_demo_runs_robot_monitor_table_and_metrics_then_stops_cleanly(tmp_path):
         assert wait_for(imu_rate, 30, 'the demo to serve an IMU rate') == pytest.approx(200, rel=0.1)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any('sim_robot' in ' '.join(c.cmdline()) for c in children)
+        assert any('liquid_inference' in ' '.join(c.cmdline()) for c in children)
+
+        def scrape_or_none(p):
+            try:
+                return scrape(p)
+            except OSError:
+                return None
+        # node_monitor: the simulated robot is an expected node, and it is up.
+        wait_for(lambda: (lambda t: t and sample_value(t, 'liquid_edge_node_up',
+                                                        node='/sim_robot') == 1)(
+            scrape_or_none(port + 1)), 20, 'node_monitor to see /sim_robot up')
+        # liquid_inference: the shipped model steps on the IMU and is scored against odom.
+        text = wait_for(lambda: (lambda t: t if t and (sample_value(
+            t, 'liquid_edge_inferences_total') or 0) > 200 and sample_value(
+            t, 'liquid_edge_model_accuracy') is not None else None)(scrape_or_none(port + 2)),
+            20, 'inference metrics with an accuracy')
+        assert sample_value(text, 'liquid_edge_inference_errors_total',
+                            reason='non_finite_output') == 0
         assert proc.wait(60) == 0
     finally:
         if proc.poll() is None:
@@ -89,10 +108,14 @@ def test_demo_runs_robot_monitor_table_and_metrics_then_stops_cleanly(tmp_path):
     # measures each one (a level above OK there can be real: on two busy cores a reliable sample
     # is sometimes resent after a heartbeat, 100+ ms late, and the demo's thresholds say so).
     last = out[out.rindex('TOPIC '):]
+    assert re.search(r'^nodes: 4/4 expected up', out, re.M), out
+    acc = [float(a) for a in re.findall(r'^liquid_inference: outputs OK accuracy (\S+)$', out, re.M)]
+    # The shipped model on sim_robot's motion (0.3 m/s, 0.2 rad/s): right most of the time.
+    assert acc and acc[-1] >= 0.85, out
     for topic in ('/imu/data', '/odom', '/scan', '/camera/image_raw', '/chatter'):
         assert re.search(rf'^{re.escape(topic)} .* OK ', out, re.M), f'{topic} never OK:\n{out}'
         row = re.search(rf'^{re.escape(topic)} +(\S+) .*  (OK|WARN|ERROR|STALE) ', last, re.M)
         assert row and row.group(2) != 'STALE' and float(row.group(1)) > 0, last
-    # The simulated robot went down with the demo.
+    # The simulated robot and the controller went down with the demo.
     assert wait_for(lambda: all(not c.is_running() or c.status() == psutil.STATUS_ZOMBIE
-                                for c in children), 10, 'sim_robot to exit')
+                                for c in children), 10, 'sim_robot and liquid_inference to exit')

@@ -23,11 +23,13 @@ parameter.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
 from opentelemetry import trace
@@ -404,12 +406,51 @@ class Tracing:
         return not worker.is_alive()
 
 
+class _Throttle(logging.Filter):
+    """Lets one export-failure record through per `interval_s` per logger. A dead collector makes
+    the OTLP exporters log every retry and every failed batch (about one line a second); a robot
+    without a collector should say so once a minute, not fill its log."""
+
+    def __init__(self, interval_s: float = 60.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._next = 0.0
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.interval_s
+            if self.suppressed:
+                record.msg = f'{record.msg} ({self.suppressed} similar messages suppressed)'
+                self.suppressed = 0
+            return True
+        self.suppressed += 1
+        return False
+
+
+_EXPORTER_LOGGERS = ('opentelemetry.exporter.otlp.proto.grpc.exporter',
+                     'opentelemetry.exporter.otlp.proto.http.trace_exporter',
+                     'opentelemetry.sdk._shared_internal')
+_throttled: list = []
+
+
+def _throttle_exporter_logs() -> None:
+    if _throttled:
+        return
+    for name in _EXPORTER_LOGGERS:
+        f = _Throttle()
+        logging.getLogger(name).addFilter(f)
+        _throttled.append(f)
+
+
 def setup_tracing(config: TracingConfig, resource_attributes: Optional[Mapping[str, str]] = None) -> Tracing:
     """A `Tracing` for one node. Resource: OTEL_RESOURCE_ATTRIBUTES (config.resource_attributes),
     then `resource_attributes` (ros.node.name, ros.node.namespace, ros.domain_id: facts of the
     process win), then service.name and host.name (unless given). Disabled: a NoOpTracer."""
     if not config.enabled:
         return Tracing(config, trace.NoOpTracer())
+    _throttle_exporter_logs()
     from opentelemetry.sdk.resources import (HOST_NAME, SERVICE_NAME, TELEMETRY_SDK_LANGUAGE,
                                              TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION, Resource)
     from opentelemetry.sdk.trace import TracerProvider

@@ -249,3 +249,20 @@ def test_shutdown_is_idempotent_and_flushes() -> None:
         assert tracing.shutdown(5.0) and tracing.shutdown(5.0)
         node_callback(tracing, 8)  # after shutdown: still never raises
         assert len(rx.spans()) == 4
+
+
+def test_export_failures_are_logged_once_a_minute_not_per_retry() -> None:
+    import logging
+
+    from liquid_edge_ros_monitor.tracing import _EXPORTER_LOGGERS, _Throttle
+    throttle = _Throttle(interval_s=3600.0)
+    records = [logging.LogRecord('x', logging.WARNING, __file__, 1, 'export failed', None, None)
+               for _ in range(100)]
+    assert [throttle.filter(r) for r in records].count(True) == 1
+    assert throttle.suppressed == 99
+    throttle._next = 0.0                      # the interval has passed
+    r = logging.LogRecord('x', logging.WARNING, __file__, 1, 'export failed', None, None)
+    assert throttle.filter(r) and '(99 similar messages suppressed)' in r.getMessage()
+    setup_tracing(TracingConfig(endpoint=f'http://127.0.0.1:{closed_port()}'), NODE_ATTRS).shutdown(1.0)
+    for name in _EXPORTER_LOGGERS:
+        assert any(isinstance(f, _Throttle) for f in logging.getLogger(name).filters), name

@@ -8,7 +8,8 @@ ports written over them), so the tests exercise the configuration users start fr
 An extra, silent sim_robot (`extra_robot`, every stream disabled) is listed in node_monitor's
 `expected_nodes`: stopping it is an expected node going down without touching the topics.
 sim_robot's scan and camera streams are off (the machine has 2 cores), so the topic monitor watches
-imu, odom and chatter only.
+imu, odom and chatter only. liquid_inference runs demo.yaml's `model_path: ""`: the shipped model
+(models/imu_velocity.npz), on odom's twist as ground truth.
 """
 from __future__ import annotations
 
@@ -22,12 +23,6 @@ from conftest import REPO, RosProcess, free_port, wait_for
 from ros_helpers import sample_value, scrape
 
 DEMO_CONFIG = REPO / 'config' / 'demo.yaml'
-SHIPPED_MODEL = REPO / 'models' / 'imu_velocity.npz'
-# Used only while the shipped model is not in the checkout: a 5-input test model.
-FALLBACK_MODEL = REPO / 'test' / 'data' / 'lnn' / 'cfc_tanh_nobackbone.npz'
-FALLBACK_FEATURES = ['angular_velocity.z', 'linear_acceleration.x', 'linear_acceleration.y',
-                     'linear_acceleration.z', 'angular_velocity.x']
-
 #: Exporting node -> the scrape job it has in config/prometheus/prometheus.yml.
 JOBS = {'topic_monitor': 'liquid_edge_topic_monitor',
         'node_monitor': 'liquid_edge_node_monitor',
@@ -43,12 +38,6 @@ class _NoAliases(yaml.SafeDumper):
 
     def ignore_aliases(self, data) -> bool:
         return True
-
-
-def model_path() -> Path:
-    """The model liquid_inference runs: the shipped demo model (its default) where the checkout
-    has it, else a 5-input test model."""
-    return SHIPPED_MODEL if SHIPPED_MODEL.is_file() else FALLBACK_MODEL
 
 
 def _section(demo: Dict, node: str) -> Dict:
@@ -75,8 +64,6 @@ def stack_parameters(ports: Dict[str, int]) -> Dict:
     inference = _section(demo, 'liquid_inference')
     inference.update(periods, metrics_port=ports['liquid_inference'])
     inference['tracing']['enabled'] = False
-    if model_path() != SHIPPED_MODEL:
-        inference.update(model_path=str(FALLBACK_MODEL), features=FALLBACK_FEATURES)
     return {f'/**/{n}': {'ros__parameters': p} for n, p in
             (('topic_monitor', topic), ('node_monitor', node), ('liquid_inference', inference))}
 
@@ -93,6 +80,7 @@ class DemoStack:
         self.procs: List[RosProcess] = []
         self.extra: Optional[RosProcess] = None
         self.stopped: List[RosProcess] = []     # stopped on purpose by the test
+        self.died_early: List[str] = []
 
     def _start(self, module: str, *args: str) -> RosProcess:
         log = self.tmp / f'{module}-{len(self.procs)}.log'
@@ -121,7 +109,8 @@ class DemoStack:
 
     def check_alive(self) -> None:
         """Fail at once, with the logs, when a process has died (instead of at a wait's deadline)."""
-        dead = [p.log_path.name for p in self.procs if p not in self.stopped and p.proc.poll() is not None]
+        dead = [p.log_path.name for p in self.procs
+                if p not in self.stopped and p.proc.poll() is not None]
         assert not dead, f'{dead} exited; logs:\n{self.logs()}'
 
     def scrape(self, node: str) -> str:
@@ -129,7 +118,7 @@ class DemoStack:
 
     def wait_until_measured(self, timeout: float = 60.0) -> Dict[str, str]:
         """Scrapes of the three exporters once each has measured something: the imu, odom and
-        chatter rates known, host metrics and extra_robot up, inference steps, accuracy and power."""
+        chatter rates known; host metrics, extra_robot up; inference steps, accuracy, power, drift."""
         def ready(node: str, *checks) -> Optional[str]:
             self.check_alive()
             try:
@@ -151,6 +140,8 @@ class DemoStack:
             'liquid_inference': [lambda t: (sample_value(t, 'liquid_edge_inferences_total') or 0) > 0,
                                  lambda t: sample_value(t, 'liquid_edge_model_accuracy') is not None,
                                  lambda t: sample_value(t, 'liquid_edge_inference_power_watts')
+                                 is not None,
+                                 lambda t: sample_value(t, 'liquid_edge_inference_input_drift')
                                  is not None],
         }
         return {node: wait_for(lambda node=node: ready(node, *checks[node]), timeout,
@@ -161,5 +152,8 @@ class DemoStack:
         return '\n'.join(f'--- {p.log_path.name}\n{p.output()[-3000:]}' for p in self.procs)
 
     def stop(self) -> Dict[str, int]:
-        """Stop every process (last started first); {log name: exit code}."""
+        """Stop every process (last started first); {log name: exit code}. `died_early` names
+        those that had already exited on their own (a crash, not a bad Ctrl-C shutdown)."""
+        self.died_early = [p.log_path.name for p in self.procs
+                           if p not in self.stopped and p.proc.poll() is not None]
         return {p.log_path.name: p.stop() for p in reversed(self.procs)}

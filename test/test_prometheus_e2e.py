@@ -141,7 +141,7 @@ def stack(tmp_path_factory) -> Iterator[DemoStack]:
         yield demo
     finally:
         codes = demo.stop()
-    assert set(codes.values()) == {0}, f'{codes}\n{demo.logs()}'
+    assert set(codes.values()) == {0}, f'{codes}, died before stop: {demo.died_early}\n{demo.logs()}'
 
 
 @pytest.fixture(scope='module')

@@ -19,9 +19,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = 'liquid_edge_ros_monitor'
-EXECUTABLES = ('topic_monitor', 'sim_robot', 'liquid-edge-monitor')
+EXECUTABLES = ('topic_monitor', 'node_monitor', 'liquid_inference', 'sim_robot',
+               'liquid-edge-monitor')
 # What a user's checkout holds; not .venv, test/, build outputs or caches.
-SOURCE_ITEMS = ('package.xml', 'setup.py', 'setup.cfg', 'resource', PACKAGE, 'launch', 'config')
+SOURCE_ITEMS = ('package.xml', 'setup.py', 'setup.cfg', 'resource', PACKAGE, 'launch', 'config',
+                'models')
 COLCON = Path(sys.executable).parent / 'colcon'
 
 
@@ -144,6 +146,24 @@ def test_share_files_installed_where_ros2_launch_looks(install: Install) -> None
     assert source_yaml, 'config/ holds no .yaml files'
     installed_yaml = {p.name for p in (install.share / 'config').glob('*.yaml')}
     assert installed_yaml == source_yaml
+    # Alerting, dashboards and the demo model travel with the package (share/, not site-packages).
+    for sub, pattern in (('config/prometheus', '*.yml'), ('config/grafana', '*.json'),
+                         ('models', '*.npz'), ('models', '*.json')):
+        source = {p.name for p in (REPO / sub).glob(pattern)}
+        assert source, f'{sub} holds no {pattern}'
+        assert {p.name for p in (install.share / sub).glob(pattern)} == source, sub
+
+
+def test_installed_inference_node_finds_the_shipped_model(install: Install) -> None:
+    """The default model path resolves to share/<pkg>/models in the install space."""
+    probe = ('from liquid_edge_ros_monitor.liquid_inference import default_model_path\n'
+             'from liquid_edge_ros_monitor.lnn import load_model\n'
+             'p = default_model_path(); print(p); print(load_model(p).describe())')
+    proc = subprocess.run([sys.executable, '-c', probe], cwd=install.base,
+                          env=install.python_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    path, desc = proc.stdout.split('\n')[:2]
+    assert path.startswith(str(install.share)) and desc.startswith('CfC/default 3 in')
 
 
 def test_modules_and_entry_points_load_from_install_space(install: Install) -> None:

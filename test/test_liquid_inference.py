@@ -165,12 +165,20 @@ def test_nan_input_never_reaches_the_command(ros, ros_process):
         wait_for(lambda: pub.get_subscription_count() > 0 and counter.node.count_publishers(
             f'{ns}/cmd_vel') > 0, 40, 'the inference node to subscribe')
         msg = Imu()
+        msg.header.stamp.sec = 99
+        msg.angular_velocity.z, msg.linear_acceleration.y = 0.2, 0.06
+
+        def primed():      # matching can complete on one side first: publish until a reply
+            pub.publish(msg)
+            return counter.commands
+        wait_for(primed, 20, 'a first command', interval=0.1)
+        n0 = len(counter.commands)
         for i in range(40):
             msg.header.stamp.sec, msg.header.stamp.nanosec = 100, i * 5_000_000
             msg.angular_velocity.z = float('nan') if i % 4 == 3 else 0.2
             msg.linear_acceleration.y = float('inf') if i == 10 else 0.06
             pub.publish(msg)
-            wait_for(lambda: len(counter.commands) > i, 10, f'command {i}')
+            wait_for(lambda: len(counter.commands) > n0 + i, 10, f'command {i}')
         assert all(math.isfinite(v) for c in counter.commands for v in c)
         wait_for(lambda: sample_value(scrape(port), 'liquid_edge_inference_errors_total',
                                       reason='non_finite_input') == 11, 10, '11 bad inputs counted')

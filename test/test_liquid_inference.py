@@ -237,3 +237,38 @@ def test_feature_count_must_match_the_model(tmp_path):
     assert own_lines(r.stderr) == [
         "liquid_inference: error: parameter 'features': lists 3 fields but the model "
         'cfc_tanh_nobackbone.npz takes 5 inputs']
+
+
+@pytest.mark.parametrize('ratio', [0.0, 0.25, 1.0])
+def test_sampling_ratio_decides_how_many_inputs_are_traced(ros, ratio):
+    """The node's own callback, called in this process: a sampled input gives one trace of four
+    spans, an unsampled one gives none."""
+    from rclpy.parameter import Parameter
+
+    from liquid_edge_ros_monitor.liquid_inference import LiquidInference
+    n = 400
+    with OtlpReceiver('grpc') as rx:
+        node = LiquidInference(namespace=f'/li_ratio{int(ratio * 100)}', parameter_overrides=[
+            Parameter('model_path', value=str(GOLDEN)),
+            Parameter('features', value=['angular_velocity.z', 'linear_acceleration.x',
+                                         'linear_acceleration.y', 'linear_acceleration.z',
+                                         'angular_velocity.x']),
+            Parameter('metrics_port', value=-1), Parameter('tracing.endpoint', value=rx.endpoint),
+            Parameter('tracing.sampling_ratio', value=ratio)])
+        try:
+            msg = Imu()
+            for i in range(n):
+                msg.header.stamp.sec, msg.header.stamp.nanosec = 100, i * 5_000_000
+                node._on_input(msg, {'publication_sequence_number': i + 1})
+            assert node.tracing.force_flush(10.0)
+            roots = [s for s in rx.spans() if s.name == 'liquid_inference.callback']
+            assert len(rx.spans()) == 4 * len(roots)
+            if ratio == 0.0:
+                assert roots == []
+            elif ratio == 1.0:
+                assert len(roots) == n
+            else:                            # binomial(400, 0.25): mean 100, sd 8.7
+                assert 55 <= len(roots) <= 145, len(roots)
+            assert node.metrics.inferences == n      # every input stepped, traced or not
+        finally:
+            node.destroy_node()

@@ -3,9 +3,9 @@ features, JAX step, DDS publish), traced four ways side by side in one process.
 
     .venv/bin/python bench/inference_callback.py [--calls 2000] [--rate 200] [--rounds 3]
 
-Cases: tracing off (the baseline), on with sampling ratio 0, on with sampling 1 exporting to a live
-OTLP receiver (grpc, in another process), and on with sampling 1 with the collector dead (closed
-port). Each case calls the callback at `--rate` Hz (as a sensor would) and records its duration;
+Cases: tracing off (the baseline), on with sampling ratio 0, on with sampling 0.1 and 1 exporting to
+a live OTLP receiver (grpc, in another process), and on with sampling 1 with the collector dead
+(closed port). Each case calls the callback at `--rate` Hz (as a sensor would) and records its duration;
 the cases alternate over `--rounds` rounds so machine load hits them alike. Reported: median and
 p99 per callback, and the median's ratio to the untraced callback.
 """
@@ -64,6 +64,7 @@ def main() -> None:
     cases = {
         'off': {'tracing.enabled': False},
         'on, ratio 0': {'tracing.sampling_ratio': 0.0, 'tracing.endpoint': live},
+        'on, ratio 0.1, live grpc': {'tracing.sampling_ratio': 0.1, 'tracing.endpoint': live},
         'on, ratio 1, live grpc': {'tracing.sampling_ratio': 1.0, 'tracing.endpoint': live},
         'on, ratio 1, dead collector': {'tracing.sampling_ratio': 1.0, 'tracing.endpoint': dead},
     }

@@ -108,7 +108,7 @@ def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
     from .config import ConfigError
     from .live_view import LiveView
     from .lnn import ModelError
-    from .topic_monitor import run_nodes
+    from .runner import run_nodes
     rclpy.init(args=['--ros-args', *ros_args])
     nodes: List[Any] = []
     try:

@@ -103,6 +103,31 @@ def topic_name(v: str) -> Optional[str]:
     return None
 
 
+#: Parameters that rclpy or the diagnostic updater own; never reported as unknown.
+FOREIGN_PREFIXES = ('use_sim_time', 'diagnostic_updater.', 'qos_overrides.',
+                    'start_type_description_service')
+
+
+def endpoint_params(default_port: int) -> Tuple[ParamSpec, ...]:
+    """`metrics_port`, `metrics_address` and `robot`: the same three on every node of the package."""
+    return (
+        ParamSpec('metrics_port', 'integer', default_port,
+                  'Prometheus endpoint port; 0 picks a free port, -1 disables the endpoint.',
+                  int_range(-1, 65535)),
+        ParamSpec('metrics_address', 'string', '127.0.0.1',
+                  'Address the Prometheus endpoint binds to (0.0.0.0 to expose it).', address),
+        ParamSpec('robot', 'string', '',
+                  'Value of the `robot` metric label and the diagnostics hardware_id; '
+                  'empty = host name.'),
+    )
+
+
+def unknown_names(given: Iterable[str], known: Iterable[str]) -> List[str]:
+    """Names in `given` that are neither `known` nor owned by rclpy / the updater, sorted."""
+    known = set(known)
+    return sorted(n for n in given if n not in known and not n.startswith(FOREIGN_PREFIXES))
+
+
 GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('window', 'double', 5.0, 'Sliding statistics window, seconds.', positive),
     ParamSpec('window_capacity', 'integer', 20000,
@@ -116,13 +141,7 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
               non_negative),
     ParamSpec('qos_depth', 'integer', 100, 'History depth of each monitoring subscription.',
               int_range(1, 100_000)),
-    ParamSpec('metrics_port', 'integer', 9108,
-              'Prometheus endpoint port; 0 picks a free port, -1 disables the endpoint.',
-              int_range(-1, 65535)),
-    ParamSpec('metrics_address', 'string', '127.0.0.1',
-              'Address the Prometheus endpoint binds to (0.0.0.0 to expose it).', address),
-    ParamSpec('robot', 'string', '',
-              'Value of the `robot` metric label and the diagnostics hardware_id; empty = host name.'),
+    *endpoint_params(9108),
     ParamSpec('discovery.enabled', 'bool', True, 'Also monitor topics that are not listed in `topics`.'),
     ParamSpec('discovery.include', 'string_array', ['.*'],
               'Regular expressions (full match on the resolved name) of topics to discover.', patterns),
@@ -162,9 +181,6 @@ TOPIC_FIELDS: Tuple[ParamSpec, ...] = (
               'Silence after which the topic is STALE, seconds. 0 = never.', non_negative),
 )
 
-#: Parameters that rclpy or the diagnostic updater own; never reported as unknown.
-FOREIGN_PREFIXES = ('use_sim_time', 'diagnostic_updater.', 'qos_overrides.',
-                    'start_type_description_service')
 
 
 def topic_param_specs(key: str, values: Mapping[str, Any]) -> List[ParamSpec]:
@@ -302,8 +318,7 @@ def all_param_names(values: Mapping[str, Any]) -> List[str]:
 
 def unknown_parameters(given: Iterable[str], values: Mapping[str, Any]) -> List[str]:
     """Names in `given` that the monitor does not know (likely typos), sorted."""
-    known = set(all_param_names(values))
-    return sorted(n for n in given if n not in known and not n.startswith(FOREIGN_PREFIXES))
+    return unknown_names(given, all_param_names(values))
 
 
 def read_globals(values: Mapping[str, Any]) -> Dict[str, Any]:

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
-from .config import (ConfigError, ParamSpec, address, int_range, non_negative, positive,
-                     read_params, topic_name)
+from .config import (ConfigError, ParamSpec, endpoint_params, int_range, non_negative, positive,
+                     read_params, topic_name, unknown_names)
 
 _PATH = re.compile(r'[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*\Z')
 _TYPE = re.compile(r'[A-Za-z_][A-Za-z0-9_]*/msg/[A-Za-z][A-Za-z0-9]*\Z')
@@ -122,17 +122,9 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
               int_range(1, 10_000)),
     ParamSpec('update_period', 'double', 1.0,
               'How often metrics and power are refreshed, seconds.', positive),
-    ParamSpec('metrics_port', 'integer', 9110,
-              'Prometheus endpoint port; 0 picks a free port, -1 disables the endpoint.',
-              int_range(-1, 65535)),
-    ParamSpec('metrics_address', 'string', '127.0.0.1',
-              'Address the Prometheus endpoint binds to (0.0.0.0 to expose it).', address),
-    ParamSpec('robot', 'string', '',
-              'Value of the `robot` metric label and the diagnostics hardware_id; empty = host name.'),
+    *endpoint_params(9110),
 )
 
-FOREIGN_PREFIXES = ('use_sim_time', 'diagnostic_updater.', 'qos_overrides.',
-                    'start_type_description_service')
 
 
 @dataclass(frozen=True)
@@ -171,8 +163,7 @@ class InferenceConfig:
 
 
 def unknown_parameters(given: Iterable[str]) -> list:
-    known = {s.name for s in INFERENCE_PARAMS}
-    return sorted(n for n in given if n not in known and not n.startswith(FOREIGN_PREFIXES))
+    return unknown_names(given, (s.name for s in INFERENCE_PARAMS))
 
 
 def parse_inference_config(values: Mapping[str, Any], hostname: str = 'localhost',

@@ -22,7 +22,6 @@ import time
 from typing import Any, List, Optional
 
 import numpy as np
-import rclpy
 from opentelemetry.trace import set_span_in_context, use_span
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -36,6 +35,7 @@ from .inference_config import INFERENCE_PARAMS, InferenceConfig, parse_inference
 from .metrics import InferenceMetrics, attach, detach
 from .msg_fields import has_header, numeric_getters, numeric_setters
 from .ros_params import declare_all, user_overrides
+from .runner import node_main
 from .topic_monitor import import_message_type
 
 NODE_NAME = 'liquid_inference'
@@ -458,20 +458,7 @@ class LiquidInference(Node):
 
 def main(args: Optional[List[str]] = None) -> int:
     from .lnn import ModelError
-    from .topic_monitor import run_nodes
-    rclpy.init(args=args)
-    try:
-        node = LiquidInference()
-    except (ConfigError, ModelError, OSError) as exc:
-        print(f'{NODE_NAME}: error: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        run_nodes([node])
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return node_main(NODE_NAME, LiquidInference, (ConfigError, ModelError, OSError), args)
 
 
 if __name__ == '__main__':

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
-from .config import (ConfigError, ParamSpec, address, int_range, non_negative, patterns, positive,
-                     read_params)
+from .config import (ConfigError, ParamSpec, endpoint_params, non_negative, patterns, positive,
+                     read_params, unknown_names)
 
 # A node name, fully qualified ('/' then namespace tokens and the name) or relative to the
 # monitor's namespace (design.ros2.org).
@@ -55,13 +55,7 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('forget_after', 'double', 300.0,
               'An unexpected node gone this long is no longer reported, seconds; 0 = never.',
               non_negative),
-    ParamSpec('metrics_port', 'integer', 9109,
-              'Prometheus endpoint port; 0 picks a free port, -1 disables the endpoint.',
-              int_range(-1, 65535)),
-    ParamSpec('metrics_address', 'string', '127.0.0.1',
-              'Address the Prometheus endpoint binds to (0.0.0.0 to expose it).', address),
-    ParamSpec('robot', 'string', '',
-              'Value of the `robot` metric label and the diagnostics hardware_id; empty = host name.'),
+    *endpoint_params(9109),
     ParamSpec('graph.enabled', 'bool', True,
               'Check every topic for QoS incompatibility, several types, and missing publishers '
               'or subscribers.'),
@@ -97,9 +91,6 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
               'Battery charge (0..1) below which it is ERROR.', _ratio),
 )
 
-#: Parameters that rclpy or the diagnostic updater own; never reported as unknown.
-FOREIGN_PREFIXES = ('use_sim_time', 'diagnostic_updater.', 'qos_overrides.',
-                    'start_type_description_service')
 
 
 @dataclass(frozen=True)
@@ -155,8 +146,7 @@ def _band(v: Mapping[str, Any], name: str, below: bool = False) -> Band:
 
 
 def unknown_parameters(given: Iterable[str]) -> list:
-    known = {s.name for s in NODE_PARAMS}
-    return sorted(n for n in given if n not in known and not n.startswith(FOREIGN_PREFIXES))
+    return unknown_names(given, (s.name for s in NODE_PARAMS))
 
 
 def resolve_node_name(name: str, namespace: str) -> str:

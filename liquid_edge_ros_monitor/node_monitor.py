@@ -18,7 +18,6 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional, Set, Tuple
 
-import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSCompatibility, qos_check_compatible
@@ -31,6 +30,7 @@ from .metrics import NodeMonitorMetrics, attach, detach
 from .node_config import NODE_PARAMS, NodeMonitorConfig, parse_node_config
 from .nodes import NodeState, NodeTracker
 from .ros_params import declare_all, user_overrides
+from .runner import node_main
 
 NODE_NAME = 'node_monitor'
 _LEVELS = (OK, WARN, ERROR)
@@ -305,20 +305,7 @@ class NodeMonitor(Node):
 
 
 def main(args: Optional[List[str]] = None) -> int:
-    from .topic_monitor import run_nodes
-    rclpy.init(args=args)
-    try:
-        node = NodeMonitor()
-    except (ConfigError, OSError) as exc:
-        print(f'{NODE_NAME}: error: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        run_nodes([node])
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return node_main(NODE_NAME, NodeMonitor, (ConfigError, OSError), args)
 
 
 if __name__ == '__main__':

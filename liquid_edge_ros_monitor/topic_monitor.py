@@ -19,12 +19,9 @@ import sys
 import threading
 from typing import Any, Dict, List, Optional
 
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.task import Future
 
 from .cdr import header_stamp_ns
 from .config import (GLOBAL_PARAMS, ConfigError, MonitorConfig, TopicConfig, parse_config,
@@ -34,6 +31,7 @@ from .health import TopicReport, TopicState, key_values, report
 from .metrics import TopicMetrics, attach, detach
 from .receiver import BATCH_S, RawReceiver
 from .ros_params import declare_all, user_overrides
+from .runner import node_main
 from .stats import MISSING, SEQ_RESET, TopicWindow
 
 NODE_NAME = 'topic_monitor'
@@ -351,41 +349,8 @@ class TopicMonitor(Node):
         super().destroy_node()
 
 
-def run_nodes(nodes: List[Node], duration: Optional[float] = None) -> None:
-    """Spin `nodes` until Ctrl-C, shutdown, or `duration` seconds."""
-    executor = SingleThreadedExecutor()
-    for n in nodes:
-        executor.add_node(n)
-    try:
-        if duration is None:
-            executor.spin()
-        else:
-            executor.spin_until_future_complete(Future(), timeout_sec=duration)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RuntimeError:
-        # Ctrl-C shuts the context down under a running take (rclpy then fails to convert the
-        # half-taken message): that is a stop, not a failure. While the context is up, it is one.
-        if rclpy.ok():
-            raise
-    finally:
-        executor.shutdown(timeout_sec=1.0)
-
-
 def main(args: Optional[List[str]] = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = TopicMonitor()
-    except (ConfigError, OSError) as exc:
-        print(f'{NODE_NAME}: error: {exc}', file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        run_nodes([node])
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return node_main(NODE_NAME, TopicMonitor, (ConfigError, OSError), args)
 
 
 if __name__ == '__main__':

@@ -78,6 +78,15 @@ class RosProcess:
         return self.proc.returncode
 
 
+@pytest.fixture(scope='module')
+def ros() -> Iterator[None]:
+    """rclpy initialised for the test process's own nodes (listeners, probes), per test module."""
+    import rclpy
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+
+
 @pytest.fixture
 def ros_process(tmp_path: Path) -> Iterator[Callable[..., RosProcess]]:
     """Start node processes; every one still running is stopped at the end of the test."""

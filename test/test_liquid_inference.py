@@ -19,7 +19,6 @@ from typing import List
 
 import numpy as np
 import pytest
-import rclpy
 from geometry_msgs.msg import Twist
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -35,13 +34,6 @@ FEATURES = ("features:=['angular_velocity.z','linear_acceleration.x','linear_acc
             "'linear_acceleration.z','angular_velocity.x']")
 SIM = ['-p', 'imu.rate:=200.0', '-p', 'camera.enabled:=false', '-p', 'scan.enabled:=false',
        '-p', 'chatter.enabled:=false', '-p', 'odom.enabled:=false']
-
-
-@pytest.fixture(scope='module')
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 class Counter:

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import rclpy
 import yaml
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -25,13 +24,6 @@ SIM = f'{NS}/sim_robot'
 GHOST = f'{NS}/ghost'
 SIM_ARGS = ['--ros-args', '-r', f'__ns:={NS}', '-p', 'imu.enabled:=false',
             '-p', 'camera.enabled:=false', '-p', 'scan.enabled:=false']
-
-
-@pytest.fixture(scope='module')
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture(scope='module')

@@ -18,7 +18,6 @@ from collections import deque
 from typing import Dict, Optional
 
 import pytest
-import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
@@ -105,13 +104,6 @@ class Listener:
         self.executor.shutdown(timeout_sec=2)
         self.thread.join(5)
         self.node.destroy_node()
-
-
-@pytest.fixture(scope='module')
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 @pytest.fixture(scope='module')

@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
@@ -15,13 +14,6 @@ from rclpy.node import Node
 
 from conftest import wait_for
 from test_topic_monitor import Listener
-
-
-@pytest.fixture(scope='module')
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 def test_topic_of_an_unimportable_type_warns_and_others_are_measured(ros, ros_process, tmp_path):

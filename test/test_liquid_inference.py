@@ -264,3 +264,21 @@ def test_sampling_ratio_decides_how_many_inputs_are_traced(ros, ratio):
             assert node.metrics.inferences == n      # every input stepped, traced or not
         finally:
             node.destroy_node()
+
+
+def test_control_rate_steps_from_the_latest_input(ros, ros_process):
+    """control_rate 50 Hz on a 200 Hz IMU: a quarter as many commands as inputs."""
+    ns = '/li_rate'
+    counter = Counter(ns)
+    try:
+        start_inference(ros_process, ns, '-p', 'tracing.enabled:=false', '-p', 'metrics_port:=-1',
+                        '-p', 'control_rate:=50.0')
+        ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}', *SIM)
+        wait_for(lambda: len(counter.commands) > 20, 40, 'commands flowing')
+        imu0, cmd0 = counter.imu, len(counter.commands)
+        deadline = time.monotonic() + 3.0
+        wait_for(lambda: time.monotonic() > deadline, 5, 'a 3 s measurement')
+        ratio = (len(counter.commands) - cmd0) / (counter.imu - imu0)
+        assert ratio == pytest.approx(0.25, abs=0.05), ratio
+    finally:
+        counter.close()

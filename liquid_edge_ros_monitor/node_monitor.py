@@ -246,6 +246,11 @@ class NodeMonitor(Node):
             if full in gids:
                 gids[full].add(bytes(info.endpoint_gid))
         now = self.now_ns()
+        if now == 0:
+            return            # sim time before the first /clock: nothing can be timed yet
+        if self.started_ns == 0:
+            self.started_ns = now
+            self.tracker.rebase(now)
         restarted = self.tracker.observe({n: frozenset(g) for n, g in gids.items()}, now)
         for name in restarted:
             self.get_logger().warning(f'node {name} restarted')

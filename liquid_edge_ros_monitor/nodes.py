@@ -37,6 +37,13 @@ class NodeTracker:
         self.nodes: Dict[str, NodeState] = {
             n: NodeState(n, expected=True, since_ns=now_ns) for n in expected}
 
+    def rebase(self, now_ns: int) -> None:
+        """Start timing at `now_ns`: sim time read 0 until the first /clock message."""
+        self.started_ns = now_ns
+        for s in self.nodes.values():
+            if s.since_ns is not None and s.since_ns < now_ns and not s.ever_seen:
+                s.since_ns = now_ns
+
     def observe(self, present: Mapping[str, AbstractSet[bytes]], now_ns: int) -> List[str]:
         """Update from the nodes in the graph now (name -> its endpoint GIDs, possibly empty).
 

@@ -146,3 +146,60 @@ def test_bad_parameters_stop_with_one_line(tmp_path, args, fragment):
     lines = own_lines(r.stderr)
     assert r.returncode == 2, r.stderr
     assert len(lines) == 1 and fragment in lines[0], r.stderr
+
+
+def test_durations_follow_sim_time(ros, ros_process, tmp_path):
+    """With use_sim_time and /clock at 2x wall speed, 'up for' grows twice as fast as wall time,
+    and the start-up is timed from the first /clock, not from time zero."""
+    import threading
+    import time
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rosgraph_msgs.msg import Clock as ClockMsg
+
+    listener = DiagnosticsListener('test_sim_listener')
+    clock_node = Node('test_sim_clock')
+    watched = Node('watched', namespace='/nm_sim')
+    pub = clock_node.create_publisher(ClockMsg, '/clock', 10)
+    start, sim_start = time.time_ns(), 1_000 * 1_000_000_000
+
+    def tick() -> None:
+        msg = ClockMsg()
+        msg.clock.sec, msg.clock.nanosec = divmod(sim_start + 2 * (time.time_ns() - start),
+                                                  1_000_000_000)
+        pub.publish(msg)
+    clock_node.create_timer(0.005, tick)
+    executor = SingleThreadedExecutor()
+    executor.add_node(clock_node)
+    executor.add_node(watched)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        # Renamed: the module's other monitor reports /nm_sim/watched too, under 'node_monitor: '.
+        ros_process('liquid_edge_ros_monitor.node_monitor', '--ros-args', '-r', '__ns:=/nm_sim',
+                    '-r', '__node:=sim_monitor',
+                    '-p', 'use_sim_time:=true', '-p', "expected_nodes:=['watched', 'ghost']",
+                    '-p', 'metrics_port:=-1', '-p', 'host.enabled:=false',
+                    '-p', 'graph.enabled:=false', '-p', 'period:=0.2',
+                    '-p', 'diagnostic_updater.period:=0.2')
+        name = 'sim_monitor: node /nm_sim/watched'
+        wait_for(lambda: listener.level(name) == 0, 30, 'watched node up')
+
+        def up_for() -> float:
+            return float(listener.values(name)['for'].split()[0])
+        a, t_a = up_for(), time.monotonic()
+        wait_for(lambda: up_for() >= a + 3.0, 10, 'three simulated seconds')
+        b, t_b = up_for(), time.monotonic()
+        assert (b - a) / (t_b - t_a) == pytest.approx(2.0, rel=0.35)
+        ghost = wait_for(lambda: listener.message('sim_monitor: node /nm_sim/ghost')
+                         if listener.level('sim_monitor: node /nm_sim/ghost') == 2 else None,
+                         10, 'ghost missing after the grace')
+        value, unit = ghost.split('not seen in ')[1].split()[:2]
+        # Timed from the first /clock (seconds), not from sim time 0 (1000 s = '16.7 min').
+        assert unit == 's' and float(value) < 60, ghost
+    finally:
+        executor.shutdown(timeout_sec=2)
+        thread.join(5)
+        watched.destroy_node()
+        clock_node.destroy_node()
+        listener.close()

@@ -17,6 +17,7 @@ class DiagnosticsListener:
     def __init__(self, name: str = 'test_diagnostics_listener') -> None:
         self.node = Node(name)
         self._statuses: Dict[str, DiagnosticStatus] = {}
+        self.last_stamp_sec = 0          # header.stamp of the latest array (sim time shows here)
         self._lock = threading.Lock()
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 100)
         self.executor = SingleThreadedExecutor()
@@ -26,6 +27,7 @@ class DiagnosticsListener:
 
     def _on_diag(self, msg: DiagnosticArray) -> None:
         with self._lock:
+            self.last_stamp_sec = msg.header.stamp.sec
             for s in msg.status:
                 self._statuses[s.name] = s
 

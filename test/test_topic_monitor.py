@@ -12,22 +12,20 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections import deque
 from typing import Dict, Optional
 
 import pytest
 import yaml
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu
 
 from conftest import REPO, free_port, own_lines, wait_for
+from ros_helpers import DiagnosticsListener
 from liquid_edge_ros_monitor.cdr import header_stamp_ns
 
 WINDOW = 3.0
@@ -52,45 +50,23 @@ SIM_ARGS = ['--ros-args', '-r', '__ns:=/sim',
             '-p', 'scan.enabled:=false', '-p', 'camera.enabled:=false']
 
 
-class Listener:
-    """/diagnostics and ground truth for one topic, received in the test process."""
+class Listener(DiagnosticsListener):
+    """The topic monitor's statuses by topic name, and ground truth for one topic (the publisher's
+    header stamps and sequence numbers), received in the test process."""
 
     def __init__(self, truth_topic: Optional[str] = '/sim/imu/data') -> None:
-        self.node = Node('test_listener')
-        self.statuses: Dict[str, DiagnosticStatus] = {}
-        self.last_stamp_sec = 0
+        super().__init__('test_listener')
         self.truth: deque = deque(maxlen=20000)   # (header stamp ns, publication seq)
-        self._lock = threading.Lock()
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 50)
         if truth_topic:
             self.node.create_subscription(
                 Imu, truth_topic, self._on_imu,
                 QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT), raw=True)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-
-    def _on_diag(self, msg: DiagnosticArray) -> None:
-        with self._lock:
-            self.last_stamp_sec = msg.header.stamp.sec
-            for s in msg.status:
-                self.statuses[s.name] = s
 
     def _on_imu(self, data: bytes, info) -> None:
         self.truth.append((header_stamp_ns(data), info['publication_sequence_number']))
 
     def status(self, topic: str) -> Optional[DiagnosticStatus]:
-        with self._lock:
-            return self.statuses.get(f'topic_monitor: {topic}')
-
-    def values(self, topic: str) -> Dict[str, str]:
-        s = self.status(topic)
-        return {kv.key: kv.value for kv in s.values} if s else {}
-
-    def level(self, topic: str) -> Optional[int]:
-        s = self.status(topic)
-        return s.level[0] if s else None
+        return super().status(f'topic_monitor: {topic}')
 
     def true_rate(self, seconds: float) -> float:
         """Messages the publisher sent per second over its last `seconds` (from seq and stamps)."""
@@ -99,11 +75,6 @@ class Listener:
         recent = [s for s in samples if s[0] >= end_stamp - seconds * 1e9]
         (t0, q0), (t1, q1) = recent[0], recent[-1]
         return (q1 - q0) / ((t1 - t0) / 1e9)
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2)
-        self.thread.join(5)
-        self.node.destroy_node()
 
 
 @pytest.fixture(scope='module')

@@ -109,8 +109,7 @@ class Accuracy:
 
     @property
     def value(self) -> Optional[float]:
-        return None if self._n == 0 else float(self._hits[:self._n].mean()) \
-            if self._n < self._hits.size else float(self._hits.mean())
+        return None if self._n == 0 else float(self._hits[:self._n].mean())
 
     @property
     def count(self) -> int:

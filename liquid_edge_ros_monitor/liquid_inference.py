@@ -19,6 +19,7 @@ import random
 import socket
 import sys
 import time
+from contextlib import nullcontext
 from typing import Any, List, Optional
 
 import numpy as np
@@ -28,7 +29,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from .config import ConfigError
-from .diagnostics import ERROR, OK, WARN, DiagnosticTask, Updater
+from .diagnostics import ERROR, OK, WARN, FunctionDiagnosticTask, Updater
 from .inference import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, Accuracy, Controller, DriftScore,
                         LatencyRing, nominal_dt)
 from .inference_config import INFERENCE_PARAMS, InferenceConfig, parse_inference_config
@@ -64,17 +65,6 @@ def default_model_path() -> str:
     return str(share_dir() / 'models' / 'imu_velocity.npz')
 
 
-class InferenceTask(DiagnosticTask):
-    """One status of the inference node, computed by `fn(stat)`."""
-
-    def __init__(self, name: str, fn: Any) -> None:
-        super().__init__(name)
-        self._fn = fn
-
-    def run(self, stat: Any) -> Any:
-        return self._fn(stat)
-
-
 class LiquidInference(Node):
     """Runs the network on each input (or at `control_rate`) and publishes the command."""
 
@@ -98,7 +88,7 @@ class LiquidInference(Node):
         self._updater.setHardwareID(c.robot)
         for name, fn in (('model', self._status_model), ('latency', self._status_latency),
                          ('inputs', self._status_inputs), ('outputs', self._status_outputs)):
-            self._updater.add(InferenceTask(name, fn))
+            self._updater.add(FunctionDiagnosticTask(name, fn))
         self._energy = self._make_energy(c)
         self._last_update = time.monotonic()
         self._timer = self.create_timer(c.update_period, self._update,
@@ -235,64 +225,60 @@ class LiquidInference(Node):
 
         Only the root span is made by the tracer while the work runs; the three children are
         recorded afterwards from timestamps taken between the stages, so a traced callback pays no
-        context switches for them and an unsampled one pays one sampler decision.
+        context switches for them, and an unsampled input costs one random() and no span.
         """
         t0 = time.perf_counter()
+        stamp_ns = None
+        if self._in_header:
+            st = msg.header.stamp
+            stamp_ns = st.sec * 1_000_000_000 + st.nanosec
         if not (self._tracing_on and self._sampled()):
-            self._process(msg, info, None)
+            self._process(msg, stamp_ns, None)
         else:
-            span = self._tracer.start_span('liquid_inference.callback',
-                                           attributes=self._callback_attributes(msg, info))
-            if not span.is_recording():
-                self._process(msg, info, None)
-                span.end()
-            else:
-                marks = self._process(msg, info, span)
-                ctx = set_span_in_context(span)
-                start = self._tracer.start_span
-                for name, a, b in (('preprocess', marks[0], marks[1]),
-                                   ('forward', marks[1], marks[2]),
-                                   ('publish', marks[2], marks[3])):
-                    start(name, context=ctx, start_time=a).end(end_time=b)
-                span.end(end_time=marks[3])
+            span = self._tracer.start_span(
+                'liquid_inference.callback',
+                attributes=self._callback_attributes(msg, info, stamp_ns))
+            marks = self._process(msg, stamp_ns, span)
+            ctx = set_span_in_context(span)
+            start = self._tracer.start_span
+            for name, a, b in (('preprocess', marks[0], marks[1]),
+                               ('forward', marks[1], marks[2]),
+                               ('publish', marks[2], marks[3])):
+                start(name, context=ctx, start_time=a).end(end_time=b)
+            span.end(end_time=marks[3])
         took = time.perf_counter() - t0
         self.callback_lat.add(took)
         deadline = self._deadline()
         if deadline and took > deadline:
             self.metrics.deadline_misses += 1
 
-    def _callback_attributes(self, msg: Any, info: Any) -> dict:
+    def _callback_attributes(self, msg: Any, info: Any, stamp_ns: Optional[int]) -> dict:
         """The root span's attributes, given at creation (one validation pass, no per-attribute
         locking as with set_attribute)."""
         attrs = dict(self._span_attrs)
         attrs['dds.publication_sequence_number'] = int(info.get('publication_sequence_number', 0))
-        if self._in_header:
-            st = msg.header.stamp
-            attrs['ros.header.stamp_ns'] = st.sec * 1_000_000_000 + st.nanosec
+        if stamp_ns is not None:
+            attrs['ros.header.stamp_ns'] = stamp_ns
             attrs['ros.header.frame_id'] = msg.header.frame_id
         return attrs
 
-    def _process(self, msg: Any, info: Any, span: Any) -> Optional[tuple]:
-        """The callback's work. With a recording `span`: its attributes, and the wall-clock marks
-        (ns) of the stage boundaries for the child spans."""
+    def _process(self, msg: Any, stamp_ns: Optional[int], span: Any) -> Optional[tuple]:
+        """The callback's work. With a `span`: the wall-clock marks (ns) of the stage boundaries
+        for the child spans."""
         traced = span is not None
         m0 = time.time_ns() if traced else 0
-        stamp_ns = None
-        if self._in_header:
-            st = msg.header.stamp
-            stamp_ns = st.sec * 1_000_000_000 + st.nanosec
         dt = self._elapsed(stamp_ns)
         x = self._x
         try:
             x[:] = self._features(msg)
         except (TypeError, ValueError):
             x[:] = np.nan       # a field that is not a number: treated as bad input
-        if np.isfinite(x).all():
-            self.drift.add(x)
         m1 = time.time_ns() if traced else 0
         f0 = time.perf_counter()
-        y, status = self.controller.forward(x, dt)
+        y, status = self.controller.forward(x, dt)      # checks x is finite before the step
         self.forward_lat.add(time.perf_counter() - f0)
+        if status != NON_FINITE_INPUT:
+            self.drift.add(x)
         m2 = time.time_ns() if traced else 0
         out = self._out_msg
         for setter, v in zip(self._setters, y.tolist()):
@@ -330,14 +316,11 @@ class LiquidInference(Node):
         self.metrics.errors[reason] += 1
         self.last_problem = reason
         self.last_problem_ns = time.monotonic_ns()
-        if span is None:
-            if status == NON_FINITE_OUTPUT:
-                _log.error('non-finite output: state reset, safe command published',
-                           extra={'reason': reason})
-            return
-        span.set_attribute('lnn.error', reason)
+        if span is not None:
+            span.set_attribute('lnn.error', reason)
         if status == NON_FINITE_OUTPUT:
-            with use_span(span, end_on_exit=False):     # the log line carries the trace id
+            # Inside the span, so the JSON log line carries its trace id.
+            with use_span(span, end_on_exit=False) if span is not None else nullcontext():
                 _log.error('non-finite output: state reset, safe command published',
                            extra={'reason': reason})
 
@@ -356,7 +339,7 @@ class LiquidInference(Node):
         m.jit_compilations = _compilations[0]
         m.drift = self.drift.value
         m.state_norm = self.controller.state_norm()
-        m.accuracy = self.accuracy.value if self.accuracy.count else None
+        m.accuracy = self.accuracy.value
         now = time.monotonic()
         elapsed, self._last_update = now - self._last_update, now
         done = m.inferences
@@ -430,7 +413,7 @@ class LiquidInference(Node):
         return stat
 
     def _status_outputs(self, stat: Any) -> Any:
-        acc = self.accuracy.value if self.accuracy.count else None
+        acc = self.accuracy.value
         if self._recent_problem() == 'non_finite_output':
             stat.summary(ERROR, 'non-finite output: state reset, safe command published')
         elif acc is not None and acc < self.config.accuracy_warn:

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -28,8 +28,9 @@ class UsageError(Exception):
     """A one-line problem with the command line or a file it names."""
 
 
-def check_params_file(path: str) -> Path:
-    """Fail early, in one line naming the file, on what rcl would reject less clearly."""
+def check_params_file(path: str) -> Tuple[Path, Dict[str, Any]]:
+    """Fail early, in one line naming the file, on what rcl would reject less clearly; return the
+    path and the parsed file."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f'{path}: params file not found')
@@ -44,7 +45,7 @@ def check_params_file(path: str) -> Path:
     if not isinstance(data, dict) or not any(
             isinstance(v, dict) and 'ros__parameters' in v for v in data.values()):
         raise UsageError(f"{path}: no '<node name>: ros__parameters:' section")
-    return p
+    return p, data
 
 
 def _positive(text: str) -> float:
@@ -89,10 +90,9 @@ def _node_class(name: str) -> Any:
     return LiquidInference
 
 
-def nodes_in_file(path: Path) -> List[str]:
-    """The hosted nodes that have their own section in the params file (`/**/name`, `name`,
-    `/ns/name`), in start order."""
-    data = yaml.safe_load(path.read_text()) or {}
+def nodes_in_file(path: Path, data: Dict[str, Any]) -> List[str]:
+    """The hosted nodes that have their own section in the parsed params file (`/**/name`,
+    `name`, `/ns/name`), in start order."""
     names = {str(k).rstrip('/').rsplit('/', 1)[-1] for k in data if isinstance(data[k], dict)}
     found = [n for n in NODE_NAMES if n in names]
     if not found:
@@ -174,8 +174,8 @@ def _footer(nodes: List[Any], tail: Any) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    path = check_params_file(args.params_file)
-    names = nodes_in_file(path)
+    path, data = check_params_file(args.params_file)
+    names = nodes_in_file(path, data)
     header = f'liquid-edge-monitor run {path} | metrics: {{ports}}' if args.live else None
     return _run_nodes(names, ['--params-file', str(path)], args.duration, header)
 

@@ -78,7 +78,7 @@ class NodeTask(DiagnosticTask):
             return stat
         now = m.now_ns()
         level, text = node_summary(s, now, m.started_ns, m.config.startup_grace,
-                                   m.duplicates.get(self._name, 0))
+                                   m.instances.get(self._name, 0))
         stat.summary(_LEVELS[level], text)
         stat.add('expected', 'yes' if s.expected else 'no')
         stat.add('state', 'up' if s.up else 'down' if s.ever_seen else 'never seen')
@@ -185,7 +185,7 @@ class NodeMonitor(Node):
         c = self.config
         self.started_ns = self.now_ns()
         self.tracker = NodeTracker(c.expected_nodes, self.started_ns)
-        self.duplicates: Dict[str, int] = {}
+        self.instances: Dict[str, int] = {}     # nodes per name in the graph
         self.graph_report: Optional[GraphReport] = None
         self.host_statuses: Dict[str, HostStatus] = {}
         self._topic_tasks: Set[str] = set()
@@ -257,7 +257,7 @@ class NodeMonitor(Node):
         for name in self.tracker.forget(now, self.config.forget_after):
             self._updater.removeByName(f'node {name}')
             self._node_tasks.discard(name)
-        self.duplicates = counts
+        self.instances = counts
         for name in self.tracker.nodes:
             if name not in self._node_tasks:
                 self._node_tasks.add(name)

@@ -147,7 +147,3 @@ class LatencyRing:
     @property
     def count(self) -> int:
         return self._total
-
-
-def finite_or_none(v: Optional[float]) -> Optional[float]:
-    return v if v is not None and math.isfinite(v) else None

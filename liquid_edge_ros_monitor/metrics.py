@@ -221,7 +221,6 @@ class NodeMonitorMetrics(Collector):
         self.nodes: Tuple[Tuple[str, bool, bool, int], ...] = ()   # (name, expected, up, restarts)
         self.graph: Any = None          # graph.GraphReport
         self.host: Any = None           # host.HostSample
-        self.host_checked = False
 
     def describe(self) -> Iterable[Metric]:
         return self._families()

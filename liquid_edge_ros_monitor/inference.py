@@ -7,7 +7,6 @@ are fixed-size and allocation-free per sample, since they run in the control cal
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Optional, Tuple
 
 import numpy as np

@@ -267,7 +267,7 @@ def test_sampling_ratio_decides_how_many_inputs_are_traced(ros, ratio):
 
 
 def test_control_rate_steps_from_the_latest_input(ros, ros_process):
-    """control_rate 50 Hz on a 200 Hz IMU: a quarter as many commands as inputs."""
+    """control_rate 50 Hz on a 200 Hz IMU: commands at 50 Hz, not at the input rate."""
     ns = '/li_rate'
     counter = Counter(ns)
     try:
@@ -275,10 +275,14 @@ def test_control_rate_steps_from_the_latest_input(ros, ros_process):
                         '-p', 'control_rate:=50.0')
         ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}', *SIM)
         wait_for(lambda: len(counter.commands) > 20, 40, 'commands flowing')
-        imu0, cmd0 = counter.imu, len(counter.commands)
-        deadline = time.monotonic() + 3.0
+        imu0, cmd0, t0 = counter.imu, len(counter.commands), time.monotonic()
+        deadline = t0 + 3.0
         wait_for(lambda: time.monotonic() > deadline, 5, 'a 3 s measurement')
-        ratio = (len(counter.commands) - cmd0) / (counter.imu - imu0)
-        assert ratio == pytest.approx(0.25, abs=0.05), ratio
+        elapsed = time.monotonic() - t0
+        # Commands (reliable) against the clock, not against this process's own best-effort IMU
+        # count, which a loaded CI machine thins out.
+        rate = (len(counter.commands) - cmd0) / elapsed
+        assert rate == pytest.approx(50.0, rel=0.2), rate
+        assert counter.imu - imu0 > 2 * (len(counter.commands) - cmd0)   # the input is faster
     finally:
         counter.close()

@@ -28,10 +28,10 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'topic_monitor = liquid_edge_ros_monitor.topic_monitor:main',
+            'topic_monitor = liquid_edge_ros_monitor.topics.node:main',
             'sim_robot = liquid_edge_ros_monitor.sim_robot:main',
-            'node_monitor = liquid_edge_ros_monitor.node_monitor:main',
-            'liquid_inference = liquid_edge_ros_monitor.liquid_inference:main',
+            'node_monitor = liquid_edge_ros_monitor.graph.node:main',
+            'liquid_inference = liquid_edge_ros_monitor.inference.node:main',
             'liquid-edge-monitor = liquid_edge_ros_monitor.cli:main',
         ],
     },

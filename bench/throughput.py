@@ -7,7 +7,7 @@ Side by side, in one run, with a bare rclpy raw subscriber that does nothing but
   `publisher.publish(bytes)`), RELIABLE, KEEP_LAST `--depth`, at a fixed target rate with
   absolute-deadline scheduling, for a fixed count (rate x `--duration`), after waiting (with a
   deadline) until the subject's subscription is matched;
-- subject "monitor": the real node, `python -m liquid_edge_ros_monitor.topic_monitor --ros-args
+- subject "monitor": the real node, `python -m liquid_edge_ros_monitor.topics.node --ros-args
   --params-file <tmp.yaml>`, one listed topic, `qos_depth` = `--depth`; its count is
   `liquid_edge_topic_messages_total` scraped from its Prometheus endpoint once the publisher is done
   and the count has settled;
@@ -345,7 +345,7 @@ class MonitorSubject(Subject):
             cwd = Path(args.monitor_path).resolve()
             env = dict(env, PYTHONPATH=str(cwd) + os.pathsep + env.get('PYTHONPATH', ''))
         self.child = Child('monitor', [sys.executable, '-m',
-                                       'liquid_edge_ros_monitor.topic_monitor', '--ros-args',
+                                       'liquid_edge_ros_monitor.topics.node', '--ros-args',
                                        '--params-file', str(params)],
                            env, tmp / 'monitor.log', pipe_stdout=False, cwd=cwd)
         deadline = time.monotonic() + 60

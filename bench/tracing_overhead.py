@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / 'test'))
 
-from liquid_edge_ros_monitor.tracing import Tracing, TracingConfig, setup_tracing  # noqa: E402
+from liquid_edge_ros_monitor.inference.tracing import Tracing, TracingConfig, setup_tracing  # noqa: E402
 
 RECEIVER = '''
 import sys, time

@@ -81,12 +81,12 @@ NODE_NAMES = ('topic_monitor', 'node_monitor', 'liquid_inference')
 
 def _node_class(name: str) -> Any:
     if name == 'topic_monitor':
-        from .topic_monitor import TopicMonitor
+        from .topics.node import TopicMonitor
         return TopicMonitor
     if name == 'node_monitor':
-        from .node_monitor import NodeMonitor
+        from .graph.node import NodeMonitor
         return NodeMonitor
-    from .liquid_inference import LiquidInference
+    from .inference.node import LiquidInference
     return LiquidInference
 
 
@@ -105,10 +105,10 @@ def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
                live_header: Optional[str], overrides: Optional[Dict[str, List[Any]]] = None) -> int:
     """Host `names` in this process on one executor; each reads its section of the params file."""
     import rclpy
-    from .config import ConfigError
+    from .core.params import ConfigError
+    from .core.runner import run_nodes
     from .live_view import LiveView
     from .lnn import ModelError
-    from .runner import run_nodes
     rclpy.init(args=['--ros-args', *ros_args])
     nodes: List[Any] = []
     try:
@@ -159,7 +159,7 @@ def _diagnostics_tail(prefix: str) -> Any:
 
 def _footer(nodes: List[Any], tail: Any) -> str:
     """Lines under the table: expected nodes up, and the inference node's own statuses."""
-    from .health import LEVEL_NAMES
+    from .core.levels import LEVEL_NAMES
     lines = []
     for n in nodes:
         if hasattr(n, 'tracker'):
@@ -182,7 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from rclpy.parameter import Parameter
-    from .share import config_file
+    from .core.share import config_file
     # Network rule: the demo's DDS discovery never leaves this host.
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     base = args.metrics_port
@@ -194,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         subprocess.Popen([sys.executable, '-m', 'liquid_edge_ros_monitor.sim_robot', '--ros-args',
                           '--params-file', str(config_file('sim_robot.yaml'))],
                          env=os.environ.copy(), stdin=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, '-m', 'liquid_edge_ros_monitor.liquid_inference',
+        subprocess.Popen([sys.executable, '-m', 'liquid_edge_ros_monitor.inference.node',
                           '--ros-args', '--params-file', params,
                           '-p', f'metrics_port:={base + 2 if base else 0}',
                           '-p', f'metrics_address:={args.metrics_address}'],

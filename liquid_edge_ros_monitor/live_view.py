@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Iterable, List, Optional, TextIO
 
-from .health import LEVEL_NAMES, TopicReport
+from .core.levels import LEVEL_NAMES
+from .topics.health import TopicReport
 
 _COLOURS = ('\x1b[32m', '\x1b[33m', '\x1b[31m', '\x1b[90m')   # OK green, WARN yellow, ERROR red
 _RESET = '\x1b[0m'

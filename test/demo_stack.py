@@ -68,6 +68,13 @@ def stack_parameters(ports: Dict[str, int]) -> Dict:
             (('topic_monitor', topic), ('node_monitor', node), ('liquid_inference', inference))}
 
 
+#: Each executable's module (what `python -m` runs; setup.py's console scripts point at the same).
+MODULES = {'sim_robot': 'liquid_edge_ros_monitor.sim_robot',
+           'topic_monitor': 'liquid_edge_ros_monitor.topics.node',
+           'node_monitor': 'liquid_edge_ros_monitor.graph.node',
+           'liquid_inference': 'liquid_edge_ros_monitor.inference.node'}
+
+
 class DemoStack:
     """sim_robot, extra_robot, topic_monitor, node_monitor and liquid_inference in namespace `ns`,
     each its own process; `ports[node]` is each exporter's metrics port."""
@@ -82,9 +89,9 @@ class DemoStack:
         self.stopped: List[RosProcess] = []     # stopped on purpose by the test
         self.died_early: List[str] = []
 
-    def _start(self, module: str, *args: str) -> RosProcess:
-        log = self.tmp / f'{module}-{len(self.procs)}.log'
-        proc = RosProcess(f'liquid_edge_ros_monitor.{module}',
+    def _start(self, executable: str, *args: str) -> RosProcess:
+        log = self.tmp / f'{executable}-{len(self.procs)}.log'
+        proc = RosProcess(MODULES[executable],
                           ['--ros-args', '-r', f'__ns:={self.ns}', *args], log)
         self.procs.append(proc)
         return proc

@@ -8,12 +8,12 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Imu
 
 from conftest import REPO
-from liquid_edge_ros_monitor.config import ConfigError
-from liquid_edge_ros_monitor.inference import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, OK, Accuracy,
+from liquid_edge_ros_monitor.core.params import ConfigError
+from liquid_edge_ros_monitor.inference.controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, OK, Accuracy,
                                                Controller, DriftScore, LatencyRing, nominal_dt)
-from liquid_edge_ros_monitor.inference_config import parse_inference_config
+from liquid_edge_ros_monitor.inference.config import parse_inference_config
 from liquid_edge_ros_monitor.lnn import Model, load_model
-from liquid_edge_ros_monitor.msg_fields import has_header, numeric_getters, numeric_setters
+from liquid_edge_ros_monitor.inference.fields import has_header, numeric_getters, numeric_setters
 
 GOLDEN = REPO / 'test' / 'data' / 'lnn' / 'cfc_tanh_nobackbone.npz'   # 5 inputs, 6 units, 2 out
 

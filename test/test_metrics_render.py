@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from liquid_edge_ros_monitor.config import TopicConfig
-from liquid_edge_ros_monitor.health import TopicState, report
+from liquid_edge_ros_monitor.topics.config import TopicConfig
+from liquid_edge_ros_monitor.topics.health import TopicState, report
 from liquid_edge_ros_monitor.live_view import render
-from liquid_edge_ros_monitor.metrics import LatencyHistogram, TopicMetrics
-from liquid_edge_ros_monitor.stats import NS, TopicWindow
+from liquid_edge_ros_monitor.core.histogram import LatencyHistogram
+from liquid_edge_ros_monitor.topics.metrics import TopicMetrics
+from liquid_edge_ros_monitor.topics.stats import NS, TopicWindow
 
 
 def test_histogram_buckets_are_less_or_equal_and_cumulative():
@@ -66,7 +67,8 @@ def test_nodes_asking_for_one_port_share_an_endpoint_and_the_last_one_closes_it(
     import urllib.request
 
     from conftest import free_port
-    from liquid_edge_ros_monitor.metrics import NodeMonitorMetrics, attach, detach
+    from liquid_edge_ros_monitor.core.exposition import attach, detach
+    from liquid_edge_ros_monitor.graph.metrics import NodeMonitorMetrics
 
     port = free_port()
     a, b, c = TopicMetrics('r'), NodeMonitorMetrics('r'), NodeMonitorMetrics('r2')

@@ -1,0 +1,40 @@
+"""Prometheus histograms fed in batches with numpy, for collectors that render at scrape time.
+
+prometheus_client's `Histogram.observe` takes one value and a lock per call; our nodes collect
+latencies in arrays off the hot path and add them once per update period instead.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+
+#: Robot latencies run from tens of microseconds (shared memory) to seconds (a stalled driver).
+LATENCY_BUCKETS: Tuple[float, ...] = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0)
+
+
+class LatencyHistogram:
+    """Cumulative bucket counts and sum, fed in batches (seconds)."""
+
+    def __init__(self, bounds: Tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.bounds = np.asarray(bounds, dtype=float)
+        self._counts = np.zeros(len(bounds) + 1, dtype=np.int64)   # last is +Inf
+        self.total = 0.0
+
+    def add(self, values_s: np.ndarray) -> None:
+        if values_s.size == 0:
+            return
+        # Prometheus buckets are "less than or equal": side='left' puts v == bound into that bound.
+        idx = np.searchsorted(self.bounds, values_s, side='left')
+        self._counts += np.bincount(idx, minlength=self._counts.size)
+        self.total += float(values_s.sum())
+
+    def buckets(self) -> list:
+        """[(le, cumulative count), ...] ending with +Inf, as HistogramMetricFamily wants."""
+        cum = np.cumsum(self._counts)
+        out = [(repr(float(b)), int(c)) for b, c in zip(self.bounds, cum[:-1])]
+        out.append(('+Inf', int(cum[-1])))
+        return out

@@ -1,0 +1,38 @@
+"""Declaring a node's parameters from a `ParamSpec` schema (the thin ROS side of `params`).
+
+Every node of this package declares its parameters read-only, with the spec's description, and reads
+the names the user supplied (params file, ``-p``) so that misspelled ones can stop the node.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List
+
+from rcl_interfaces.msg import ParameterDescriptor
+
+from .params import ConfigError, ParamSpec
+
+
+def declare(node: Any, spec: ParamSpec) -> Any:
+    """Declare one parameter and return its value (the spec's default when unset).
+
+    Declared with dynamic typing so that a wrong type reaches our one-line check instead of
+    rclpy's multi-line exception; an empty list default is declared as None (rclpy cannot infer
+    the type of ``[]``).
+    """
+    desc = ParameterDescriptor(description=spec.description, read_only=True, dynamic_typing=True)
+    default = None if spec.default == [] else spec.default
+    try:
+        value = node.declare_parameter(spec.name, default, desc).value
+    except Exception as exc:  # rclpy's own type errors: keep them one line
+        raise ConfigError(spec.name, str(exc).splitlines()[0]) from None
+    return spec.default if value is None else value
+
+
+def declare_all(node: Any, specs: Iterable[ParamSpec]) -> Dict[str, Any]:
+    """Declare every spec; name -> value."""
+    return {s.name: declare(node, s) for s in specs}
+
+
+def user_overrides(node: Any) -> List[str]:
+    """The parameter names the user gave this node (rclpy keeps them as overrides)."""
+    return list(getattr(node, '_parameter_overrides', {}).keys())

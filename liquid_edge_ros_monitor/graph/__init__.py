@@ -1,0 +1,1 @@
+"""node_monitor: node presence and restarts, graph checks (QoS, types, publishers), host resources."""

@@ -1,0 +1,120 @@
+"""Problems in the ROS graph, topic by topic (pure: the QoS check is passed in, no ROS imports).
+
+Checked on every topic the node monitor sees:
+- a publisher and a subscription whose QoS cannot match (reliability, durability, deadline,
+  liveliness): nothing flows between them, and neither side says so;
+- a topic published with more than one type;
+- a topic that is subscribed but has no publisher;
+- a topic that is published but has no subscription (informational).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Sequence, Tuple
+
+from ..core.levels import ERROR, OK, WARN
+
+
+#: (publisher QoS, subscription QoS) -> (0 ok / 1 warning / 2 error, reason); rclpy's
+#: `qos_check_compatible` wrapped by the node.
+QosCheck = Callable[[Any, Any], Tuple[int, str]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One publisher or subscription: its node's fully qualified name, type, and QoS profile."""
+
+    node: str
+    type: str
+    qos: Any = None
+
+
+@dataclass(frozen=True)
+class GraphIssue:
+    topic: str
+    kind: str           # qos_incompatible | multiple_types | no_publishers | no_subscribers
+    level: int
+    message: str
+    nodes: Tuple[str, ...] = ()
+
+
+@dataclass
+class GraphReport:
+    topics: int = 0
+    issues: List[GraphIssue] = field(default_factory=list)
+    qos_incompatibilities: Dict[str, int] = field(default_factory=dict)
+
+    def by_topic(self) -> Dict[str, List[GraphIssue]]:
+        out: Dict[str, List[GraphIssue]] = {}
+        for i in self.issues:
+            out.setdefault(i.topic, []).append(i)
+        return out
+
+    def level(self) -> int:
+        return max((i.level for i in self.issues), default=OK)
+
+
+def _reason(text: str) -> str:
+    """rclpy says 'ERROR: Best effort publisher and reliable subscription;' - keep the middle."""
+    text = re.sub(r'^(ERROR|WARNING):\s*', '', text.strip())
+    return text.rstrip(';').strip() or 'incompatible QoS'
+
+
+def check_topic(topic: str, pubs: Sequence[Endpoint], subs: Sequence[Endpoint],
+                qos_check: QosCheck) -> Tuple[List[GraphIssue], int]:
+    """The issues of one topic, and its number of incompatible publisher/subscription pairs."""
+    issues: List[GraphIssue] = []
+    types = sorted({e.type for e in (*pubs, *subs)})
+    if len(types) > 1:
+        by_type = {t: sorted({e.node for e in (*pubs, *subs) if e.type == t}) for t in types}
+        issues.append(GraphIssue(
+            topic, 'multiple_types', ERROR,
+            'used with {} types: {}'.format(len(types), '; '.join(
+                f"{t} by {', '.join(n)}" for t, n in by_type.items())),
+            tuple(sorted({e.node for e in (*pubs, *subs)}))))
+    if subs and not pubs:
+        nodes = tuple(sorted({e.node for e in subs}))
+        issues.append(GraphIssue(topic, 'no_publishers', WARN,
+                                 f"subscribed by {', '.join(nodes)} but nobody publishes it", nodes))
+    if pubs and not subs:
+        nodes = tuple(sorted({e.node for e in pubs}))
+        issues.append(GraphIssue(topic, 'no_subscribers', OK,
+                                 f"published by {', '.join(nodes)} but nobody subscribes", nodes))
+    bad = 0
+    for p in pubs:
+        for s in subs:
+            if p.type != s.type:
+                continue      # reported as multiple_types; such endpoints never match anyway
+            level, reason = qos_check(p.qos, s.qos)
+            if level == OK:
+                continue
+            bad += 1
+            issues.append(GraphIssue(
+                topic, 'qos_incompatible', level,
+                f'QoS incompatible: publisher {p.node} -> subscription {s.node}: {_reason(reason)}',
+                (p.node, s.node)))
+    return issues, bad
+
+
+def check_graph(topics: Dict[str, Tuple[Sequence[Endpoint], Sequence[Endpoint]]],
+                qos_check: QosCheck, ignore_topics: Sequence[str] = (),
+                ignore_nodes: Sequence[str] = ()) -> GraphReport:
+    """Check every topic (name -> (publishers, subscriptions)), skipping ignored topics and nodes."""
+    skip_topic = [re.compile(p) for p in ignore_topics]
+    skip_node = [re.compile(p) for p in ignore_nodes]
+    report = GraphReport()
+    for topic in sorted(topics):
+        if any(r.fullmatch(topic) for r in skip_topic):
+            continue
+        pubs, subs = topics[topic]
+        pubs = [e for e in pubs if not any(r.fullmatch(e.node) for r in skip_node)]
+        subs = [e for e in subs if not any(r.fullmatch(e.node) for r in skip_node)]
+        if not pubs and not subs:
+            continue
+        report.topics += 1
+        issues, bad = check_topic(topic, pubs, subs, qos_check)
+        report.issues.extend(issues)
+        if bad:
+            report.qos_incompatibilities[topic] = bad
+    return report

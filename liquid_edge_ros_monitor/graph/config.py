@@ -1,0 +1,181 @@
+"""The node monitor's parameters: schema and validation into a `NodeMonitorConfig` (no ROS imports).
+
+Same conventions as the other nodes (`core.params`): one schema drives declarations and checks, and
+every error is one line naming the parameter. Thresholds follow diagnostic_common_diagnostics where it
+has one (CPU warning at 90 %, disk free 5 % low / 1 % critical).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
+
+from ..core.params import (ConfigError, ParamSpec, endpoint_params, non_negative, patterns, positive,
+                     read_params, unknown_names)
+
+# A node name, fully qualified ('/' then namespace tokens and the name) or relative to the
+# monitor's namespace (design.ros2.org).
+_FQN = re.compile(r'/?([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\Z')
+
+def _node_names(v: Sequence[str]) -> Optional[str]:
+    if not v:
+        return ("missing: list the fully qualified names of the nodes this robot must run, "
+                "e.g. ['/sim_robot', '/controller']")
+    seen = set()
+    for name in v:
+        if not _FQN.match(name):
+            return (f"'{name}' is not a node name such as '/robot1/controller' (fully qualified) "
+                    "or 'controller' (in the monitor's namespace)")
+        if name in seen:
+            return f"'{name}' is listed twice"
+        seen.add(name)
+    return None
+
+
+def _ratio(v: float) -> Optional[str]:
+    return None if 0 <= v <= 1 else f'must be in [0, 1] (0 disables it), got {v}'
+
+
+def _paths(v: Sequence[str]) -> Optional[str]:
+    for p in v:
+        if not p.startswith('/'):
+            return f"'{p}' is not an absolute path"
+    return None
+
+
+NODE_PARAMS: Tuple[ParamSpec, ...] = (
+    ParamSpec('expected_nodes', 'string_array', [],
+              'Names of the nodes that must run, fully qualified (/robot1/driver) or relative to '
+              'this node\'s namespace (driver); each missing one is ERROR.',
+              _node_names),
+    ParamSpec('period', 'double', 1.0, 'How often the ROS graph is checked, seconds.', positive),
+    ParamSpec('startup_grace', 'double', 2.0,
+              'Seconds after start-up during which a not-yet-discovered expected node is WARN '
+              '(DDS discovery takes a moment), not ERROR.', non_negative),
+    ParamSpec('forget_after', 'double', 300.0,
+              'An unexpected node gone this long is no longer reported, seconds; 0 = never.',
+              non_negative),
+    *endpoint_params(9109),
+    ParamSpec('graph.enabled', 'bool', True,
+              'Check every topic for QoS incompatibility, several types, and missing publishers '
+              'or subscribers.'),
+    ParamSpec('graph.ignore_topics', 'string_array', ['/rosout', '/parameter_events'],
+              'Regular expressions (full match) of topics the graph checks skip.', patterns),
+    ParamSpec('graph.ignore_nodes', 'string_array', [],
+              'Regular expressions (full match on the fully qualified name) of nodes whose '
+              'endpoints the graph checks skip.', patterns),
+    ParamSpec('host.enabled', 'bool', True, 'Report host CPU, memory, disks, temperatures, battery.'),
+    ParamSpec('host.period', 'double', 2.0, 'How often host resources are sampled, seconds.',
+              positive),
+    ParamSpec('host.cpu_warn', 'double', 0.9, 'Total CPU usage (0..1) at which the status is WARN.',
+              _ratio),
+    ParamSpec('host.cpu_error', 'double', 0.0, 'Total CPU usage (0..1) for ERROR; 0 = none.',
+              _ratio),
+    ParamSpec('host.memory_warn', 'double', 0.9, 'Memory usage (0..1) for WARN; 0 = none.', _ratio),
+    ParamSpec('host.memory_error', 'double', 0.95, 'Memory usage (0..1) for ERROR; 0 = none.',
+              _ratio),
+    ParamSpec('host.disk_paths', 'string_array', ['/'],
+              'Paths whose file systems are checked for free space.', _paths),
+    ParamSpec('host.disk_free_warn', 'double', 0.05, 'Free-space share below which a disk is WARN.',
+              _ratio),
+    ParamSpec('host.disk_free_error', 'double', 0.01,
+              'Free-space share below which a disk is ERROR.', _ratio),
+    ParamSpec('host.temperature_warn', 'double', 85.0,
+              'Temperature of any sensor at which the status is WARN, degrees Celsius; 0 = none.',
+              non_negative),
+    ParamSpec('host.temperature_error', 'double', 95.0,
+              'Temperature of any sensor for ERROR, degrees Celsius; 0 = none.', non_negative),
+    ParamSpec('host.battery_warn', 'double', 0.2, 'Battery charge (0..1) below which it is WARN.',
+              _ratio),
+    ParamSpec('host.battery_error', 'double', 0.05,
+              'Battery charge (0..1) below which it is ERROR.', _ratio),
+)
+
+
+
+@dataclass(frozen=True)
+class Band:
+    """WARN / ERROR thresholds of one reading; 0 disables a level. `below` flips the direction
+    (free disk, battery: lower is worse)."""
+
+    warn: float
+    error: float
+    below: bool = False
+
+    def level(self, value: float) -> int:
+        """0 OK, 1 WARN, 2 ERROR."""
+        def hit(limit: float) -> bool:
+            return limit > 0 and (value < limit if self.below else value >= limit)
+        return 2 if hit(self.error) else 1 if hit(self.warn) else 0
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    enabled: bool = True
+    period: float = 2.0
+    cpu: Band = Band(0.9, 0.0)
+    memory: Band = Band(0.9, 0.95)
+    disk_paths: Tuple[str, ...] = ('/',)
+    disk_free: Band = Band(0.05, 0.01, below=True)
+    temperature: Band = Band(85.0, 95.0)
+    battery: Band = Band(0.2, 0.05, below=True)
+
+
+@dataclass(frozen=True)
+class NodeMonitorConfig:
+    expected_nodes: Tuple[str, ...]
+    period: float
+    startup_grace: float
+    forget_after: float
+    metrics_port: int
+    metrics_address: str
+    robot: str
+    graph_enabled: bool
+    ignore_topics: Tuple[str, ...]
+    ignore_nodes: Tuple[str, ...]
+    host: HostConfig
+
+
+def _band(v: Mapping[str, Any], name: str, below: bool = False) -> Band:
+    warn, error = v[f'host.{name}_warn'], v[f'host.{name}_error']
+    if warn and error and (error > warn if below else error < warn):
+        rel = 'above' if below else 'below'
+        raise ConfigError(f'host.{name}_error',
+                          f'{error} is {rel} host.{name}_warn {warn}: ERROR must be the worse level')
+    return Band(warn, error, below)
+
+
+def unknown_parameters(given: Iterable[str]) -> list:
+    return unknown_names(given, (s.name for s in NODE_PARAMS))
+
+
+def resolve_node_name(name: str, namespace: str) -> str:
+    """'driver' in namespace '/robot1' is '/robot1/driver'; fully qualified names stay."""
+    if name.startswith('/'):
+        return name
+    return (namespace.rstrip('/') + '/' + name) if namespace != '/' else '/' + name
+
+
+def parse_node_config(values: Mapping[str, Any], hostname: str = 'localhost',
+                      given: Optional[Iterable[str]] = None,
+                      namespace: str = '/') -> NodeMonitorConfig:
+    """Validate raw parameter values into a `NodeMonitorConfig`, or raise `ConfigError`."""
+    if given is not None:
+        unknown = unknown_parameters(given)
+        if unknown:
+            raise ConfigError(unknown[0], 'unknown parameter (check its spelling and nesting)')
+    v = read_params(NODE_PARAMS, values)
+    host = HostConfig(
+        enabled=v['host.enabled'], period=v['host.period'], cpu=_band(v, 'cpu'),
+        memory=_band(v, 'memory'), disk_paths=tuple(dict.fromkeys(v['host.disk_paths'])),
+        disk_free=_band(v, 'disk_free', below=True), temperature=_band(v, 'temperature'),
+        battery=_band(v, 'battery', below=True))
+    return NodeMonitorConfig(
+        expected_nodes=tuple(dict.fromkeys(resolve_node_name(n, namespace)
+                                           for n in v['expected_nodes'])),
+        period=v['period'],
+        startup_grace=v['startup_grace'], forget_after=v['forget_after'],
+        metrics_port=v['metrics_port'], metrics_address=v['metrics_address'],
+        robot=v['robot'] or hostname, graph_enabled=v['graph.enabled'],
+        ignore_topics=tuple(v['graph.ignore_topics']), ignore_nodes=tuple(v['graph.ignore_nodes']),
+        host=host)

@@ -1,0 +1,104 @@
+"""The node monitor's Prometheus collector (`liquid_edge_node_*`, `_graph_*`, `_host_*`)."""
+from __future__ import annotations
+
+from typing import Any, Iterable, Iterator, Tuple
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+
+class NodeMonitorMetrics(Collector):
+    """Renders the node monitor's latest view: node presence, graph issues, host resources.
+
+    The node swaps in immutable snapshots (`nodes`, `graph`, `host`) whole; `collect` reads them at
+    scrape time.
+    """
+
+    def __init__(self, robot: str) -> None:
+        self.robot = robot
+        self.nodes: Tuple[Tuple[str, bool, bool, int], ...] = ()   # (name, expected, up, restarts)
+        self.graph: Any = None          # graph.GraphReport
+        self.host: Any = None           # host.HostSample
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        fams = self._families()
+        (up, restarts, discovered, qos, issues, cpu, load, mem_used, mem_total, mem_ratio,
+         disk_free, disk_ratio, temp, battery, available) = fams
+        r = self.robot
+        nodes = self.nodes
+        for name, expected, is_up, n_restarts in nodes:
+            up.add_metric([name, 'true' if expected else 'false', r], 1 if is_up else 0)
+            restarts.add_metric([name, r], n_restarts)
+        discovered.add_metric([r], sum(1 for n in nodes if n[2]))
+        graph = self.graph
+        if graph is not None:
+            for topic, n in graph.qos_incompatibilities.items():
+                qos.add_metric([topic, r], n)
+            for kind_topic in sorted({(i.topic, i.kind) for i in graph.issues}):
+                issues.add_metric([kind_topic[0], kind_topic[1], r], 1)
+        s = self.host
+        if s is not None:
+            cpu.add_metric(['total', r], s.cpu_total)
+            for i, v in enumerate(s.cpu_per_core):
+                cpu.add_metric([str(i), r], v)
+            if s.load is not None:
+                for period, v in zip(('1m', '5m', '15m'), s.load):
+                    load.add_metric([period, r], v)
+            mem_used.add_metric([r], s.memory_used)
+            mem_total.add_metric([r], s.memory_total)
+            mem_ratio.add_metric([r], s.memory_ratio)
+            for path, d in s.disks.items():
+                if not isinstance(d, str):
+                    disk_free.add_metric([path, r], d.free)
+                    disk_ratio.add_metric([path, r], d.free_ratio)
+            for sensor, t in (s.temperatures or {}).items():
+                temp.add_metric([sensor, r], t)
+            if s.battery is not None:
+                battery.add_metric([r], s.battery[0])
+            available.add_metric(['temperature', r], 1 if s.temperatures else 0)
+            available.add_metric(['battery', r], 1 if s.battery is not None else 0)
+        return iter(fams)
+
+    @staticmethod
+    def _families() -> Tuple[Metric, ...]:
+        return (
+            GaugeMetricFamily('liquid_edge_node_up', '1 while the node is in the ROS graph.',
+                              labels=['node', 'expected', 'robot']),
+            CounterMetricFamily('liquid_edge_node_restarts',
+                                'Times the node left the graph and came back (or was replaced).',
+                                labels=['node', 'robot']),
+            GaugeMetricFamily('liquid_edge_nodes_discovered', 'Nodes in the ROS graph.',
+                              labels=['robot']),
+            GaugeMetricFamily('liquid_edge_qos_incompatibilities',
+                              'Publisher/subscription pairs on the topic whose QoS cannot match.',
+                              labels=['topic', 'robot']),
+            GaugeMetricFamily('liquid_edge_graph_issues',
+                              'Current graph issues (value 1): qos_incompatible, multiple_types, '
+                              'no_publishers, no_subscribers.', labels=['topic', 'kind', 'robot']),
+            GaugeMetricFamily('liquid_edge_host_cpu_usage_ratio',
+                              'CPU usage 0..1, total or per core.', labels=['cpu', 'robot']),
+            GaugeMetricFamily('liquid_edge_host_load_average', 'System load average.',
+                              labels=['period', 'robot']),
+            GaugeMetricFamily('liquid_edge_host_memory_used_bytes',
+                              'Memory in use (total minus available).', labels=['robot']),
+            GaugeMetricFamily('liquid_edge_host_memory_total_bytes', 'Physical memory.',
+                              labels=['robot']),
+            GaugeMetricFamily('liquid_edge_host_memory_usage_ratio', 'Memory used / total.',
+                              labels=['robot']),
+            GaugeMetricFamily('liquid_edge_host_disk_free_bytes',
+                              'Free bytes on the file system of each configured path.',
+                              labels=['path', 'robot']),
+            GaugeMetricFamily('liquid_edge_host_disk_free_ratio', 'Free / total bytes.',
+                              labels=['path', 'robot']),
+            GaugeMetricFamily('liquid_edge_host_temperature_celsius',
+                              'Temperature of each sensor the host reports.',
+                              labels=['sensor', 'robot']),
+            GaugeMetricFamily('liquid_edge_host_battery_ratio', 'Battery charge 0..1.',
+                              labels=['robot']),
+            GaugeMetricFamily('liquid_edge_host_sensor_available',
+                              'Whether the host reports the sensor (1) or has none (0).',
+                              labels=['sensor', 'robot']),
+        )

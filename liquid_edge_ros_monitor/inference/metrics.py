@@ -1,0 +1,100 @@
+"""The inference node's Prometheus collector (`liquid_edge_inference_*`, `liquid_edge_model_*`)."""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Iterator, Optional, Tuple
+
+import numpy as np
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, Metric)
+from prometheus_client.registry import Collector
+
+from ..core.histogram import LatencyHistogram
+
+
+#: Inference steps run from microseconds (a small jitted cell) to a control period.
+INFERENCE_BUCKETS: Tuple[float, ...] = (
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+    0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class InferenceMetrics(Collector):
+    """Renders the inference node's counters and gauges (`liquid_edge_inference_*`).
+
+    The node owns the numbers (plain attributes written by its callbacks); latency histograms are
+    fed in batches by `add_latencies` from the node's update timer, not per message.
+    """
+
+    def __init__(self, robot: str, node: str) -> None:
+        self.labels = [robot, node]
+        self.hist = {'forward': LatencyHistogram(INFERENCE_BUCKETS),
+                     'callback': LatencyHistogram(INFERENCE_BUCKETS)}
+        self.inferences = 0
+        self.errors: Dict[str, int] = {'non_finite_input': 0, 'non_finite_output': 0,
+                                       'bad_input': 0}
+        self.jit_compilations = 0
+        self.deadline_misses = 0
+        self.drift: Optional[float] = None
+        self.state_norm: Optional[float] = None
+        self.accuracy: Optional[float] = None
+        self.energy: Dict[str, float] = {}      # source -> joules
+        self.power: Dict[str, float] = {}       # source -> watts
+
+    def add_latencies(self, stage: str, values_s: np.ndarray) -> None:
+        self.hist[stage].add(values_s)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        fams = self._families()
+        (latency, inferences, errors, jit, misses, drift, norm, accuracy, energy, power) = fams
+        lab = self.labels
+        for stage, h in self.hist.items():
+            latency.add_metric([stage] + lab, h.buckets(), h.total)
+        inferences.add_metric(lab, self.inferences)
+        for reason, n in list(self.errors.items()):
+            errors.add_metric([reason] + lab, n)
+        jit.add_metric(lab, self.jit_compilations)
+        misses.add_metric(lab, self.deadline_misses)
+        for fam, v in ((drift, self.drift), (norm, self.state_norm), (accuracy, self.accuracy)):
+            if v is not None:
+                fam.add_metric(lab, v)
+        for source, j in list(self.energy.items()):
+            energy.add_metric([source] + lab, j)
+        for source, w in list(self.power.items()):
+            power.add_metric([source] + lab, w)
+        return iter(fams)
+
+    @staticmethod
+    def _families() -> Tuple[Metric, ...]:
+        lab = ['robot', 'node']
+        return (
+            HistogramMetricFamily('liquid_edge_inference_latency_seconds',
+                                  'Inference latency: forward (the jitted step) and callback '
+                                  '(input received to command published).',
+                                  labels=['stage'] + lab),
+            CounterMetricFamily('liquid_edge_inferences', 'Network steps run.', labels=lab),
+            CounterMetricFamily('liquid_edge_inference_errors',
+                                'Inputs or outputs rejected: non_finite_input, non_finite_output, '
+                                'bad_input.', labels=['reason'] + lab),
+            CounterMetricFamily('liquid_edge_jit_compilations',
+                                'XLA compilations in this process (flat after warm-up).',
+                                labels=lab),
+            CounterMetricFamily('liquid_edge_inference_deadline_misses',
+                                'Callbacks that took longer than the control period.', labels=lab),
+            GaugeMetricFamily('liquid_edge_inference_input_drift',
+                              'Mean |z-score| of recent inputs against the training statistics '
+                              '(about 0.8 in distribution).', labels=lab),
+            GaugeMetricFamily('liquid_edge_inference_hidden_state_norm',
+                              'L2 norm of the hidden state.', labels=lab),
+            GaugeMetricFamily('liquid_edge_model_accuracy',
+                              'Share of recent outputs within tolerance of the ground truth.',
+                              labels=lab),
+            CounterMetricFamily('liquid_edge_inference_energy_joules',
+                                'Energy: source="rapl" measured (CPU package counter), '
+                                'source="estimate" from the MAC-count model.',
+                                labels=['source'] + lab),
+            GaugeMetricFamily('liquid_edge_inference_power_watts',
+                              'Energy rate over the last update period, by source.',
+                              labels=['source'] + lab),
+        )

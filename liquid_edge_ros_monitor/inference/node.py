@@ -1,0 +1,449 @@
+"""liquid_inference: a liquid network (CfC / LTC, JAX) as a controller node, traced and measured.
+
+A thin ROS node around the pure cores: `lnn` (the network), `controller` (guarded step, drift,
+accuracy, latency ring), `config` (parameters), `fields` (feature paths), `tracing`
+(OpenTelemetry), `energy` and `metrics`. The model is loaded, compiled and warmed up before the
+input subscription exists, so the first message never waits for XLA.
+
+Per sampled input message (executor thread) one span `liquid_inference.callback` with children
+`preprocess`, `forward`, `publish`; spans are exported by the SDK's batch processor on its own
+thread, so a slow or dead collector never reaches the control loop. Histograms, power and the
+hidden-state norm are refreshed by a timer every `update_period`, not per message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import random
+import socket
+import sys
+import time
+from contextlib import nullcontext
+from typing import Any, List, Optional
+
+import numpy as np
+from opentelemetry.trace import set_span_in_context, use_span
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ..core.diagnostics import ERROR, OK, WARN, FunctionDiagnosticTask, Updater
+from ..core.exposition import attach, detach
+from ..core.msg_types import import_message_type
+from ..core.params import ConfigError
+from ..core.ros_params import declare_all, user_overrides
+from ..core.runner import node_main
+from .config import INFERENCE_PARAMS, InferenceConfig, parse_inference_config
+from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, Accuracy, Controller, DriftScore,
+                        LatencyRing, nominal_dt)
+from .fields import has_header, numeric_getters, numeric_setters
+from .metrics import InferenceMetrics
+
+NODE_NAME = 'liquid_inference'
+_log = logging.getLogger('liquid_edge_ros_monitor.liquid_inference')
+
+_COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
+_compilations = [0]
+_listening = [False]
+
+
+def _count_compilations() -> None:
+    """Count XLA compilations process-wide (a recompilation after warm-up is a shape bug)."""
+    if _listening[0]:
+        return
+    import jax
+
+    def on_event(name: str, _secs: float, **_kw: Any) -> None:
+        if name == _COMPILE_EVENT:
+            _compilations[0] += 1
+    jax.monitoring.register_event_duration_secs_listener(on_event)
+    _listening[0] = True
+
+
+def default_model_path() -> str:
+    from ..core.share import share_dir
+    return str(share_dir() / 'models' / 'imu_velocity.npz')
+
+
+class LiquidInference(Node):
+    """Runs the network on each input (or at `control_rate`) and publishes the command."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        values = declare_all(self, INFERENCE_PARAMS)
+        self.config: InferenceConfig = parse_inference_config(
+            values, hostname=socket.gethostname(), given=user_overrides(self))
+        c = self.config
+        self._json_handler = None
+        if c.json_logging:
+            from ..core.jsonlog import enable_json_logging
+            self._json_handler = enable_json_logging('liquid_edge_ros_monitor')
+        _log.setLevel(logging.INFO)
+        self._load(c)
+        self._setup_tracing(c)
+        self.metrics = InferenceMetrics(c.robot, self.get_fully_qualified_name())
+        self._endpoint = attach(self.metrics, c.metrics_address, c.metrics_port)
+        self.metrics_port: Optional[int] = self._endpoint.port if self._endpoint else None
+        self._updater = Updater(self)
+        self._updater.setHardwareID(c.robot)
+        for name, fn in (('model', self._status_model), ('latency', self._status_latency),
+                         ('inputs', self._status_inputs), ('outputs', self._status_outputs)):
+            self._updater.add(FunctionDiagnosticTask(name, fn))
+        self._energy = self._make_energy(c)
+        self._last_update = time.monotonic()
+        self._timer = self.create_timer(c.update_period, self._update,
+                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
+        # Subscribe last: the network is compiled and warm by now.
+        self._subscribe(c)
+        _log.info('ready', extra={'model': self.model.describe(), 'input_topic': self._in_topic,
+                                  'output_topic': self._out_topic})
+        self.get_logger().info(
+            f'{self.model.describe()}; {self._in_topic} -> {self._out_topic}'
+            + (f' at {c.control_rate} Hz' if c.control_rate else ' per message')
+            + f'; tracing {"on" if self.tracing.enabled else "off"}'
+            + (f'; metrics on http://{c.metrics_address}:{self.metrics_port}/metrics'
+               if self.metrics_port is not None else ''))
+
+    # ---- set-up --------------------------------------------------------------------------------
+
+    def _load(self, c: InferenceConfig) -> None:
+        from ..lnn import load_model
+        path = c.model_path or default_model_path()
+        self.model = load_model(path)                  # ModelError: one line naming the tensor
+        self.model_path = path
+        m = self.model
+        if len(c.features) != m.n_inputs:
+            raise ConfigError('features', f'lists {len(c.features)} fields but the model '
+                              f'{os.path.basename(path)} takes {m.n_inputs} inputs')
+        if len(c.outputs) != m.n_outputs:
+            raise ConfigError('outputs', f'lists {len(c.outputs)} fields but the model '
+                              f'{os.path.basename(path)} gives {m.n_outputs} outputs')
+        self._in_class = self._import(c.input_type, 'input_type')
+        self._out_class = self._import(c.output_type, 'output_type')
+        try:
+            self._features = numeric_getters(self._in_class, c.features)
+        except ValueError as exc:
+            raise ConfigError('features', str(exc)) from None
+        try:
+            self._setters = numeric_setters(self._out_class, c.outputs)
+        except ValueError as exc:
+            raise ConfigError('outputs', str(exc)) from None
+        self._in_header = has_header(self._in_class)
+        self._truth = None
+        if c.truth_topic:
+            self._truth_class = self._import(c.truth_type, 'ground_truth.type')
+            try:
+                self._truth_get = numeric_getters(self._truth_class, c.truth_fields)
+            except ValueError as exc:
+                raise ConfigError('ground_truth.fields', str(exc)) from None
+        self.controller = Controller(m, c.hold_on_non_finite)
+        self.dt0 = nominal_dt(m, c.dt_default)
+        _count_compilations()
+        t0 = time.perf_counter()
+        self.controller.warm_up(self.dt0)
+        self.warmup_s = time.perf_counter() - t0
+        self.compilations_at_ready = _compilations[0]
+        self.drift = DriftScore(m.input_mean, m.input_std, c.drift_window)
+        self.accuracy = Accuracy(c.accuracy_tolerance, c.accuracy_window)
+        self.callback_lat = LatencyRing()
+        self.forward_lat = LatencyRing()
+        self._x = np.zeros(m.n_inputs, dtype=np.float32)
+        self._last_stamp_ns: Optional[int] = None
+        self._latest: Optional[Any] = None           # (msg, info) for control_rate mode
+        self._period_ema: Optional[float] = None
+        self.last_problem: Optional[str] = None
+        self.last_problem_ns = 0
+
+    def _import(self, type_name: str, param: str) -> Any:
+        try:
+            return import_message_type(type_name)
+        except ImportError as exc:
+            raise ConfigError(param, str(exc)) from None
+
+    def _setup_tracing(self, c: InferenceConfig) -> None:
+        from .tracing import TracingConfig, setup_tracing
+        try:
+            tc = TracingConfig.from_env(c.tracing, parameter_prefix='tracing.')
+        except ValueError as exc:
+            raise ConfigError('tracing', str(exc)) from None
+        # The node samples inputs itself (one random() per input) and the SDK keeps every span it
+        # is given: an unsampled input then costs no span at all, where the SDK's own ratio sampler
+        # would still build and end a non-recording span per input (~40 us on a 2-core VM).
+        self.sampling_ratio = tc.sampling_ratio
+        if tc.enabled and 0.0 < tc.sampling_ratio < 1.0:
+            tc = dataclasses.replace(tc, sampling_ratio=1.0)
+        self.tracing = setup_tracing(tc, {
+            'ros.node.name': self.get_name(), 'ros.node.namespace': self.get_namespace(),
+            'ros.domain_id': os.environ.get('ROS_DOMAIN_ID', '0')})
+        self._tracer = self.tracing.tracer
+        self._tracing_on = self.tracing.enabled and self.sampling_ratio > 0.0
+        self._sampled = (lambda: True) if self.sampling_ratio >= 1.0 else (
+            lambda r=self.sampling_ratio, rnd=random.random: rnd() < r)
+        m = self.model
+        self._span_attrs = {'lnn.cell': m.cell, 'lnn.mode': m.mode or '', 'lnn.units': m.units,
+                            'lnn.inputs': m.n_inputs, 'lnn.outputs': m.n_outputs,
+                            'ros.topic': ''}     # set once subscribed
+
+    def _make_energy(self, c: InferenceConfig) -> Any:
+        from .energy import (DEFAULT_JOULES_PER_MAC, DEFAULT_STATIC_WATTS, EnergyMeter,
+                             MacEnergyModel)
+        self._macs_per_step = self.model.macs_per_step()
+        self._counted = 0
+        self._last_joules: Optional[float] = None
+        return EnergyMeter(MacEnergyModel(
+            c.joules_per_mac or DEFAULT_JOULES_PER_MAC,
+            c.static_watts if c.static_watts >= 0 else DEFAULT_STATIC_WATTS))
+
+    def _subscribe(self, c: InferenceConfig) -> None:
+        qos_in = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=c.qos_depth,
+                            reliability=(ReliabilityPolicy.BEST_EFFORT if c.best_effort
+                                         else ReliabilityPolicy.RELIABLE))
+        self._pub = self.create_publisher(self._out_class, c.output_topic, 10)
+        self._out_msg = self._out_class()
+        self._out_topic = self._pub.topic_name
+        handler = self._on_input if not c.control_rate else self._keep_latest
+        self._sub = self.create_subscription(self._in_class, c.input_topic, handler, qos_in)
+        self._in_topic = self._sub.topic_name
+        self._span_attrs['ros.topic'] = self._in_topic
+        if c.control_rate:
+            self._control_timer = self.create_timer(1.0 / c.control_rate, self._on_control)
+        if c.truth_topic:
+            self.create_subscription(self._truth_class, c.truth_topic, self._on_truth, 10)
+
+    # ---- control loop (executor thread) --------------------------------------------------------
+
+    def _keep_latest(self, msg: Any, info: Any) -> None:
+        self._latest = (msg, info)
+
+    def _on_control(self) -> None:
+        latest = self._latest
+        if latest is not None:
+            self._on_input(*latest)
+
+    def _on_input(self, msg: Any, info: Any) -> None:
+        """One input: features, step, command; traced when this input is sampled.
+
+        Only the root span is made by the tracer while the work runs; the three children are
+        recorded afterwards from timestamps taken between the stages, so a traced callback pays no
+        context switches for them, and an unsampled input costs one random() and no span.
+        """
+        t0 = time.perf_counter()
+        stamp_ns = None
+        if self._in_header:
+            st = msg.header.stamp
+            stamp_ns = st.sec * 1_000_000_000 + st.nanosec
+        if not (self._tracing_on and self._sampled()):
+            self._process(msg, stamp_ns, None)
+        else:
+            span = self._tracer.start_span(
+                'liquid_inference.callback',
+                attributes=self._callback_attributes(msg, info, stamp_ns))
+            marks = self._process(msg, stamp_ns, span)
+            ctx = set_span_in_context(span)
+            start = self._tracer.start_span
+            for name, a, b in (('preprocess', marks[0], marks[1]),
+                               ('forward', marks[1], marks[2]),
+                               ('publish', marks[2], marks[3])):
+                start(name, context=ctx, start_time=a).end(end_time=b)
+            span.end(end_time=marks[3])
+        took = time.perf_counter() - t0
+        self.callback_lat.add(took)
+        deadline = self._deadline()
+        if deadline and took > deadline:
+            self.metrics.deadline_misses += 1
+
+    def _callback_attributes(self, msg: Any, info: Any, stamp_ns: Optional[int]) -> dict:
+        """The root span's attributes, given at creation (one validation pass, no per-attribute
+        locking as with set_attribute)."""
+        attrs = dict(self._span_attrs)
+        attrs['dds.publication_sequence_number'] = int(info.get('publication_sequence_number', 0))
+        if stamp_ns is not None:
+            attrs['ros.header.stamp_ns'] = stamp_ns
+            attrs['ros.header.frame_id'] = msg.header.frame_id
+        return attrs
+
+    def _process(self, msg: Any, stamp_ns: Optional[int], span: Any) -> Optional[tuple]:
+        """The callback's work. With a `span`: the wall-clock marks (ns) of the stage boundaries
+        for the child spans."""
+        traced = span is not None
+        m0 = time.time_ns() if traced else 0
+        dt = self._elapsed(stamp_ns)
+        x = self._x
+        try:
+            x[:] = self._features(msg)
+        except (TypeError, ValueError):
+            x[:] = np.nan       # a field that is not a number: treated as bad input
+        m1 = time.time_ns() if traced else 0
+        f0 = time.perf_counter()
+        y, status = self.controller.forward(x, dt)      # checks x is finite before the step
+        self.forward_lat.add(time.perf_counter() - f0)
+        if status != NON_FINITE_INPUT:
+            self.drift.add(x)
+        m2 = time.time_ns() if traced else 0
+        out = self._out_msg
+        for setter, v in zip(self._setters, y.tolist()):
+            setter(out, v)
+        self._pub.publish(out)
+        if status:
+            self._problem(status, span)
+        self.metrics.inferences += 1
+        if self._truth is not None:
+            self.accuracy.add(y, self._truth)
+        return (m0, m1, m2, time.time_ns()) if traced else None
+
+    def _elapsed(self, stamp_ns: Optional[int]) -> float:
+        """Seconds since the previous input, from header stamps (receipt time without a header),
+        clipped to (0, dt_max]; the first input gets the nominal period."""
+        now = stamp_ns if stamp_ns is not None else self.get_clock().now().nanoseconds
+        last, self._last_stamp_ns = self._last_stamp_ns, now
+        if last is None or now <= last:
+            return self.dt0
+        dt = min((now - last) * 1e-9, self.config.dt_max)
+        ema = self._period_ema
+        self._period_ema = dt if ema is None else ema + 0.01 * (dt - ema)
+        return dt
+
+    def _deadline(self) -> Optional[float]:
+        c = self.config
+        if c.control_period:
+            return c.control_period
+        if c.control_rate:
+            return 1.0 / c.control_rate
+        return self._period_ema
+
+    def _problem(self, status: int, span: Any) -> None:
+        reason = 'non_finite_input' if status == NON_FINITE_INPUT else 'non_finite_output'
+        self.metrics.errors[reason] += 1
+        self.last_problem = reason
+        self.last_problem_ns = time.monotonic_ns()
+        if span is not None:
+            span.set_attribute('lnn.error', reason)
+        if status == NON_FINITE_OUTPUT:
+            # Inside the span, so the JSON log line carries its trace id.
+            with use_span(span, end_on_exit=False) if span is not None else nullcontext():
+                _log.error('non-finite output: state reset, safe command published',
+                           extra={'reason': reason})
+
+    def _on_truth(self, msg: Any) -> None:
+        try:
+            self._truth = np.asarray(self._truth_get(msg), dtype=np.float32)
+        except (TypeError, ValueError):
+            self.metrics.errors['bad_input'] += 1
+
+    # ---- periodic (executor thread) ------------------------------------------------------------
+
+    def _update(self) -> None:
+        m = self.metrics
+        m.add_latencies('callback', self.callback_lat.take_new())
+        m.add_latencies('forward', self.forward_lat.take_new())
+        m.jit_compilations = _compilations[0]
+        m.drift = self.drift.value
+        m.state_norm = self.controller.state_norm()
+        m.accuracy = self.accuracy.value
+        now = time.monotonic()
+        elapsed, self._last_update = now - self._last_update, now
+        done = m.inferences
+        self._energy.add_macs((done - self._counted) * self._macs_per_step)
+        self._counted = done
+        joules, source = self._energy.read()
+        if self._last_joules is not None and elapsed > 0 and source in m.energy:
+            m.power = {source: max(0.0, joules - self._last_joules) / elapsed}
+        self._last_joules = joules
+        m.energy = {source: joules}
+
+    # ---- diagnostics ---------------------------------------------------------------------------
+
+    def _recent_problem(self, within_s: float = 5.0) -> Optional[str]:
+        if self.last_problem and time.monotonic_ns() - self.last_problem_ns < within_s * 1e9:
+            return self.last_problem
+        return None
+
+    def _status_model(self, stat: Any) -> Any:
+        m = self.model
+        recompiled = _compilations[0] - self.compilations_at_ready
+        if recompiled > 0:
+            stat.summary(WARN, f'{recompiled} XLA recompilation(s) after warm-up')
+        else:
+            stat.summary(OK, f'loaded and warmed up: {m.describe()}')
+        stat.add('model', self.model_path)
+        stat.add('cell', m.cell if m.cell == 'ltc' else f'cfc/{m.mode}')
+        stat.add('warm-up (compile) s', f'{self.warmup_s:.3f}')
+        stat.add('jit compilations', str(_compilations[0]))
+        stat.add('state resets', str(self.controller.resets))
+        stat.add('tracing', f'{self.tracing.config.protocol} {self.tracing.config.endpoint} '
+                            f'ratio {self.sampling_ratio}' if self.tracing.enabled else 'off')
+        stat.add('spans exported / dropped', f'{self.tracing.exported_spans} / '
+                                             f'{self.tracing.dropped_spans}')
+        return stat
+
+    def _status_latency(self, stat: Any) -> Any:
+        p95 = self.callback_lat.quantile(0.95)
+        fwd = self.forward_lat.quantile(0.5)
+        budget = self.config.latency_budget
+        if p95 is None:
+            stat.summary(OK, f'no input yet on {self._in_topic}')
+        elif p95 > budget:
+            stat.summary(WARN, f'callback p95 {p95 * 1e3:.2f} ms over budget {budget * 1e3:.2f} ms')
+        else:
+            stat.summary(OK, f'callback p95 {p95 * 1e3:.2f} ms')
+        if p95 is not None:
+            stat.add('callback p95 ms', f'{p95 * 1e3:.3f}')
+            stat.add('forward p50 ms', f'{fwd * 1e3:.3f}')
+        stat.add('budget ms', f'{budget * 1e3:.3f}')
+        stat.add('deadline misses', str(self.metrics.deadline_misses))
+        d = self._deadline()
+        stat.add('deadline ms', f'{d * 1e3:.3f}' if d else 'unknown')
+        stat.add('inferences', str(self.metrics.inferences))
+        return stat
+
+    def _status_inputs(self, stat: Any) -> Any:
+        drift = self.drift.value
+        bad = self.metrics.errors['non_finite_input']
+        if self._recent_problem() == 'non_finite_input':
+            stat.summary(ERROR, f'non-finite input on {self._in_topic}: step skipped, safe command')
+        elif drift is not None and self.config.drift_warn and drift > self.config.drift_warn:
+            stat.summary(WARN, f'input drift {drift:.2f} above {self.config.drift_warn:.2f}')
+        elif not self.drift.available:
+            stat.summary(OK, 'model has no training statistics: drift not scored')
+        else:
+            stat.summary(OK, 'inputs in distribution' if drift is not None else 'no input yet')
+        stat.add('topic', self._in_topic)
+        stat.add('drift', f'{drift:.3f}' if drift is not None else 'n/a')
+        stat.add('non-finite inputs', str(bad))
+        return stat
+
+    def _status_outputs(self, stat: Any) -> Any:
+        acc = self.accuracy.value
+        if self._recent_problem() == 'non_finite_output':
+            stat.summary(ERROR, 'non-finite output: state reset, safe command published')
+        elif acc is not None and acc < self.config.accuracy_warn:
+            stat.summary(WARN, f'accuracy {acc:.2f} below {self.config.accuracy_warn:.2f}')
+        else:
+            stat.summary(OK, f'accuracy {acc:.3f}' if acc is not None else
+                         'publishing' if self.metrics.inferences else 'no output yet')
+        stat.add('topic', self._out_topic)
+        stat.add('non-finite outputs', str(self.metrics.errors['non_finite_output']))
+        stat.add('accuracy', f'{acc:.3f}' if acc is not None else 'no ground truth')
+        stat.add('hidden state norm', f'{self.controller.state_norm():.3f}')
+        return stat
+
+    def destroy_node(self) -> None:
+        tracing = getattr(self, 'tracing', None)
+        if tracing is not None:
+            tracing.shutdown(2.0)
+        detach(getattr(self, 'metrics', None), getattr(self, '_endpoint', None))
+        handler = getattr(self, '_json_handler', None)
+        if handler is not None:
+            from ..core.jsonlog import disable_json_logging
+            disable_json_logging(handler)
+        super().destroy_node()
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    from ..lnn import ModelError
+    return node_main(NODE_NAME, LiquidInference, (ConfigError, ModelError, OSError), args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

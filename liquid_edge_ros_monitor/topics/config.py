@@ -1,0 +1,225 @@
+"""The topic monitor's parameters: their schema, and validation into a `MonitorConfig` (no ROS imports).
+
+Built on `core.params`: one schema drives the declarations and the checks, and every error is one
+line naming the parameter.
+
+Per-topic settings follow the ros2_control style, since ROS parameter names cannot hold a topic name:
+
+    topics: [imu, odom]          # keys
+    topic:
+      imu: {name: imu/data, expected_rate: 200.0, tolerance: 0.05, max_latency: 0.02}
+      odom: {name: odom, min_rate: 45.0}
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from ..core.params import (ConfigError, ParamSpec, endpoint_params, fraction, int_range, non_negative,
+                           patterns, positive, read_params, topic_name, unknown_names)
+
+_KEY = re.compile(r'[A-Za-z][A-Za-z0-9_]*\Z')
+
+
+def _keys(v: Sequence[str]) -> Optional[str]:
+    seen = set()
+    for k in v:
+        if not _KEY.match(k):
+            return f"key '{k}' must be letters, digits and underscores, starting with a letter"
+        if k in seen:
+            return f"key '{k}' is listed twice"
+        seen.add(k)
+    return None
+
+
+GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
+    ParamSpec('window', 'double', 5.0, 'Sliding statistics window, seconds.', positive),
+    ParamSpec('window_capacity', 'integer', 20000,
+              'Most messages held per topic window; bounds memory (the window shortens past it).',
+              int_range(2, 10_000_000)),
+    ParamSpec('update_period', 'double', 1.0,
+              'How often statistics are recomputed for diagnostics and metrics, seconds.', positive),
+    ParamSpec('future_stamp_tolerance', 'double', 0.01,
+              'How far a header.stamp may lie ahead of its receipt before it counts as a stamp in '
+              'the future, seconds (clock steps under sim time, skew between hosts).',
+              non_negative),
+    ParamSpec('qos_depth', 'integer', 100, 'History depth of each monitoring subscription.',
+              int_range(1, 100_000)),
+    *endpoint_params(9108),
+    ParamSpec('discovery.enabled', 'bool', True, 'Also monitor topics that are not listed in `topics`.'),
+    ParamSpec('discovery.include', 'string_array', ['.*'],
+              'Regular expressions (full match on the resolved name) of topics to discover.', patterns),
+    ParamSpec('discovery.exclude', 'string_array', [],
+              'Regular expressions of topics never to discover (wins over include).', patterns),
+    ParamSpec('discovery.period', 'double', 1.0, 'How often the ROS graph is re-read, seconds.',
+              positive),
+    ParamSpec('discovery.stale_timeout', 'double', 0.0,
+              'Silence after which a discovered topic is STALE, seconds; 0 = only when its '
+              'publishers vanish.', non_negative),
+    ParamSpec('defaults.tolerance', 'double', 0.1,
+              'Default allowed relative deviation from expected_rate.', fraction),
+    ParamSpec('defaults.max_latency', 'double', 0.0,
+              'Default maximum header latency p95, seconds; 0 = no limit.', non_negative),
+    ParamSpec('defaults.stale_timeout', 'double', 3.0,
+              'Default silence after which a listed topic is STALE, seconds; 0 = never.',
+              non_negative),
+    ParamSpec('topics', 'string_array', [],
+              'Keys of the listed topics; each has its settings under topic.<key>.*', _keys),
+)
+
+#: The per-topic fields under ``topic.<key>.``; defaults that say 'defaults.X' inherit it.
+TOPIC_FIELDS: Tuple[ParamSpec, ...] = (
+    ParamSpec('name', 'string', '', 'Topic name; relative names resolve in the node namespace.',
+              topic_name),
+    ParamSpec('expected_rate', 'double', 0.0,
+              'Expected rate, Hz; with tolerance it sets min/max rate. 0 = none.', non_negative),
+    ParamSpec('tolerance', 'double', 'defaults.tolerance',
+              'Allowed relative deviation from expected_rate.', fraction),
+    ParamSpec('min_rate', 'double', 0.0, 'Minimum rate, Hz (instead of expected_rate). 0 = none.',
+              non_negative),
+    ParamSpec('max_rate', 'double', 0.0, 'Maximum rate, Hz (instead of expected_rate). 0 = none.',
+              non_negative),
+    ParamSpec('max_latency', 'double', 'defaults.max_latency',
+              'Maximum header latency p95, seconds. 0 = no limit.', non_negative),
+    ParamSpec('stale_timeout', 'double', 'defaults.stale_timeout',
+              'Silence after which the topic is STALE, seconds. 0 = never.', non_negative),
+)
+
+
+def topic_param_specs(key: str, values: Mapping[str, Any]) -> List[ParamSpec]:
+    """The specs of ``topic.<key>.*``, with inherited defaults resolved from `values`."""
+    specs = []
+    for f in TOPIC_FIELDS:
+        default = f.default
+        if isinstance(default, str) and default.startswith('defaults.'):
+            default = values.get(default, _global(default).default)
+        specs.append(ParamSpec(f'topic.{key}.{f.name}', f.type, default, f.description, f.check))
+    return specs
+
+
+def _global(name: str) -> ParamSpec:
+    return next(s for s in GLOBAL_PARAMS if s.name == name)
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """Thresholds for one topic. Rates in Hz, times in seconds; 0 means 'not checked'."""
+
+    name: str
+    key: str = ''
+    expected_rate: float = 0.0
+    tolerance: float = 0.1
+    min_rate: float = 0.0
+    max_rate: float = 0.0
+    max_latency: float = 0.0
+    stale_timeout: float = 0.0
+    listed: bool = False
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    enabled: bool = True
+    include: Tuple[str, ...] = ('.*',)
+    exclude: Tuple[str, ...] = ()
+    period: float = 1.0
+    stale_timeout: float = 0.0
+
+    def matches(self, topic: str) -> bool:
+        """Whether a resolved topic name is to be discovered."""
+        if not self.enabled:
+            return False
+        if any(re.fullmatch(p, topic) for p in self.exclude):
+            return False
+        return any(re.fullmatch(p, topic) for p in self.include)
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    window: float
+    window_capacity: int
+    update_period: float
+    future_stamp_tolerance: float
+    qos_depth: int
+    metrics_port: int
+    metrics_address: str
+    robot: str
+    discovery: DiscoveryConfig
+    topics: Tuple[TopicConfig, ...]
+
+    def for_discovered(self, name: str, tolerance: float = 0.1) -> TopicConfig:
+        """Thresholds for a topic found by discovery: no rate limits, the discovery stale timeout."""
+        return TopicConfig(name=name, tolerance=tolerance,
+                           stale_timeout=self.discovery.stale_timeout)
+
+
+def _topic(key: str, v: Mapping[str, Any]) -> TopicConfig:
+    p = f'topic.{key}.'
+    expected, lo, hi = v[p + 'expected_rate'], v[p + 'min_rate'], v[p + 'max_rate']
+    if expected and (lo or hi):
+        raise ConfigError(p + 'expected_rate',
+                          'set either expected_rate (with tolerance) or min_rate/max_rate, not both')
+    if expected:
+        lo = expected * (1 - v[p + 'tolerance'])
+        hi = expected * (1 + v[p + 'tolerance'])
+    if lo and hi and lo > hi:
+        raise ConfigError(p + 'min_rate', f'{lo} Hz is above max_rate {hi} Hz')
+    return TopicConfig(name=v[p + 'name'], key=key, expected_rate=expected,
+                       tolerance=v[p + 'tolerance'], min_rate=lo, max_rate=hi,
+                       max_latency=v[p + 'max_latency'], stale_timeout=v[p + 'stale_timeout'],
+                       listed=True)
+
+
+def all_param_names(values: Mapping[str, Any]) -> List[str]:
+    """Every parameter name the monitor declares, given the `topics` keys in `values`."""
+    names = [s.name for s in GLOBAL_PARAMS]
+    for key in values.get('topics', []) or []:
+        names += [s.name for s in topic_param_specs(key, values)]
+    return names
+
+
+def unknown_parameters(given: Iterable[str], values: Mapping[str, Any]) -> List[str]:
+    """Names in `given` that the monitor does not know (likely typos), sorted."""
+    return unknown_names(given, all_param_names(values))
+
+
+def read_globals(values: Mapping[str, Any]) -> Dict[str, Any]:
+    """Validate the global parameters (not the per-topic ones); raise `ConfigError`.
+
+    The node calls this before it declares ``topic.<key>.*``, since the keys come from `topics`.
+    """
+    return read_params(GLOBAL_PARAMS, values)
+
+
+def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
+                 given: Optional[Iterable[str]] = None) -> MonitorConfig:
+    """Validate raw parameter values (name -> value) into a `MonitorConfig`, or raise `ConfigError`.
+
+    `given` are the parameter names the user supplied (e.g. a params file); unknown ones are errors,
+    because a mistyped threshold that silently falls back to its default is worse than no start.
+    """
+    g = read_globals(values)
+    if given is not None:
+        unknown = unknown_parameters(given, g)
+        if unknown:
+            raise ConfigError(unknown[0], 'unknown parameter (check its spelling and nesting)')
+    topics = []
+    names: Dict[str, str] = {}
+    for key in g['topics']:
+        tv = read_params(topic_param_specs(key, g), values)
+        t = _topic(key, tv)
+        if t.name in names:
+            raise ConfigError(f'topic.{key}.name',
+                              f"'{t.name}' is also the name of topic.{names[t.name]}")
+        names[t.name] = key
+        topics.append(t)
+    return MonitorConfig(
+        window=g['window'], window_capacity=g['window_capacity'], update_period=g['update_period'],
+        future_stamp_tolerance=g['future_stamp_tolerance'], qos_depth=g['qos_depth'],
+        metrics_port=g['metrics_port'],
+        metrics_address=g['metrics_address'], robot=g['robot'] or hostname,
+        discovery=DiscoveryConfig(
+            enabled=g['discovery.enabled'], include=tuple(g['discovery.include']),
+            exclude=tuple(g['discovery.exclude']), period=g['discovery.period'],
+            stale_timeout=g['discovery.stale_timeout']),
+        topics=tuple(topics))

@@ -1,0 +1,111 @@
+"""The topic monitor's Prometheus collector (`liquid_edge_topic_*`).
+
+A prometheus_client custom `Collector`: it renders the latest immutable `TopicReport` of each topic
+at scrape time, so the hot path never touches a metric object. Latency histograms are accumulated
+per update period with numpy (`LatencyHistogram.add`), not per message.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Iterator, Tuple
+
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, Metric)
+from prometheus_client.registry import Collector
+
+from ..core.histogram import LatencyHistogram
+from .health import TopicReport
+
+
+class TopicMetrics(Collector):
+    """Renders the topic monitor's reports as `liquid_edge_topic_*` metrics.
+
+    `update` is called from the statistics thread once per update period; `collect` from the HTTP
+    thread at scrape time. Reports are immutable and swapped in whole, so no lock is needed beyond
+    the dict's own atomic assignment.
+    """
+
+    def __init__(self, robot: str) -> None:
+        self.robot = robot
+        self._reports: Dict[str, TopicReport] = {}
+        self._hist: Dict[str, Tuple[LatencyHistogram, LatencyHistogram]] = {}
+
+    def update(self, report: TopicReport) -> None:
+        name = report.name
+        hist = self._hist.get(name)
+        if hist is None:
+            hist = self._hist[name] = (LatencyHistogram(), LatencyHistogram())
+        s = report.snapshot
+        if s is not None:
+            hist[0].add(s.new_header_latency_s)
+            hist[1].add(s.new_transport_latency_s)
+        self._reports[name] = report
+
+    def remove(self, name: str) -> None:
+        self._reports.pop(name, None)
+        self._hist.pop(name, None)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        reports = list(self._reports.values())
+        fams = self._families()
+        (messages, bytes_, rate, jitter, latency, transport, dropped, pubs, status, stamps,
+         info) = fams
+        for r in reports:
+            labels = [r.name, self.robot]
+            s = r.snapshot
+            pubs.add_metric(labels, r.state.publishers)
+            status.add_metric(labels, r.level)
+            info.add_metric([r.name, self.robot, r.state.type_name or 'unknown'], 1)
+            if s is None:
+                continue
+            messages.add_metric(labels, s.messages_total)
+            bytes_.add_metric(labels, s.bytes_total)
+            if s.rate_hz is not None:        # unknown with < 2 messages in the window
+                rate.add_metric(labels, s.rate_hz)
+            jitter.add_metric(labels, s.jitter_s)
+            dropped.add_metric(labels, s.dropped_total)
+            for reason, n in (('zero', s.zero_stamps_total), ('future', s.future_stamps_total),
+                              ('unreadable', s.unreadable_stamps_total)):
+                stamps.add_metric(labels + [reason], n)
+            hists = self._hist.get(r.name)
+            if hists is None:   # removed while we were collecting
+                continue
+            h_header, h_transport = hists
+            if r.state.has_header:
+                latency.add_metric(labels, h_header.buckets(), h_header.total)
+            transport.add_metric(labels, h_transport.buckets(), h_transport.total)
+        return iter(fams)
+
+    @staticmethod
+    def _families() -> Tuple[Metric, ...]:
+        lab = ['topic', 'robot']
+        return (
+            CounterMetricFamily('liquid_edge_topic_messages', 'Messages received on the topic.',
+                                labels=lab),
+            CounterMetricFamily('liquid_edge_topic_bytes', 'Serialized bytes received on the topic.',
+                                labels=lab),
+            GaugeMetricFamily('liquid_edge_topic_rate_hz',
+                              'Message rate over the sliding window, Hz.', labels=lab),
+            GaugeMetricFamily('liquid_edge_topic_jitter_seconds',
+                              'Standard deviation of the inter-message period over the window.',
+                              labels=lab),
+            HistogramMetricFamily('liquid_edge_topic_latency_seconds',
+                                  'Receipt time minus header.stamp (types with a std_msgs/Header).',
+                                  labels=lab),
+            HistogramMetricFamily('liquid_edge_topic_transport_latency_seconds',
+                                  'DDS source timestamp to reception timestamp.', labels=lab),
+            CounterMetricFamily('liquid_edge_topic_dropped_messages',
+                                'Messages missing from the publication sequence (one publisher).',
+                                labels=lab),
+            GaugeMetricFamily('liquid_edge_topic_publishers', 'Publishers on the topic.',
+                              labels=lab),
+            GaugeMetricFamily('liquid_edge_topic_status',
+                              'Diagnostic level: 0 OK, 1 WARN, 2 ERROR, 3 STALE.', labels=lab),
+            CounterMetricFamily('liquid_edge_topic_invalid_stamps',
+                                'Messages whose header.stamp was zero, in the future or unreadable.',
+                                labels=lab + ['reason']),
+            GaugeMetricFamily('liquid_edge_topic_info', 'The topic\'s message type (value is 1).',
+                              labels=lab + ['type']),
+        )

@@ -1,0 +1,340 @@
+"""topic_monitor: per-topic rate, jitter, latency, bandwidth and drops, on /diagnostics and Prometheus.
+
+A thin ROS node around the pure cores: `config` (parameters), `stats` (windows), `health` (levels),
+`cdr` (header stamps), `metrics` (its Prometheus collector). Threads:
+
+- the executor thread runs graph discovery, parameter services and the diagnostic updater;
+- the `RawReceiver` thread takes raw messages (with their MessageInfo) and, once per
+  `update_period`, detaches every window's new rows;
+- the statistics thread computes each topic's statistics from them into an immutable
+  `TopicReport` (numpy releases the GIL for much of that, so receiving goes on meanwhile);
+- the metrics HTTP thread renders the latest reports at scrape time.
+"""
+from __future__ import annotations
+
+import queue
+import socket
+import sys
+import threading
+from typing import Any, Dict, List, Optional
+
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
+from ..core.exposition import attach, detach
+from ..core.msg_types import import_message_type, starts_with_header
+from ..core.params import ConfigError
+from ..core.ros_params import declare_all, user_overrides
+from ..core.runner import node_main
+from .cdr import header_stamp_ns
+from .config import (GLOBAL_PARAMS, MonitorConfig, TopicConfig, parse_config, read_globals,
+                     topic_param_specs)
+from .health import TopicReport, TopicState, key_values, report
+from .metrics import TopicMetrics
+from .receiver import BATCH_S, RawReceiver
+from .stats import MISSING, SEQ_RESET, TopicWindow
+
+NODE_NAME = 'topic_monitor'
+#: Sequence numbers at or above this are not real (rmws without them report UINT64_MAX).
+SEQ_LIMIT = 1 << 62
+_LEVELS = (OK, WARN, ERROR, STALE)
+
+
+class _TimeBase:
+    """Whether arrival times come from the node clock (sim time) or DDS reception stamps."""
+
+    sim = False
+
+
+class TopicTrack:
+    """One monitored topic: thresholds, subscription, statistics window and latest report."""
+
+    def __init__(self, name: str, config: TopicConfig) -> None:
+        self.name = name
+        self.config = config
+        self.type_name = ''
+        self.has_header = False
+        self.window: Optional[TopicWindow] = None
+        self.subscription: Any = None
+        self.best_effort: Optional[bool] = None
+        self.publishers = 0
+        self.problem: Optional[str] = None
+        self.subscribed_ns: Optional[int] = None
+        self.publisher_epoch = 0      # bumped (executor thread) when the publisher count changes
+        self.applied_epoch = 0        # the epoch the receiver thread last handed over
+        self.updated_ns: Optional[int] = None
+        self.report: Optional[TopicReport] = None
+
+    def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any,
+               publishers_changed: bool) -> TopicReport:
+        """Recompute the report (statistics thread) from the rows the receiver detached."""
+        snap = None
+        if window is not None:
+            if publishers_changed:
+                window.reset_sequence()
+            snap = window.snapshot(now_ns, single_publisher=self.publishers == 1,
+                                   pending=pending)
+        silent = snap.age_s if snap is not None else None
+        if silent is None and self.subscribed_ns is not None:
+            silent = (now_ns - self.subscribed_ns) / 1e9
+        state = TopicState(type_name=self.type_name, publishers=self.publishers,
+                           problem=self.problem, silent_for_s=silent,
+                           subscribed=self.subscription is not None, has_header=self.has_header)
+        self.report = report(self.name, self.config, state, snap)
+        self.updated_ns = now_ns
+        return self.report
+
+
+class TopicTask(DiagnosticTask):
+    """The /diagnostics status of one topic."""
+
+    def __init__(self, track: TopicTrack, clock: Any, stall_after_s: float) -> None:
+        super().__init__(track.name)
+        self._track = track
+        self._clock = clock
+        self._stall_ns = int(stall_after_s * 1e9)
+
+    def run(self, stat: Any) -> Any:
+        r = self._track.report
+        if r is None:
+            stat.summary(OK, 'starting')
+            return stat
+        updated = self._track.updated_ns
+        if updated is not None and self._clock.now().nanoseconds - updated > self._stall_ns:
+            # The receiver or statistics thread stopped: say so rather than repeat old news.
+            stat.summary(STALE, 'statistics stalled: the monitor stopped updating this topic')
+            return stat
+        stat.summary(_LEVELS[r.level], r.message)
+        for key, value in key_values(r):
+            stat.add(key, value)
+        return stat
+
+
+class TopicMonitor(Node):
+    """Measures every listed or discovered topic from raw subscriptions."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self.config = self._read_config()
+        self._tracks: Dict[str, TopicTrack] = {}
+        self._errors_logged: set = set()
+        self._timebase = _TimeBase()
+        # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
+        self._timebase.sim = self.get_clock().ros_time_is_active
+        self._receiver = RawReceiver(self, self._tick, self.config.update_period,
+                                     on_error=self._on_receive_error)
+        self._stats_queue: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()
+        self._stats_thread = threading.Thread(target=self._stats_loop, name='topic_stats',
+                                              daemon=True)
+        self._updater = Updater(self)
+        self._updater.setHardwareID(self.config.robot)
+        self._metrics = TopicMetrics(self.config.robot)
+        self._endpoint = attach(self._metrics, self.config.metrics_address,
+                                self.config.metrics_port)
+        self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
+                                            else None)
+        for t in self.config.topics:
+            self._add_track(self._resolve(t), t)
+        self._discover()
+        # Steady clock: discovery goes on while sim time is paused or /clock has not started.
+        self._discovery_timer = self.create_timer(self.config.discovery.period, self._discover,
+                                                  clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._stats_thread.start()
+        self._receiver.start()
+        d = self.config.discovery
+        self.get_logger().info(
+            f'monitoring {len(self.config.topics)} listed topics'
+            + (f', discovering {list(d.include)} except {list(d.exclude)}' if d.enabled else '')
+            + (f'; metrics on http://{self.config.metrics_address}:{self.metrics_port}/metrics'
+               if self.metrics_port is not None else '; metrics endpoint disabled'))
+
+    # ---- configuration -------------------------------------------------------------------------
+
+    def _read_config(self) -> MonitorConfig:
+        values: Dict[str, Any] = declare_all(self, GLOBAL_PARAMS)
+        g = read_globals(values)
+        for key in g['topics']:
+            values.update(declare_all(self, topic_param_specs(key, g)))
+        return parse_config(values, hostname=socket.gethostname(), given=user_overrides(self))
+
+    def _resolve(self, t: TopicConfig) -> str:
+        try:
+            name = self.resolve_topic_name(t.name)
+        except Exception as exc:
+            raise ConfigError(f'topic.{t.key}.name', f"'{t.name}' does not resolve: {exc}") from None
+        other = self._tracks.get(name)
+        if other is not None:
+            raise ConfigError(f'topic.{t.key}.name',
+                              f"resolves to '{name}', as topic.{other.config.key}.name does")
+        return name
+
+    # ---- graph (executor thread) ---------------------------------------------------------------
+
+    def _add_track(self, name: str, config: TopicConfig) -> TopicTrack:
+        track = TopicTrack(name, config)
+        self._tracks[name] = track
+        self._updater.add(TopicTask(track, self.get_clock(),
+                                    stall_after_s=3 * self.config.update_period + 2.0))
+        return track
+
+    def _discover(self) -> None:
+        topics = dict(self.get_topic_names_and_types())
+        discovery = self.config.discovery
+        for name in topics:
+            if name not in self._tracks and discovery.matches(name):
+                self._add_track(name, self.config.for_discovered(name))
+        for track in list(self._tracks.values()):
+            try:
+                self._refresh(track, topics.get(track.name, []))
+            except Exception as exc:   # one odd topic must never stop the monitor
+                track.problem = f'cannot monitor: {exc}'
+                self._log_once(track.name, track.problem)
+
+    def _refresh(self, track: TopicTrack, types: List[str]) -> None:
+        infos = self.get_publishers_info_by_topic(track.name) if types else []
+        if len(infos) != track.publishers:
+            track.publisher_epoch += 1    # sequence numbers of different writers don't compare
+        track.publishers = len(infos)
+        if not infos:
+            return
+        pub_types = sorted({i.topic_type for i in infos})
+        if len(pub_types) > 1:
+            track.problem = f'published with {len(pub_types)} types: {", ".join(pub_types)}'
+            self._log_once(track.name, track.problem)
+            return
+        type_name = pub_types[0]
+        best_effort = any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+                          for i in infos)
+        if (track.subscription is not None and type_name == track.type_name
+                and best_effort == track.best_effort):
+            track.problem = None
+            return
+        try:
+            msg_class = import_message_type(type_name)
+        except ImportError as exc:
+            track.type_name, track.problem = type_name, str(exc)
+            self._log_once(track.name, track.problem)
+            return
+        self._subscribe(track, msg_class, type_name, best_effort)
+
+    def _subscribe(self, track: TopicTrack, msg_class: Any, type_name: str,
+                   best_effort: bool) -> None:
+        """(Re)create the raw subscription with a QoS every publisher can match."""
+        if track.subscription is not None:
+            self._receiver.remove(track.subscription)
+            self.destroy_subscription(track.subscription)
+            track.subscription = None
+        has_header = starts_with_header(msg_class)
+        if track.window is None or type_name != track.type_name:
+            track.window = TopicWindow(self.config.window, self.config.window_capacity, has_header,
+                                       self.config.future_stamp_tolerance)
+        track.type_name, track.has_header, track.best_effort = type_name, has_header, best_effort
+        # A best-effort subscription receives from reliable and best-effort publishers alike;
+        # a reliable one silently receives nothing from a best-effort publisher.
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.config.qos_depth,
+                         reliability=(ReliabilityPolicy.BEST_EFFORT if best_effort
+                                      else ReliabilityPolicy.RELIABLE),
+                         durability=DurabilityPolicy.VOLATILE)
+        handler = self._make_handler(track.window, has_header)
+        sub = self.create_subscription(msg_class, track.name, handler, qos,
+                                       callback_group=self._receiver.group, raw=True)
+        track.subscription = sub
+        track.subscribed_ns = self.get_clock().now().nanoseconds
+        track.problem = None
+        self._receiver.add(sub, handler)
+
+    def _make_handler(self, window: TopicWindow, has_header: bool) -> Any:
+        """The per-message function (receiver thread): a few lookups and one `record` call.
+
+        Its first row carries `SEQ_RESET`, so no drop is measured across a re-subscription.
+        """
+        record = window.record
+        clock = self.get_clock()
+        timebase = self._timebase
+        first = [True]
+
+        def on_message(data: bytes, info: Dict[str, int]) -> None:
+            received = info['received_timestamp']
+            source = info['source_timestamp']
+            seq = info['publication_sequence_number']
+            if not 0 < seq < SEQ_LIMIT:          # 0 or UINT64_MAX: the rmw does not provide it
+                seq = MISSING
+            if first[0]:
+                first[0] = False
+                seq = SEQ_RESET
+            stamp = header_stamp_ns(data) if has_header else None
+            record(received if received and not timebase.sim else clock.now().nanoseconds,
+                   len(data), received - source if source and received else MISSING, seq,
+                   MISSING if stamp is None else stamp)
+        return on_message
+
+    # ---- statistics (receiver and statistics threads) ------------------------------------------
+
+    def _tick(self) -> None:
+        """Receiver thread, every update_period: detach each window's new rows (cheap) and leave
+        the arithmetic to the statistics thread, so taking messages never waits for numpy."""
+        clock = self.get_clock()
+        sim = self._timebase.sim = clock.ros_time_is_active
+        self._receiver.batch_s = 0.0 if sim else BATCH_S
+        if not self._stats_queue.empty():
+            return   # statistics are behind: rows stay pending and go with the next tick
+        work = []
+        for track in list(self._tracks.values()):
+            window = track.window
+            epoch = track.publisher_epoch
+            changed, track.applied_epoch = epoch != track.applied_epoch, epoch
+            work.append((track, window, window.detach() if window is not None else None,
+                         changed))
+        self._stats_queue.put((clock.now().nanoseconds, work))
+
+    def _stats_loop(self) -> None:
+        """Statistics thread: turn detached rows into reports, in tick order."""
+        while True:
+            item = self._stats_queue.get()
+            if item is None:
+                return
+            now, work = item
+            for track, window, pending, changed in work:
+                try:
+                    self._metrics.update(track.update(now, window, pending, changed))
+                except Exception as exc:
+                    self._log_once(track.name, f'statistics failed: {exc!r}')
+
+    def _on_receive_error(self, sub: Any, exc: BaseException) -> None:
+        self._log_once(sub.topic_name, f'receiving failed: {exc!r}')
+
+    def _log_once(self, topic: str, text: str) -> None:
+        if (topic, text) not in self._errors_logged:
+            self._errors_logged.add((topic, text))
+            self.get_logger().warning(f'{topic}: {text}')
+
+    # ---- readers -------------------------------------------------------------------------------
+
+    def reports(self) -> List[TopicReport]:
+        """The latest report of every topic, sorted by name (for the live view and tests)."""
+        return sorted((t.report for t in list(self._tracks.values()) if t.report is not None),
+                      key=lambda r: r.name)
+
+    def destroy_node(self) -> None:
+        # Also called by rclpy.shutdown on a node whose __init__ failed half-way (bad parameters).
+        receiver = getattr(self, '_receiver', None)
+        if receiver is not None:
+            receiver.stop()
+        stats = getattr(self, '_stats_thread', None)
+        if stats is not None and stats.is_alive():
+            self._stats_queue.put(None)
+            stats.join(5.0)
+        metrics = getattr(self, '_metrics', None)
+        if metrics is not None:
+            detach(metrics, getattr(self, '_endpoint', None))
+        super().destroy_node()
+
+
+def main(args: Optional[List[str]] = None) -> int:
+    return node_main(NODE_NAME, TopicMonitor, (ConfigError, OSError), args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

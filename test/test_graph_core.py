@@ -1,0 +1,241 @@
+"""node_monitor's pure cores: presence/restarts, graph checks, host evaluation, parameters."""
+from __future__ import annotations
+
+import pytest
+from rclpy.duration import Duration
+from rclpy.qos import DurabilityPolicy, LivelinessPolicy, QoSProfile, ReliabilityPolicy
+
+from liquid_edge_ros_monitor.core.params import ConfigError
+from liquid_edge_ros_monitor.graph.checks import ERROR, OK, WARN, Endpoint, check_graph
+from liquid_edge_ros_monitor.graph.host import (DiskReading, HostSample, evaluate_host, prime_cpu,
+                                          sample_host)
+from liquid_edge_ros_monitor.graph.config import Band, HostConfig, parse_node_config
+from liquid_edge_ros_monitor.graph.node import fqn, node_summary, qos_check
+from liquid_edge_ros_monitor.graph.tracker import NodeTracker
+
+S = 1_000_000_000
+
+
+# ---- presence and restarts ---------------------------------------------------------------------
+
+def test_tracker_counts_a_node_that_leaves_and_comes_back():
+    t = NodeTracker(['/a'], now_ns=0)
+    assert not t.nodes['/a'].up and not t.nodes['/a'].ever_seen
+    assert t.observe({'/a': frozenset({b'1'})}, 1 * S) == []
+    assert t.nodes['/a'].up and t.nodes['/a'].for_s(3 * S) == 2.0
+    t.observe({}, 4 * S)
+    assert not t.nodes['/a'].up and t.nodes['/a'].for_s(6 * S) == 2.0
+    assert t.observe({'/a': frozenset({b'2'})}, 7 * S) == ['/a']
+    assert t.nodes['/a'].restarts == 1 and t.nodes['/a'].up
+
+
+def test_tracker_sees_a_restart_faster_than_one_period_by_its_new_gids():
+    t = NodeTracker(['/a'], now_ns=0)
+    t.observe({'/a': frozenset({b'old1', b'old2'})}, 1 * S)
+    t.observe({'/a': frozenset({b'old1', b'old2', b'new'})}, 2 * S)   # one more endpoint: same
+    assert t.nodes['/a'].restarts == 0
+    assert t.observe({'/a': frozenset({b'new2'})}, 3 * S) == ['/a']
+    assert t.nodes['/a'].restarts == 1
+    t.observe({'/a': frozenset()}, 4 * S)          # no rosout publisher seen: no evidence
+    assert t.nodes['/a'].restarts == 1
+
+
+def test_tracker_reports_unexpected_nodes_and_forgets_them_later():
+    t = NodeTracker(['/a'], now_ns=0)
+    t.observe({'/b': frozenset()}, 1 * S)
+    assert not t.nodes['/b'].expected and t.discovered() == 1
+    t.observe({}, 2 * S)
+    assert t.forget(5 * S, after_s=10.0) == []
+    assert t.forget(12 * S, after_s=10.0) == ['/b']
+    assert '/a' in t.nodes and '/b' not in t.nodes     # expected ones are never forgotten
+
+
+def test_node_summary_levels():
+    t = NodeTracker(['/a'], now_ns=0)
+    s = t.nodes['/a']
+    assert node_summary(s, 1 * S, 0, 2.0, 0) == (1, 'not seen yet (discovery in progress)')
+    level, text = node_summary(s, 5 * S, 0, 2.0, 0)
+    assert level == 2 and text.startswith('missing')
+    t.observe({'/a': frozenset()}, 6 * S)
+    assert node_summary(s, 8 * S, 0, 2.0, 1) == (0, 'up 2.0 s')
+    assert node_summary(s, 8 * S, 0, 2.0, 2)[0] == 1        # two nodes with one name
+    t.observe({}, 9 * S)
+    assert node_summary(s, 10 * S, 0, 2.0, 0) == (2, 'down for 1.0 s')
+    t.observe({'/a': frozenset()}, 11 * S)
+    assert node_summary(s, 11 * S, 0, 2.0, 1) == (0, 'up 0.0 s, 1 restart')
+
+
+def test_fully_qualified_names():
+    assert fqn('talker', '/') == '/talker'
+    assert fqn('talker', '/robot1') == '/robot1/talker'
+
+
+# ---- graph checks (rclpy's real QoS compatibility check) ---------------------------------------
+
+def qos(**kw) -> QoSProfile:
+    """A profile as the graph reports a real endpoint's (no SYSTEM_DEFAULT policies, which the
+    check can only call 'maybe' - a WARNING)."""
+    kw.setdefault('reliability', ReliabilityPolicy.RELIABLE)
+    kw.setdefault('durability', DurabilityPolicy.VOLATILE)
+    kw.setdefault('liveliness', LivelinessPolicy.AUTOMATIC)
+    return QoSProfile(depth=10, **kw)
+
+
+REL = qos(reliability=ReliabilityPolicy.RELIABLE)
+BE = qos(reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def test_reliable_subscription_to_best_effort_publisher_is_an_error_naming_both_nodes():
+    r = check_graph({'/imu': ([Endpoint('/driver', 'sensor_msgs/msg/Imu', BE)],
+                              [Endpoint('/ctrl', 'sensor_msgs/msg/Imu', REL)])}, qos_check)
+    (issue,) = r.issues
+    assert issue.kind == 'qos_incompatible' and issue.level == ERROR
+    assert issue.nodes == ('/driver', '/ctrl')
+    assert '/driver' in issue.message and '/ctrl' in issue.message
+    assert 'best effort' in issue.message.lower()
+    assert r.qos_incompatibilities == {'/imu': 1}
+
+
+@pytest.mark.parametrize('pub,sub,what', [
+    (qos(durability=DurabilityPolicy.VOLATILE), qos(durability=DurabilityPolicy.TRANSIENT_LOCAL),
+     'transient local'),
+    (qos(deadline=Duration(seconds=1)), qos(deadline=Duration(seconds=0, nanoseconds=500_000_000)),
+     'deadline'),
+    (qos(liveliness=LivelinessPolicy.AUTOMATIC),
+     qos(liveliness=LivelinessPolicy.MANUAL_BY_TOPIC), 'liveliness'),
+])
+def test_other_qos_incompatibilities(pub, sub, what):
+    r = check_graph({'/t': ([Endpoint('/p', 'std_msgs/msg/String', pub)],
+                            [Endpoint('/s', 'std_msgs/msg/String', sub)])}, qos_check)
+    assert [i.kind for i in r.issues] == ['qos_incompatible']
+    assert what in r.issues[0].message.lower()
+
+
+def test_compatible_pairs_are_not_reported():
+    r = check_graph({'/t': ([Endpoint('/p', 'std_msgs/msg/String', REL)],
+                            [Endpoint('/s', 'std_msgs/msg/String', BE),
+                             Endpoint('/s2', 'std_msgs/msg/String', REL)])}, qos_check)
+    assert r.issues == [] and r.level() == OK and r.topics == 1
+
+
+def test_types_orphans_and_ignore_lists():
+    graph = {
+        '/mixed': ([Endpoint('/a', 'std_msgs/msg/String', REL)],
+                   [Endpoint('/b', 'std_msgs/msg/Int32', REL)]),
+        '/cmd': ([], [Endpoint('/base', 'geometry_msgs/msg/Twist', REL)]),
+        '/log': ([Endpoint('/a', 'std_msgs/msg/String', REL)], []),
+        '/rosout': ([Endpoint('/a', 'rcl_interfaces/msg/Log', REL)], []),
+        '/seen': ([Endpoint('/a', 'std_msgs/msg/String', REL)],
+                  [Endpoint('/topic_monitor', 'std_msgs/msg/String', BE)]),
+    }
+    r = check_graph(graph, qos_check, ignore_topics=['/rosout'], ignore_nodes=['/topic_monitor'])
+    kinds = {(i.topic, i.kind): i for i in r.issues}
+    assert set(kinds) == {('/mixed', 'multiple_types'), ('/cmd', 'no_publishers'),
+                          ('/log', 'no_subscribers'), ('/seen', 'no_subscribers')}
+    assert kinds[('/mixed', 'multiple_types')].level == ERROR
+    assert 'std_msgs/msg/Int32 by /b' in kinds[('/mixed', 'multiple_types')].message
+    assert kinds[('/cmd', 'no_publishers')].level == WARN
+    assert kinds[('/log', 'no_subscribers')].level == OK      # informational
+    assert r.qos_incompatibilities == {}                       # no pair across types
+    assert r.level() == ERROR and r.topics == 4
+
+
+# ---- host ----------------------------------------------------------------------------------------
+
+def sample(**kw) -> HostSample:
+    base = dict(cpu_total=0.2, cpu_per_core=(0.1, 0.3), load=(0.5, 0.4, 0.3),
+                memory_used=2 * 2**30, memory_total=8 * 2**30,
+                disks={'/': DiskReading(50 * 2**30, 100 * 2**30)}, temperatures=None, battery=None)
+    base.update(kw)
+    return HostSample(**base)
+
+
+def by_name(s: HostSample, c: HostConfig = HostConfig()):
+    return {x.name: x for x in evaluate_host(s, c)}
+
+
+def test_host_ok_and_missing_sensors_are_not_errors():
+    st = by_name(sample())
+    assert {n: x.level for n, x in st.items()} == {
+        'host cpu': 0, 'host memory': 0, 'host disk /': 0, 'host temperature': 0,
+        'host battery': 0}
+    assert 'not supported' in st['host temperature'].message
+    assert st['host battery'].message == 'no battery'
+    assert 'no sensors' in by_name(sample(temperatures={}))['host temperature'].message
+
+
+def test_host_thresholds():
+    st = by_name(sample(cpu_total=0.95, memory_used=int(7.8 * 2**30),
+                        disks={'/': DiskReading(3 * 2**30, 100 * 2**30),
+                               '/data': DiskReading(2**29, 100 * 2**30)},
+                        temperatures={'coretemp/Package id 0': 90.0, 'acpitz/0': 40.0},
+                        battery=(0.04, False)))
+    assert st['host cpu'].level == WARN                  # 90 % warning, no error level by default
+    assert st['host memory'].level == ERROR              # 97.5 % >= 95 %
+    assert st['host disk /'].level == WARN               # 3 % free < 5 %
+    assert st['host disk /data'].level == ERROR          # 0.5 % free < 1 %
+    assert st['host temperature'].level == WARN and 'coretemp/Package id 0' in \
+        st['host temperature'].message
+    assert st['host battery'].level == ERROR
+    assert by_name(sample(battery=(0.04, True)))['host battery'].level == OK   # charging
+
+
+def test_unreadable_disk_is_a_warning_naming_the_path():
+    st = by_name(sample(disks={'/mnt/usb': 'No such file or directory'}))
+    assert st['host disk /mnt/usb'].level == WARN
+    assert st['host disk /mnt/usb'].message == 'cannot read /mnt/usb: No such file or directory'
+
+
+def test_band_direction_and_disabled_levels():
+    assert Band(0.9, 0.0).level(0.99) == 1 and Band(0.9, 0.0).level(0.5) == 0
+    assert Band(0.0, 0.0).level(1.0) == 0
+    assert Band(0.2, 0.05, below=True).level(0.1) == 1
+
+
+def test_real_host_sample(tmp_path):
+    prime_cpu()
+    s = sample_host(['/', str(tmp_path / 'absent')])
+    assert 0.0 <= s.cpu_total <= 1.0 and len(s.cpu_per_core) >= 1
+    assert 0 < s.memory_used < s.memory_total
+    assert isinstance(s.disks['/'], DiskReading) and s.disks['/'].total > 0
+    assert isinstance(s.disks[str(tmp_path / 'absent')], str)
+
+
+# ---- parameters ----------------------------------------------------------------------------------
+
+def test_relative_expected_nodes_resolve_in_the_monitor_namespace():
+    c = parse_node_config({'expected_nodes': ['driver', '/base/imu', 'a/b']}, namespace='/robot1')
+    assert c.expected_nodes == ('/robot1/driver', '/base/imu', '/robot1/a/b')
+    assert parse_node_config({'expected_nodes': ['driver']}).expected_nodes == ('/driver',)
+
+
+def test_parameters_defaults_and_thresholds():
+    c = parse_node_config({'expected_nodes': ['/sim_robot']}, hostname='r1')
+    assert c.expected_nodes == ('/sim_robot',) and c.robot == 'r1' and c.metrics_port == 9109
+    assert c.host.cpu == Band(0.9, 0.0) and c.host.disk_free == Band(0.05, 0.01, True)
+
+
+@pytest.mark.parametrize('values,name,fragment', [
+    ({'expected_nodes': []}, 'expected_nodes', 'missing'),
+    ({'expected_nodes': ['sim robot']}, 'expected_nodes', 'fully qualified'),
+    ({'expected_nodes': ['/a/']}, 'expected_nodes', 'not a node name'),
+    ({'expected_nodes': ['/a', '/a']}, 'expected_nodes', 'twice'),
+    ({'host.cpu_warn': -0.1}, 'host.cpu_warn', 'must be in [0, 1]'),
+    ({'host.memory_warn': 0.9, 'host.memory_error': 0.8}, 'host.memory_error', 'below'),
+    ({'host.disk_free_warn': 0.05, 'host.disk_free_error': 0.1}, 'host.disk_free_error', 'above'),
+    ({'host.disk_paths': ['data']}, 'host.disk_paths', 'absolute'),
+    ({'host.temperature_warn': -5.0}, 'host.temperature_warn', '>= 0'),
+    ({'period': 0.0}, 'period', '> 0'),
+])
+def test_bad_parameters_name_themselves(values, name, fragment):
+    values = {'expected_nodes': ['/x'], **values}
+    with pytest.raises(ConfigError) as e:
+        parse_node_config(values)
+    msg = str(e.value)
+    assert e.value.parameter == name and fragment in msg and '\n' not in msg
+
+
+def test_unknown_parameter_is_an_error():
+    with pytest.raises(ConfigError, match="parameter 'host.cpu_warning': unknown"):
+        parse_node_config({'expected_nodes': ['/x']}, given=['expected_nodes', 'host.cpu_warning',
+                                                             'use_sim_time'])

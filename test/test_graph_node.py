@@ -1,0 +1,205 @@
+"""node_monitor end to end: real nodes in other processes and in this one, over Fast DDS.
+
+An expected node (sim_robot) is started, stopped and restarted in its own process; two nodes of
+this process make a QoS mismatch; the test reads what a user would: /diagnostics and the Prometheus
+endpoint.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+
+from conftest import REPO, free_port, own_lines, wait_for
+from ros_helpers import DiagnosticsListener, sample_value, scrape
+
+NS = '/nm_test'
+SIM = f'{NS}/sim_robot'
+GHOST = f'{NS}/ghost'
+SIM_ARGS = ['--ros-args', '-r', f'__ns:={NS}', '-p', 'imu.enabled:=false',
+            '-p', 'camera.enabled:=false', '-p', 'scan.enabled:=false']
+
+
+@pytest.fixture(scope='module')
+def monitor(ros, tmp_path_factory):
+    from conftest import RosProcess
+    tmp = tmp_path_factory.mktemp('node_monitor')
+    port = free_port()
+    params = tmp / 'params.yaml'
+    params.write_text(yaml.safe_dump({'/**/node_monitor': {'ros__parameters': {
+        'expected_nodes': [SIM, GHOST],
+        'period': 0.2,
+        'startup_grace': 0.0,
+        'metrics_port': port,
+        'robot': 'test_robot',
+        'diagnostic_updater': {'period': 0.2},
+        'graph': {'ignore_nodes': ['/test_diagnostics_listener']},
+        'host': {'period': 0.3, 'disk_paths': ['/', str(tmp / 'not_mounted')]},
+    }}}))
+    proc = RosProcess('liquid_edge_ros_monitor.graph.node', ['--ros-args', '--params-file',
+                                                               str(params)], tmp / 'nm.log')
+    listener = DiagnosticsListener()
+    try:
+        wait_for(lambda: listener.status('node_monitor: graph'), 20, 'node_monitor diagnostics')
+        yield listener, port, proc, tmp
+    finally:
+        listener.close()
+        assert proc.stop() == 0, proc.output()
+
+
+def test_expected_node_missing_up_down_and_restarted(monitor, ros_process):
+    listener, port, _proc, _tmp = monitor
+    name = f'node_monitor: node {SIM}'
+    wait_for(lambda: listener.level(f'node_monitor: node {GHOST}') == 2, 10, 'ghost ERROR')
+    assert listener.message(f'node_monitor: node {GHOST}').startswith('missing')
+    wait_for(lambda: listener.level(name) == 2, 10, 'sim_robot missing')
+
+    sim = ros_process('liquid_edge_ros_monitor.sim_robot', *SIM_ARGS)
+    wait_for(lambda: listener.level(name) == 0, 20, 'sim_robot up')
+    assert listener.message(name).startswith('up ')
+    text = scrape(port)
+    assert sample_value(text, 'liquid_edge_node_up', node=SIM, expected='true',
+                        robot='test_robot') == 1
+    assert sample_value(text, 'liquid_edge_node_up', node=GHOST, expected='true') == 0
+    assert sample_value(text, 'liquid_edge_nodes_discovered') >= 2
+
+    assert sim.stop() == 0
+    wait_for(lambda: listener.level(name) == 2, 20, 'sim_robot down')
+    assert listener.message(name).startswith('down for')
+    assert sample_value(scrape(port), 'liquid_edge_node_up', node=SIM) == 0
+
+    ros_process('liquid_edge_ros_monitor.sim_robot', *SIM_ARGS)
+    wait_for(lambda: listener.level(name) == 0, 20, 'sim_robot up again')
+    assert '1 restart' in listener.message(name)
+    assert listener.values(name)['restarts'] == '1'
+    wait_for(lambda: sample_value(scrape(port), 'liquid_edge_node_restarts_total', node=SIM) == 1,
+             5, 'restart counted in metrics')
+
+
+def test_qos_incompatibility_names_the_topic_and_both_nodes(monitor):
+    listener, port, _proc, _tmp = monitor
+    talker, sink = Node('qos_talker'), Node('qos_listener')
+    pub = talker.create_publisher(
+        String, '/nm_qos', QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT))
+    sub = sink.create_subscription(
+        String, '/nm_qos', lambda m: None, QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+    name = 'node_monitor: topic /nm_qos'
+    try:
+        wait_for(lambda: listener.level(name) == 2, 20, 'QoS incompatibility on /nm_qos')
+        msg = listener.message(name)
+        assert '/qos_talker' in msg and '/qos_listener' in msg and 'reliable' in msg.lower()
+        assert sample_value(scrape(port), 'liquid_edge_qos_incompatibilities', topic='/nm_qos') == 1
+        assert sample_value(scrape(port), 'liquid_edge_graph_issues', topic='/nm_qos',
+                            kind='qos_incompatible') == 1
+        assert listener.level('node_monitor: graph') == 2
+        # Fixed: the subscription goes; the published topic is only informational now.
+        sink.destroy_subscription(sub)
+        wait_for(lambda: sample_value(scrape(port), 'liquid_edge_qos_incompatibilities',
+                                      topic='/nm_qos') is None, 20, 'incompatibility cleared')
+        assert sample_value(scrape(port), 'liquid_edge_graph_issues', topic='/nm_qos',
+                            kind='no_subscribers') == 1
+    finally:
+        talker.destroy_publisher(pub)
+        talker.destroy_node()
+        sink.destroy_node()
+
+
+def test_host_statuses_and_metrics(monitor):
+    listener, port, _proc, tmp = monitor
+    missing = str(tmp / 'not_mounted')
+    wait_for(lambda: listener.level(f'node_monitor: host disk {missing}') == 1, 10,
+             'unreadable disk path WARN')
+    assert listener.message(f'node_monitor: host disk {missing}').startswith(f'cannot read {missing}')
+    assert listener.level('node_monitor: host disk /') is not None
+    assert listener.status('node_monitor: host cpu').message.startswith('CPU ')
+    text = wait_for(lambda: (lambda t: t if 'liquid_edge_host_cpu_usage_ratio' in t and
+                             'cpu="total"' in t else None)(scrape(port)), 10, 'host metrics')
+    cpu = sample_value(text, 'liquid_edge_host_cpu_usage_ratio', cpu='total')
+    assert 0.0 <= cpu <= 1.0
+    assert sample_value(text, 'liquid_edge_host_disk_free_ratio', path='/') > 0
+    assert sample_value(text, 'liquid_edge_host_memory_total_bytes') > 0
+    assert sample_value(text, 'liquid_edge_host_sensor_available', sensor='battery') in (0, 1)
+
+
+def _start(tmp_path: Path, *ros_args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'liquid_edge_ros_monitor.graph.node',
+                           '--ros-args', *ros_args], capture_output=True, text=True, timeout=60,
+                          cwd=REPO)
+
+
+@pytest.mark.parametrize('args,fragment', [
+    ((), "parameter 'expected_nodes': missing"),
+    (('-p', "expected_nodes:=['/a']", '-p', 'host.cpu_warn:=0.9', '-p', 'host.cpu_error:=0.5'),
+     "parameter 'host.cpu_error': 0.5 is below host.cpu_warn 0.9"),
+    (('-p', "expected_nodes:=['/a']", '-p', 'host.disk_free_warn:=-1.0'),
+     "parameter 'host.disk_free_warn': must be in [0, 1]"),
+    (('-p', "expected_nodes:=['/a']", '-p', 'perid:=1.0'), "parameter 'perid': unknown parameter"),
+])
+def test_bad_parameters_stop_with_one_line(tmp_path, args, fragment):
+    r = _start(tmp_path, *args)
+    lines = own_lines(r.stderr)
+    assert r.returncode == 2, r.stderr
+    assert len(lines) == 1 and fragment in lines[0], r.stderr
+
+
+def test_durations_follow_sim_time(ros, ros_process, tmp_path):
+    """With use_sim_time and /clock at 2x wall speed, 'up for' grows twice as fast as wall time,
+    and the start-up is timed from the first /clock, not from time zero."""
+    import threading
+    import time
+
+    from rclpy.executors import SingleThreadedExecutor
+    from rosgraph_msgs.msg import Clock as ClockMsg
+
+    listener = DiagnosticsListener('test_sim_listener')
+    clock_node = Node('test_sim_clock')
+    watched = Node('watched', namespace='/nm_sim')
+    pub = clock_node.create_publisher(ClockMsg, '/clock', 10)
+    start, sim_start = time.time_ns(), 1_000 * 1_000_000_000
+
+    def tick() -> None:
+        msg = ClockMsg()
+        msg.clock.sec, msg.clock.nanosec = divmod(sim_start + 2 * (time.time_ns() - start),
+                                                  1_000_000_000)
+        pub.publish(msg)
+    clock_node.create_timer(0.005, tick)
+    executor = SingleThreadedExecutor()
+    executor.add_node(clock_node)
+    executor.add_node(watched)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        # Renamed: the module's other monitor reports /nm_sim/watched too, under 'node_monitor: '.
+        ros_process('liquid_edge_ros_monitor.graph.node', '--ros-args', '-r', '__ns:=/nm_sim',
+                    '-r', '__node:=sim_monitor',
+                    '-p', 'use_sim_time:=true', '-p', "expected_nodes:=['watched', 'ghost']",
+                    '-p', 'metrics_port:=-1', '-p', 'host.enabled:=false',
+                    '-p', 'graph.enabled:=false', '-p', 'period:=0.2',
+                    '-p', 'diagnostic_updater.period:=0.2')
+        name = 'sim_monitor: node /nm_sim/watched'
+        wait_for(lambda: listener.level(name) == 0, 30, 'watched node up')
+
+        def up_for() -> float:
+            return float(listener.values(name)['for'].split()[0])
+        a, t_a = up_for(), time.monotonic()
+        wait_for(lambda: up_for() >= a + 3.0, 10, 'three simulated seconds')
+        b, t_b = up_for(), time.monotonic()
+        assert (b - a) / (t_b - t_a) == pytest.approx(2.0, rel=0.35)
+        ghost = wait_for(lambda: listener.message('sim_monitor: node /nm_sim/ghost')
+                         if listener.level('sim_monitor: node /nm_sim/ghost') == 2 else None,
+                         10, 'ghost missing after the grace')
+        value, unit = ghost.split('not seen in ')[1].split()[:2]
+        # Timed from the first /clock (seconds), not from sim time 0 (1000 s = '16.7 min').
+        assert unit == 's' and float(value) < 60, ghost
+    finally:
+        executor.shutdown(timeout_sec=2)
+        thread.join(5)
+        watched.destroy_node()
+        clock_node.destroy_node()
+        listener.close()

@@ -1,0 +1,268 @@
+"""Tracing: configuration from OTEL_* variables and overrides, and spans that really reach an OTLP
+receiver over gRPC and HTTP; a dead collector costs the caller nothing and cannot hang shutdown."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Dict, List
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
+
+from conftest import wait_for
+from liquid_edge_ros_monitor.inference.tracing import Tracing, TracingConfig, setup_tracing
+from otlp_receiver import OtlpReceiver, ReceivedSpan
+
+NODE_ATTRS = {'ros.node.name': 'liquid_inference', 'ros.node.namespace': '/robot1', 'ros.domain_id': '42'}
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def node_callback(tracing: Tracing, seq: int) -> None:
+    """What the inference node does per message: a parent span and three children."""
+    with tracing.tracer.start_as_current_span('liquid_inference.callback') as parent:
+        parent.set_attribute('ros.topic', '/imu/data')
+        parent.set_attribute('ros.seq', seq)
+        for step in ('preprocess', 'forward', 'publish'):
+            with tracing.tracer.start_as_current_span(step) as child:
+                child.set_attribute('step', step)
+        parent.set_status(Status(StatusCode.OK))
+
+
+def by_trace(spans: List[ReceivedSpan]) -> Dict[str, List[ReceivedSpan]]:
+    traces: Dict[str, List[ReceivedSpan]] = {}
+    for s in spans:
+        traces.setdefault(s.trace_id, []).append(s)
+    return traces
+
+
+@pytest.mark.parametrize('protocol', ['grpc', 'http/protobuf'])
+def test_spans_reach_a_real_otlp_receiver(protocol: str) -> None:
+    with OtlpReceiver(protocol) as rx:
+        config = TracingConfig.from_env({'endpoint': rx.endpoint, 'protocol': protocol,
+                                         'service_name': 'liquid_inference_test'},
+                                        environ={'OTEL_RESOURCE_ATTRIBUTES': 'deployment.environment=lab,'
+                                                                             'ros.node.name=from_env'})
+        if protocol == 'http/protobuf':
+            assert config.endpoint == rx.endpoint + '/v1/traces'
+        tracing = setup_tracing(config, NODE_ATTRS)
+        assert trace.get_tracer_provider() is not tracing._provider  # the global one is untouched
+        for seq in range(3):
+            node_callback(tracing, seq)
+        assert tracing.shutdown(5.0)
+        spans = rx.wait_for(lambda s: len(s) >= 12, timeout=10)
+
+    assert len(spans) == 12
+    assert tracing.exported_spans == 12 and tracing.failed_spans == 0
+    traces = by_trace(spans)
+    assert len(traces) == 3
+    seqs = set()
+    for tspans in traces.values():
+        parents = [s for s in tspans if s.name == 'liquid_inference.callback']
+        assert len(parents) == 1
+        parent = parents[0]
+        assert parent.parent_span_id == ''
+        assert len(parent.trace_id) == 32 and len(parent.span_id) == 16
+        assert parent.attributes['ros.topic'] == '/imu/data'
+        assert parent.status_code == 1  # OK
+        seqs.add(parent.attributes['ros.seq'])
+        children = sorted((s for s in tspans if s is not parent), key=lambda s: s.start_ns)
+        assert [c.name for c in children] == ['preprocess', 'forward', 'publish']
+        for c in children:
+            assert c.parent_span_id == parent.span_id
+            assert c.attributes == {'step': c.name}
+            assert parent.start_ns <= c.start_ns <= c.end_ns <= parent.end_ns
+    assert seqs == {0, 1, 2}
+    resource = spans[0].resource
+    assert resource['service.name'] == 'liquid_inference_test'
+    assert resource['host.name'] == socket.gethostname()
+    assert resource['deployment.environment'] == 'lab'
+    assert resource['ros.node.name'] == 'liquid_inference'  # the process's facts win over the env
+    assert resource['ros.node.namespace'] == '/robot1' and resource['ros.domain_id'] == '42'
+
+
+@pytest.mark.parametrize('ratio, expected', [(0.0, 0), (1.0, 40)])
+def test_sampling_ratio_bounds(ratio: float, expected: int) -> None:
+    with OtlpReceiver('grpc') as rx:
+        tracing = setup_tracing(TracingConfig(endpoint=rx.endpoint, sampling_ratio=ratio), NODE_ATTRS)
+        for seq in range(10):
+            node_callback(tracing, seq)
+        # A marker exported either way proves the pipeline works, so "0 spans" is not a dead pipeline.
+        marker = setup_tracing(TracingConfig(endpoint=rx.endpoint), {})
+        with marker.tracer.start_as_current_span('marker'):
+            pass
+        assert tracing.shutdown(5.0) and marker.shutdown(5.0)
+        spans = rx.wait_for(lambda s: any(x.name == 'marker' for x in s), timeout=10)
+        assert len([s for s in spans if s.name != 'marker']) == expected
+
+
+def test_sampling_ratio_half_samples_whole_traces() -> None:
+    with OtlpReceiver('grpc') as rx:
+        tracing = setup_tracing(TracingConfig(endpoint=rx.endpoint, sampling_ratio=0.5), {})
+        for seq in range(200):
+            node_callback(tracing, seq)
+        assert tracing.shutdown(5.0)
+        spans = rx.spans()
+    traces = by_trace(spans)
+    assert all(len(t) == 4 for t in traces.values())  # children follow their parent's decision
+    assert 60 <= len(traces) <= 140  # binomial(200, 0.5): outside this is ~1e-8
+
+
+def test_disabled_gives_a_noop_tracer() -> None:
+    config = TracingConfig.from_env({}, environ={'OTEL_SDK_DISABLED': 'true'})
+    assert not config.enabled
+    tracing = setup_tracing(config, NODE_ATTRS)
+    assert isinstance(tracing.tracer, trace.NoOpTracer)
+    node_callback(tracing, 0)  # the node's code is the same either way
+    assert not tracing.enabled and tracing.shutdown(0.1)
+
+
+def test_defaults_follow_the_spec() -> None:
+    c = TracingConfig.from_env({}, environ={})
+    assert (c.enabled, c.protocol, c.endpoint, c.sampling_ratio, c.parent_based) == \
+        (True, 'grpc', 'http://localhost:4317', 1.0, True)
+    assert c.export_timeout_s == 10.0
+    h = TracingConfig.from_env({}, environ={'OTEL_EXPORTER_OTLP_PROTOCOL': 'http/protobuf'})
+    assert h.endpoint == 'http://localhost:4318/v1/traces'
+
+
+def test_env_endpoint_rules() -> None:
+    env = {'OTEL_EXPORTER_OTLP_PROTOCOL': 'http/protobuf', 'OTEL_EXPORTER_OTLP_ENDPOINT': 'http://gw:4318/otlp'}
+    assert TracingConfig.from_env({}, environ=env).endpoint == 'http://gw:4318/otlp/v1/traces'
+    env['OTEL_EXPORTER_OTLP_ENDPOINT'] = 'http://gw:4318/'
+    assert TracingConfig.from_env({}, environ=env).endpoint == 'http://gw:4318/v1/traces'
+    # The signal-specific endpoint is used as it is, and wins over the base one.
+    env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] = 'http://tr:9999/custom'
+    assert TracingConfig.from_env({}, environ=env).endpoint == 'http://tr:9999/custom'
+    # gRPC uses the base endpoint as it is.
+    g = {'OTEL_EXPORTER_OTLP_ENDPOINT': 'https://collector:4317'}
+    assert TracingConfig.from_env({}, environ=g).endpoint == 'https://collector:4317'
+    # The traces protocol wins over the general one.
+    p = {'OTEL_EXPORTER_OTLP_PROTOCOL': 'grpc', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL': 'http/protobuf'}
+    assert TracingConfig.from_env({}, environ=p).protocol == 'http/protobuf'
+
+
+def test_env_sampler_service_and_resource() -> None:
+    env = {'OTEL_TRACES_SAMPLER': 'traceidratio', 'OTEL_TRACES_SAMPLER_ARG': '0.25',
+           'OTEL_RESOURCE_ATTRIBUTES': 'service.name=from_attrs,team=edge%20ai,site=lab',
+           'OTEL_EXPORTER_OTLP_TRACES_TIMEOUT': '2500'}
+    c = TracingConfig.from_env({}, environ=env)
+    assert (c.sampling_ratio, c.parent_based, c.service_name) == (0.25, False, 'from_attrs')
+    assert c.resource_attributes['team'] == 'edge ai' and c.export_timeout_s == 2.5
+    env['OTEL_SERVICE_NAME'] = 'from_service_name'  # wins over service.name in the attributes
+    assert TracingConfig.from_env({}, environ=env).service_name == 'from_service_name'
+    assert TracingConfig.from_env({}, environ={'OTEL_TRACES_SAMPLER': 'always_off'}).sampling_ratio == 0.0
+    pb = TracingConfig.from_env({}, environ={'OTEL_TRACES_SAMPLER': 'parentbased_traceidratio',
+                                             'OTEL_TRACES_SAMPLER_ARG': '0.1'})
+    assert (pb.sampling_ratio, pb.parent_based) == (0.1, True)
+
+
+def test_overrides_win_unless_empty() -> None:
+    env = {'OTEL_SERVICE_NAME': 'env_name', 'OTEL_EXPORTER_OTLP_ENDPOINT': 'http://env:4317',
+           'OTEL_EXPORTER_OTLP_PROTOCOL': 'grpc', 'OTEL_TRACES_SAMPLER': 'traceidratio',
+           'OTEL_TRACES_SAMPLER_ARG': '0.5', 'OTEL_SDK_DISABLED': 'false'}
+    c = TracingConfig.from_env({'service_name': 'param_name', 'endpoint': 'http://param:4318',
+                                'protocol': 'http/protobuf', 'sampling_ratio': 0.0, 'enabled': False,
+                                'export_timeout_s': 3.0}, environ=env)
+    assert (c.service_name, c.endpoint, c.protocol, c.sampling_ratio, c.enabled, c.export_timeout_s) == \
+        ('param_name', 'http://param:4318/v1/traces', 'http/protobuf', 0.0, False, 3.0)
+    # A parameter that already names the traces path keeps it.
+    assert TracingConfig.from_env({'endpoint': 'http://p:4318/v1/traces', 'protocol': 'http/protobuf'},
+                                  environ={}).endpoint == 'http://p:4318/v1/traces'
+    # Empty overrides (unset ROS parameters) leave the environment in charge.
+    e = TracingConfig.from_env({'service_name': '', 'endpoint': None, 'protocol': ''}, environ=env)
+    assert (e.service_name, e.endpoint, e.protocol, e.sampling_ratio, e.enabled) == \
+        ('env_name', 'http://env:4317', 'grpc', 0.5, True)
+
+
+@pytest.mark.parametrize('env, overrides, message', [
+    ({'OTEL_EXPORTER_OTLP_PROTOCOL': 'udp'}, {},
+     "OTEL_EXPORTER_OTLP_PROTOCOL: must be grpc or http/protobuf, got 'udp'"),
+    ({'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL': 'http/json'}, {},
+     "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: must be grpc or http/protobuf, got 'http/json'"),
+    ({'OTEL_TRACES_SAMPLER': 'sometimes'}, {}, 'OTEL_TRACES_SAMPLER: must be one of'),
+    ({'OTEL_TRACES_SAMPLER': 'traceidratio', 'OTEL_TRACES_SAMPLER_ARG': '1.5'}, {},
+     'OTEL_TRACES_SAMPLER_ARG: must be in [0, 1], got 1.5'),
+    ({'OTEL_TRACES_SAMPLER': 'traceidratio', 'OTEL_TRACES_SAMPLER_ARG': 'half'}, {},
+     "OTEL_TRACES_SAMPLER_ARG: must be a number in [0, 1], got 'half'"),
+    ({'OTEL_EXPORTER_OTLP_ENDPOINT': 'localhost:4317'}, {},
+     "OTEL_EXPORTER_OTLP_ENDPOINT: must be an http:// or https:// URL with a host, got 'localhost:4317'"),
+    ({'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT': 'http://h:99999'}, {},
+     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: must be a URL"),
+    ({'OTEL_SDK_DISABLED': 'maybe'}, {}, "OTEL_SDK_DISABLED: must be true or false, got 'maybe'"),
+    ({'OTEL_RESOURCE_ATTRIBUTES': 'a=1,broken'}, {},
+     "OTEL_RESOURCE_ATTRIBUTES: entries must be key=value separated by commas, got 'broken'"),
+    ({'OTEL_EXPORTER_OTLP_TIMEOUT': '-5'}, {}, 'OTEL_EXPORTER_OTLP_TIMEOUT: must be a number of milliseconds'),
+    ({}, {'protocol': 'udp'}, "parameter 'tracing.protocol': must be grpc or http/protobuf, got 'udp'"),
+    ({}, {'sampling_ratio': 2}, "parameter 'tracing.sampling_ratio': must be in [0, 1], got 2"),
+    ({}, {'endpoint': 'ftp://x'}, "parameter 'tracing.endpoint': must be an http:// or https:// URL"),
+    ({}, {'export_timeout_s': 0}, "parameter 'tracing.export_timeout_s': must be a number of seconds > 0"),
+    ({}, {'max_export_batch_size': 4096}, "parameter 'tracing.max_export_batch_size': must be in [1, "),
+    ({}, {'colour': 'blue'}, "parameter 'tracing.colour': unknown tracing setting"),
+])
+def test_bad_values_give_one_line_errors(env: Dict[str, str], overrides: Dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        TracingConfig.from_env(overrides, environ=env, parameter_prefix='tracing.')
+    text = str(info.value)
+    assert text.startswith(message) and '\n' not in text
+
+
+@pytest.mark.parametrize('protocol', ['grpc', 'http/protobuf'])
+def test_dead_collector_costs_nothing_and_shutdown_is_bounded(protocol: str,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    port = closed_port()
+    config = TracingConfig.from_env({'endpoint': f'http://127.0.0.1:{port}', 'protocol': protocol,
+                                     'export_timeout_s': 3.0, 'schedule_delay_s': 0.05,
+                                     'max_queue_size': 256, 'max_export_batch_size': 64}, environ={})
+    tracing = setup_tracing(config, NODE_ATTRS)
+    for seq in range(250):  # 1000 spans, well past the queue: drops, never raises or blocks
+        node_callback(tracing, seq)
+    wait_for(lambda: tracing.failed_spans > 0, timeout=15, what='a failed export to the closed port')
+    start = time.monotonic()
+    tracing.shutdown(config.export_timeout_s)
+    elapsed = time.monotonic() - start
+    assert elapsed < config.export_timeout_s + 2.0
+    assert tracing.exported_spans == 0
+    # The full queue drops spans quietly and counts them (no log record built per span).
+    assert tracing.dropped_spans > 0
+    assert tracing.dropped_spans + tracing.failed_spans <= 1000
+    assert not [r for r in caplog.records if 'Queue full' in r.getMessage()]
+    # Any thread the exporter's retries could still hold is a daemon: it cannot keep the process alive.
+    ours = [t for t in threading.enumerate() if t.name.startswith(('OtelBatch', 'tracing-shutdown'))]
+    assert all(t.daemon for t in ours)
+
+
+def test_shutdown_is_idempotent_and_flushes() -> None:
+    with OtlpReceiver('http/protobuf') as rx:
+        tracing = setup_tracing(TracingConfig.from_env({'endpoint': rx.endpoint, 'protocol': 'http/protobuf'},
+                                                       environ={}), {})
+        node_callback(tracing, 7)
+        assert tracing.force_flush(5.0)
+        rx.wait_for(lambda s: len(s) == 4, timeout=5)
+        assert tracing.shutdown(5.0) and tracing.shutdown(5.0)
+        node_callback(tracing, 8)  # after shutdown: still never raises
+        assert len(rx.spans()) == 4
+
+
+def test_export_failures_are_logged_once_a_minute_not_per_retry() -> None:
+    import logging
+
+    from liquid_edge_ros_monitor.inference.tracing import _EXPORTER_LOGGERS, _Throttle
+    throttle = _Throttle(interval_s=3600.0)
+    records = [logging.LogRecord('x', logging.WARNING, __file__, 1, 'export failed', None, None)
+               for _ in range(100)]
+    assert [throttle.filter(r) for r in records].count(True) == 1
+    assert throttle.suppressed == 99
+    throttle._next = 0.0                      # the interval has passed
+    r = logging.LogRecord('x', logging.WARNING, __file__, 1, 'export failed', None, None)
+    assert throttle.filter(r) and '(99 similar messages suppressed)' in r.getMessage()
+    setup_tracing(TracingConfig(endpoint=f'http://127.0.0.1:{closed_port()}'), NODE_ATTRS).shutdown(1.0)
+    for name in _EXPORTER_LOGGERS:
+        assert any(isinstance(f, _Throttle) for f in logging.getLogger(name).filters), name

@@ -1,0 +1,114 @@
+"""topic_monitor in other situations, each test with processes of its own: a monitor that lacks
+a message package, and a robot on simulated time."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import yaml
+from diagnostic_msgs.msg import DiagnosticStatus
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+from conftest import wait_for
+from test_topics_node import Listener
+
+
+def test_topic_of_an_unimportable_type_warns_and_others_are_measured(ros, ros_process, tmp_path):
+    """A monitor without nav_msgs installed: /odom gets a WARN naming its type, /chatter works."""
+    hide = tmp_path / 'hide'
+    hide.mkdir()
+    (hide / 'sitecustomize.py').write_text(
+        'import sys\n'
+        'class _Hide:\n'
+        '    def find_spec(self, name, path=None, target=None):\n'
+        '        if name == "nav_msgs" or name.startswith("nav_msgs."):\n'
+        '            raise ModuleNotFoundError(f"No module named {name!r}")\n'
+        'sys.meta_path.insert(0, _Hide())\n')
+    listener = Listener(truth_topic=None)
+    try:
+        ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', '__ns:=/u',
+                    '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
+                    '-p', 'camera.enabled:=false')
+        env_path = os.environ.get('PYTHONPATH', '')
+        os.environ['PYTHONPATH'] = f'{hide}{os.pathsep}{env_path}' if env_path else str(hide)
+        try:
+            ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args',
+                        '-p', 'metrics_port:=-1', '-p', 'discovery.include:=["/u/.*"]')
+        finally:
+            os.environ['PYTHONPATH'] = env_path
+        s = wait_for(lambda: (lambda s: s if s and s.level == DiagnosticStatus.WARN else None)(
+            listener.status('/u/odom')), 30, 'WARN on /u/odom')
+        assert "type 'nav_msgs/msg/Odometry' cannot be imported" in s.message
+        def chatter_rate() -> float:     # 'unknown' until the window holds two messages
+            value = listener.values('/u/chatter').get('rate (Hz)', 'unknown')
+            return 0.0 if value == 'unknown' else float(value)
+        wait_for(lambda: chatter_rate() > 1, 20, '/u/chatter measured beside it')
+    finally:
+        listener.close()
+
+
+def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path):
+    """With use_sim_time, arrival is read from /clock: at 2x sim speed, a topic sent 50 times per
+    wall second arrives 25 times per simulated second, with a small simulated latency."""
+    from rosgraph_msgs.msg import Clock as ClockMsg
+    listener = Listener(truth_topic=None)
+    # /clock from its own node and thread, so the listener's work does not delay it.
+    clock_node = Node('test_clock')
+    clock_pub = clock_node.create_publisher(ClockMsg, '/clock', 10)
+    start = time.time_ns()
+    sim_start = 1_000 * 1_000_000_000
+
+    def tick() -> None:
+        msg = ClockMsg()
+        now = sim_start + 2 * (time.time_ns() - start)
+        msg.clock.sec, msg.clock.nanosec = divmod(now, 1_000_000_000)
+        clock_pub.publish(msg)
+    clock_node.create_timer(0.002, tick)
+    clock_executor = SingleThreadedExecutor()
+    clock_executor.add_node(clock_node)
+    clock_thread = threading.Thread(target=clock_executor.spin, daemon=True)
+    clock_thread.start()
+    try:
+        ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', '__ns:=/st',
+                    '-p', 'use_sim_time:=true', '-p', 'odom.rate:=50.0',
+                    '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
+                    '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
+        params = tmp_path / 'monitor.yaml'
+        params.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {
+            'use_sim_time': True, 'window': 6.0, 'update_period': 0.25, 'metrics_port': -1,
+            'diagnostic_updater': {'period': 0.25}, 'discovery': {'enabled': False},
+            'topics': ['odom'], 'topic': {'odom': {'name': '/st/odom', 'expected_rate': 25.0}}}}}))
+        ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args',
+                    '--params-file', str(params))
+        def full_window():
+            v = listener.values('/st/odom')
+            return v if v and int(v.get('messages in window', 0)) >= 140 else None
+        readings = []
+        for _ in range(5):   # several reports, since a Python /clock source jitters under load
+            v = wait_for(lambda: (lambda v: v if v and v not in readings else None)(
+                full_window()), 30, 'a full simulated window on /st/odom')
+            readings.append(v)
+        rates = sorted(float(v['rate (Hz)']) for v in readings)
+        # 25 Hz of simulated time, clearly not the 50 Hz of wall time.
+        assert rates[2] == pytest.approx(25.0, rel=0.1), rates
+        assert 0.0 <= float(readings[-1]['latency p50 (ms)']) < 30.0, readings[-1]
+        # sim_robot stamps 0 until its first /clock, which the monitor rightly flags; once the
+        # window has slid past those, the topic is OK.
+        last = []
+        try:
+            wait_for(lambda: last.append(listener.status('/st/odom')) or
+                     listener.level('/st/odom') == DiagnosticStatus.OK[0], 15,
+                     '/st/odom OK once zero stamps left the window')
+        except AssertionError as exc:
+            s = last[-1]
+            raise AssertionError(f'{exc}; last: {s and (s.level, s.message)}') from None
+        # The diagnostics themselves are stamped with simulated time.
+        assert listener.names() and listener.last_stamp_sec >= 1_000
+    finally:
+        clock_executor.shutdown(timeout_sec=2)
+        clock_thread.join(5)
+        clock_node.destroy_node()
+        listener.close()

@@ -1,0 +1,159 @@
+"""Window statistics on synthetic arrival streams (no DDS): rate, jitter, latency, drops, bounds."""
+import numpy as np
+import pytest
+
+from liquid_edge_ros_monitor.topics.stats import MISSING, NS, SEQ_RESET, TopicWindow
+
+MS = 1_000_000
+
+
+def feed(w: TopicWindow, t0: int, rate: float, n: int, lag_ns: int = 0, size: int = 100,
+         seq0: int = 1, transport_ns: int = 50_000):
+    period = NS / rate
+    for i in range(n):
+        t = t0 + int(i * period)
+        w.record(t, size, transport_ns, seq0 + i, t - lag_ns)
+    return t0 + int((n - 1) * period)
+
+
+def test_rate_jitter_bandwidth_of_a_periodic_stream():
+    w = TopicWindow(5.0, 100_000, has_header=True)
+    last = feed(w, 10 * NS, 1000.0, 3000)
+    s = w.snapshot(last + MS // 2, single_publisher=True)
+    assert s.rate_hz == pytest.approx(1000.0, rel=1e-6)
+    assert s.jitter_s < 1e-6
+    assert s.max_gap_s == pytest.approx(0.001, abs=1e-6)
+    assert s.bandwidth_bps == pytest.approx(100_000, rel=1e-6)
+    assert s.messages_total == 3000 and s.window_messages == 3000
+    assert s.dropped_total == 0
+
+
+def test_header_latency_quantiles_and_histogram_feed():
+    w = TopicWindow(5.0, 100_000, has_header=True)
+    last = feed(w, 10 * NS, 100.0, 200, lag_ns=20 * MS)
+    s = w.snapshot(last, single_publisher=True)
+    assert s.header_latency.p50 == pytest.approx(0.020)
+    assert s.header_latency.max == pytest.approx(0.020)
+    assert s.transport_latency.p95 == pytest.approx(50e-6)
+    assert s.new_header_latency_s.size == 200
+    # The next snapshot carries only what arrived since.
+    last = feed(w, last + 10 * MS, 100.0, 10, lag_ns=5 * MS)
+    s2 = w.snapshot(last, single_publisher=True)
+    assert s2.new_header_latency_s.size == 10
+    assert np.allclose(s2.new_header_latency_s, 0.005)
+
+
+def test_window_slides_and_rate_decays_when_the_topic_stops():
+    w = TopicWindow(2.0, 100_000, has_header=False)
+    last = feed(w, 0, 100.0, 500)                  # 5 s of data, window is 2 s
+    s = w.snapshot(last, single_publisher=True)
+    assert s.window_messages == pytest.approx(201, abs=1)
+    assert s.rate_hz == pytest.approx(100.0, rel=1e-3)
+    s = w.snapshot(last + 1 * NS, single_publisher=True)   # silent for 1 s
+    assert 40 < s.rate_hz < 60
+    assert s.age_s == pytest.approx(1.0)
+    s = w.snapshot(last + 3 * NS, single_publisher=True)   # everything aged out
+    # Fewer than two messages say nothing about a rate: unknown, not 0 Hz.
+    assert s.window_messages == 0 and s.rate_hz is None and s.bandwidth_bps == 0.0
+    assert s.age_s == pytest.approx(3.0)
+    assert s.messages_total == 500
+
+
+def test_capacity_bounds_memory_but_rate_stays_true():
+    w = TopicWindow(5.0, 1000, has_header=False)
+    last = feed(w, 0, 1000.0, 5000)
+    s = w.snapshot(last, single_publisher=True)
+    assert s.window_messages == 1000
+    assert s.rate_hz == pytest.approx(1000.0, rel=1e-6)
+    assert s.overflowed
+
+
+def test_sequence_gaps_are_drops_only_with_one_publisher():
+    w = TopicWindow(5.0, 10_000, has_header=False)
+    for i, seq in enumerate([1, 2, 3, 6, 7, 10]):
+        w.record(i * MS, 10, 0, seq)
+    s = w.snapshot(10 * MS, single_publisher=True)
+    assert s.dropped_total == 4 and s.dropped_window == 4
+    # Across snapshots the boundary is checked too.
+    w.record(11 * MS, 10, 0, 12)
+    assert w.snapshot(12 * MS, single_publisher=True).dropped_total == 5
+    # A publisher restart (sequence starts again) is not a drop.
+    w.record(13 * MS, 10, 0, 1)
+    w.record(14 * MS, 10, 0, 2)
+    assert w.snapshot(15 * MS, single_publisher=True).dropped_total == 5
+    # With several publishers, sequences interleave: nothing is counted.
+    for i, seq in enumerate([3, 100, 4, 101]):
+        w.record((16 + i) * MS, 10, 0, seq)
+    s = w.snapshot(20 * MS, single_publisher=False)
+    assert s.dropped_total == 5 and not s.drops_measurable
+    # Drops leave the window once it slides past them.
+    assert w.snapshot(20 * NS, single_publisher=True).dropped_window == 0
+
+
+def test_zero_future_and_unreadable_stamps_are_counted_not_measured():
+    w = TopicWindow(5.0, 100, has_header=True)
+    now = 100 * NS
+    w.record(now, 10, 0, 1, now - 1 * MS)
+    w.record(now + 1, 10, 0, 2, 0)
+    w.record(now + 2, 10, 0, 3, now + 50 * MS)
+    w.record(now + 3, 10, 0, 4, MISSING)
+    s = w.snapshot(now + 10, single_publisher=True)
+    assert (s.zero_stamps_window, s.future_stamps_window) == (1, 1)
+    assert (s.zero_stamps_total, s.future_stamps_total, s.unreadable_stamps_total) == (1, 1, 1)
+    assert s.header_latency.count == 1
+    assert s.header_latency.p50 == pytest.approx(0.001)
+
+
+def test_missing_transport_timestamps_are_skipped():
+    w = TopicWindow(5.0, 100, has_header=False)
+    w.record(1, 10, MISSING, 1)
+    w.record(2, 10, MISSING, 2)
+    s = w.snapshot(3, single_publisher=True)
+    assert s.transport_latency is None and s.new_transport_latency_s.size == 0
+
+
+@pytest.mark.parametrize('window, capacity', [(0.0, 10), (-1.0, 10), (1.0, 1)])
+def test_invalid_window_settings(window, capacity):
+    with pytest.raises(ValueError):
+        TopicWindow(window, capacity, has_header=False)
+
+
+def test_a_second_publisher_joining_or_leaving_is_not_counted_as_drops():
+    w = TopicWindow(5.0, 10_000, has_header=False)
+    # The monitor still believes in one publisher while two interleave (discovery lags).
+    for i in range(100):
+        w.record(i * MS, 10, 0, 10_000 + i if i % 2 else 1 + i)
+    assert w.snapshot(100 * MS, single_publisher=True).dropped_total == 0
+    # Back to one publisher (the other left): the comparison with its last number is meaningless.
+    w.reset_sequence()
+    for i in range(100, 150):
+        w.record(i * MS, 10, 0, 90_000 + i)
+    assert w.snapshot(150 * MS, single_publisher=True).dropped_total == 0
+    # A switch to another publisher between two polls: one huge jump, not a burst of losses.
+    for i, seq in enumerate([90_150, 90_151, 5_000_000, 5_000_001]):
+        w.record((151 + i) * MS, 10, 0, seq)
+    assert w.snapshot(160 * MS, single_publisher=True).dropped_total == 0
+    # Real gaps on one publisher still count.
+    for i, seq in enumerate([5_000_003, 5_000_004]):
+        w.record((161 + i) * MS, 10, 0, seq)
+    assert w.snapshot(170 * MS, single_publisher=True).dropped_total == 1
+
+
+def test_no_gap_is_measured_across_a_new_subscription():
+    w = TopicWindow(5.0, 10_000, has_header=False)
+    for i, seq in enumerate([1, 2, 3]):
+        w.record(i * MS, 10, 0, seq)
+    w.snapshot(5 * MS, single_publisher=True)
+    # Re-subscribed: the messages published meanwhile were never ours to receive.
+    for i, seq in enumerate([SEQ_RESET, 41, 42, 44]):
+        w.record((6 + i) * MS, 10, 0, seq)
+    assert w.snapshot(20 * MS, single_publisher=True).dropped_total == 1
+
+
+def test_stamps_slightly_ahead_are_jitter_not_future():
+    w = TopicWindow(5.0, 100, has_header=True, future_tolerance_s=0.005)
+    now = 100 * NS
+    w.record(now, 10, 0, 1, now + 3 * MS)     # 3 ms ahead: within tolerance, latency 0
+    w.record(now + 1, 10, 0, 2, now + 20 * MS)  # 20 ms ahead: a stamp in the future
+    s = w.snapshot(now + 10, single_publisher=True)
+    assert (s.future_stamps_window, s.header_latency.count, s.header_latency.max) == (1, 1, 0.0)

@@ -80,6 +80,19 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('on_non_finite', 'string', 'zero',
               'Command published when the output is NaN/Inf: zero, or hold (the last good one).',
               _choice('zero', 'hold')),
+    ParamSpec('input_timeout', 'double', 0.0,
+              'Input older than this is stale and the controller stops acting on it (state reset, '
+              'on_input_stale command, ERROR), seconds; 0 = 10 expected input periods (dt_default, '
+              'else the model\'s training period; at least 0.1 s), or 1 s if neither is known.',
+              non_negative),
+    ParamSpec('on_input_stale', 'string', 'zero',
+              'Command while the input is stale: zero, hold (the last good one), or stop '
+              '(publish nothing). Published at control_rate, or once without one.',
+              _choice('zero', 'hold', 'stop')),
+    ParamSpec('max_step_failures', 'integer', 10,
+              'Network steps that raise, in a row, after which the node publishes the safe '
+              'command and exits with status 1 (each one before: safe command, ERROR, counted).',
+              int_range(1, 1_000_000)),
     ParamSpec('drift_window', 'integer', 200, 'Inputs averaged by the drift score.',
               int_range(1, 1_000_000)),
     ParamSpec('drift_warn', 'double', 3.0,
@@ -143,6 +156,9 @@ class InferenceConfig:
     dt_default: float
     dt_max: float
     hold_on_non_finite: bool
+    input_timeout: float
+    on_input_stale: str
+    max_step_failures: int
     drift_window: int
     drift_warn: float
     truth_topic: str
@@ -189,7 +205,9 @@ def parse_inference_config(values: Mapping[str, Any], hostname: str = 'localhost
         outputs=tuple(v['outputs']), control_rate=v['control_rate'],
         control_period=v['control_period'], latency_budget=v['latency_budget'],
         dt_default=v['dt_default'], dt_max=v['dt_max'],
-        hold_on_non_finite=v['on_non_finite'] == 'hold', drift_window=v['drift_window'],
+        hold_on_non_finite=v['on_non_finite'] == 'hold', input_timeout=v['input_timeout'],
+        on_input_stale=v['on_input_stale'], max_step_failures=v['max_step_failures'],
+        drift_window=v['drift_window'],
         drift_warn=v['drift_warn'], truth_topic=v['ground_truth.topic'],
         truth_type=v['ground_truth.type'], truth_fields=tuple(v['ground_truth.fields']),
         accuracy_tolerance=v['accuracy.tolerance'], accuracy_window=v['accuracy.window'],

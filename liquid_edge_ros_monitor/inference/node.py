@@ -35,13 +35,16 @@ from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
 from .config import INFERENCE_PARAMS, InferenceConfig, parse_inference_config
-from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, Accuracy, Controller, DriftScore,
-                        LatencyRing, nominal_dt)
+from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, STEP_FAILED, Accuracy, Controller,
+                         DriftScore, LatencyRing, LogThrottle, input_timeout, nominal_dt)
 from .fields import has_header, numeric_getters, numeric_setters
 from .metrics import InferenceMetrics
 
 NODE_NAME = 'liquid_inference'
 _log = logging.getLogger('liquid_edge_ros_monitor.liquid_inference')
+
+_REASONS = {NON_FINITE_INPUT: 'non_finite_input', NON_FINITE_OUTPUT: 'non_finite_output',
+            STEP_FAILED: 'step_failed'}
 
 _COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
 _compilations = [0]
@@ -139,6 +142,7 @@ class LiquidInference(Node):
                 raise ConfigError('ground_truth.fields', str(exc)) from None
         self.controller = Controller(m, c.hold_on_non_finite)
         self.dt0 = nominal_dt(m, c.dt_default)
+        self.input_timeout = input_timeout(c.input_timeout, m, c.dt_default)
         _count_compilations()
         t0 = time.perf_counter()
         self.controller.warm_up(self.dt0)
@@ -150,6 +154,11 @@ class LiquidInference(Node):
         self.forward_lat = LatencyRing()
         self._x = np.zeros(m.n_inputs, dtype=np.float32)
         self._last_stamp_ns: Optional[int] = None
+        self._last_step_ns: Optional[int] = None     # monotonic, of the previous step
+        self._input_mono: Optional[float] = None     # monotonic receipt time of the latest input
+        self.stale = False                           # the input is older than input_timeout
+        self.step_failures = 0                       # steps that raised, in a row
+        self._throttles = {'non_finite_output': LogThrottle(), 'step_failed': LogThrottle()}
         self._latest: Optional[Any] = None           # (msg, info) for control_rate mode
         self._period_ema: Optional[float] = None
         self.last_problem: Optional[str] = None
@@ -202,12 +211,16 @@ class LiquidInference(Node):
         self._pub = self.create_publisher(self._out_class, c.output_topic, 10)
         self._out_msg = self._out_class()
         self._out_topic = self._pub.topic_name
-        handler = self._on_input if not c.control_rate else self._keep_latest
+        handler = self._on_message if not c.control_rate else self._keep_latest
         self._sub = self.create_subscription(self._in_class, c.input_topic, handler, qos_in)
         self._in_topic = self._sub.topic_name
         self._span_attrs['ros.topic'] = self._in_topic
         if c.control_rate:
             self._control_timer = self.create_timer(1.0 / c.control_rate, self._on_control)
+        else:       # the control tick watches the input; without one, this timer does
+            self._watchdog = self.create_timer(max(self.input_timeout / 2, 0.005),
+                                               self._on_watchdog,
+                                               clock=Clock(clock_type=ClockType.STEADY_TIME))
         if c.truth_topic:
             self.create_subscription(self._truth_class, c.truth_topic, self._on_truth, 10)
 
@@ -215,11 +228,74 @@ class LiquidInference(Node):
 
     def _keep_latest(self, msg: Any, info: Any) -> None:
         self._latest = (msg, info)
+        self._input_mono = time.monotonic()
 
     def _on_control(self) -> None:
         latest = self._latest
-        if latest is not None:
-            self._on_input(*latest)
+        if latest is None:
+            return
+        if self._input_stale():
+            self._publish_stale_command()
+            return
+        if self.stale:
+            self._input_back()
+        self._on_input(*latest)
+
+    def _on_message(self, msg: Any, info: Any) -> None:
+        self._input_mono = time.monotonic()
+        if self.stale:
+            self._input_back()
+        self._on_input(msg, info)
+
+    def _on_watchdog(self) -> None:
+        """Without control_rate nothing steps when the input stops: say so, once per outage."""
+        if not self.stale and self._input_stale():
+            self._publish_stale_command()
+
+    # ---- stale input: never act on input the node no longer has --------------------------------
+
+    def input_age(self) -> Optional[float]:
+        t = self._input_mono
+        return None if t is None else time.monotonic() - t
+
+    def _input_stale(self) -> bool:
+        """Whether the latest input is older than `input_timeout`. On the change to stale: reset
+        the hidden state (it integrated inputs that no longer describe the world; the next step
+        starts from rest with the nominal dt), count it, say so in the log."""
+        age = self.input_age()
+        if age is None or age <= self.input_timeout:
+            return False
+        if not self.stale:
+            self.stale = True
+            self.controller.reset()
+            self._last_stamp_ns = self._last_step_ns = None
+            self.metrics.errors['input_stale'] += 1
+            self.get_logger().error(f'input stale for {age:.3f} s on {self._in_topic} (timeout '
+                                    f'{self.input_timeout:g} s): state reset, '
+                                    f'{self._stale_action()}')
+        return True
+
+    def _input_back(self) -> None:
+        self.stale = False
+        self.get_logger().info(f'input back on {self._in_topic}: stepping again from a reset state')
+
+    def _stale_action(self) -> str:
+        how = self.config.on_input_stale
+        if how == 'stop':
+            return 'publishing nothing'
+        what = 'the zero command' if how == 'zero' else 'the last good command'
+        return f'publishing {what}' + (f' at {self.config.control_rate:g} Hz'
+                                        if self.config.control_rate else ' once')
+
+    def _publish_stale_command(self) -> None:
+        how = self.config.on_input_stale
+        if how == 'stop':
+            return
+        y = self.controller.zero() if how == 'zero' else self.controller.last_good
+        out = self._out_msg
+        for setter, v in zip(self._setters, y.tolist()):
+            setter(out, v)
+        self._pub.publish(out)
 
     def _on_input(self, msg: Any, info: Any) -> None:
         """One input: features, step, command; traced when this input is sampled.
@@ -285,8 +361,14 @@ class LiquidInference(Node):
         for setter, v in zip(self._setters, y.tolist()):
             setter(out, v)
         self._pub.publish(out)
+        if status == STEP_FAILED:
+            self.step_failures += 1
+        elif status == 0:
+            self.step_failures = 0
         if status:
             self._problem(status, span)
+            if self.step_failures >= self.config.max_step_failures:
+                self._give_up()
         self.metrics.inferences += 1
         if self._truth is not None:
             self.accuracy.add(y, self._truth)
@@ -294,11 +376,17 @@ class LiquidInference(Node):
 
     def _elapsed(self, stamp_ns: Optional[int]) -> float:
         """Seconds since the previous input, from header stamps (receipt time without a header),
-        clipped to (0, dt_max]; the first input gets the nominal period."""
+        clipped to (0, dt_max]; the first input gets the nominal period. An input stepped again
+        (control_rate above the input rate) or a stamp that went back gets the time that really
+        passed since the previous step, not the nominal period."""
         now = stamp_ns if stamp_ns is not None else self.get_clock().now().nanoseconds
+        step = time.monotonic_ns()
         last, self._last_stamp_ns = self._last_stamp_ns, now
-        if last is None or now <= last:
+        last_step, self._last_step_ns = self._last_step_ns, step
+        if last is None or last_step is None:
             return self.dt0
+        if now <= last:
+            return min(max((step - last_step) * 1e-9, 1e-6), self.config.dt_max)
         dt = min((now - last) * 1e-9, self.config.dt_max)
         ema = self._period_ema
         self._period_ema = dt if ema is None else ema + 0.01 * (dt - ema)
@@ -313,17 +401,38 @@ class LiquidInference(Node):
         return self._period_ema
 
     def _problem(self, status: int, span: Any) -> None:
-        reason = 'non_finite_input' if status == NON_FINITE_INPUT else 'non_finite_output'
+        reason = _REASONS[status]
         self.metrics.errors[reason] += 1
         self.last_problem = reason
         self.last_problem_ns = time.monotonic_ns()
         if span is not None:
             span.set_attribute('lnn.error', reason)
+        if status == NON_FINITE_INPUT:
+            return
         if status == NON_FINITE_OUTPUT:
-            # Inside the span, so the JSON log line carries its trace id.
+            text = 'non-finite output: state reset, safe command published'
+        else:
+            text = (f'network step failed ({self.step_failures} in a row, stop at '
+                    f'{self.config.max_step_failures}): {self._step_error()}: state reset, '
+                    'safe command published')
+        # Once per throttle interval (a fault per message would be 200 lines/s at 200 Hz), inside
+        # the span so the JSON log line carries its trace id.
+        held = self._throttles[reason].allow(time.monotonic())
+        if held is not None:
             with use_span(span, end_on_exit=False) if span is not None else nullcontext():
-                _log.error('non-finite output: state reset, safe command published',
+                _log.error(text + (f' ({held} similar messages suppressed)' if held else ''),
                            extra={'reason': reason})
+
+    def _step_error(self) -> str:
+        exc = self.controller.last_error
+        return f'{type(exc).__name__}: {exc}'.splitlines()[0] if exc is not None else 'unknown'
+
+    def _give_up(self) -> None:
+        """Too many failed steps in a row: the safe command is on the wire (published just
+        before); stop the node with status 1 so a supervisor (launch respawn, systemd) sees it."""
+        self.get_logger().fatal(f'{self.step_failures} network steps in a row failed (last: '
+                                f'{self._step_error()}): safe command published, stopping')
+        raise SystemExit(1)
 
     def _on_truth(self, msg: Any) -> None:
         try:
@@ -400,7 +509,11 @@ class LiquidInference(Node):
     def _status_inputs(self, stat: Any) -> Any:
         drift = self.drift.value
         bad = self.metrics.errors['non_finite_input']
-        if self._recent_problem() == 'non_finite_input':
+        age = self.input_age()
+        if self.stale and age is not None:
+            stat.summary(ERROR, f'input stale for {age:.2f} s on {self._in_topic} (timeout '
+                                f'{self.input_timeout:g} s): state reset, {self._stale_action()}')
+        elif self._recent_problem() == 'non_finite_input':
             stat.summary(ERROR, f'non-finite input on {self._in_topic}: step skipped, safe command')
         elif drift is not None and self.config.drift_warn and drift > self.config.drift_warn:
             stat.summary(WARN, f'input drift {drift:.2f} above {self.config.drift_warn:.2f}')
@@ -409,13 +522,20 @@ class LiquidInference(Node):
         else:
             stat.summary(OK, 'inputs in distribution' if drift is not None else 'no input yet')
         stat.add('topic', self._in_topic)
+        stat.add('input age s', f'{age:.3f}' if age is not None else 'no input yet')
+        stat.add('input timeout s', f'{self.input_timeout:g}')
+        stat.add('stale episodes', str(self.metrics.errors['input_stale']))
         stat.add('drift', f'{drift:.3f}' if drift is not None else 'n/a')
         stat.add('non-finite inputs', str(bad))
         return stat
 
     def _status_outputs(self, stat: Any) -> Any:
         acc = self.accuracy.value
-        if self._recent_problem() == 'non_finite_output':
+        problem = self._recent_problem()
+        if problem == 'step_failed':
+            stat.summary(ERROR, f'network step failed: {self._step_error()}: state reset, '
+                                'safe command published')
+        elif problem == 'non_finite_output':
             stat.summary(ERROR, 'non-finite output: state reset, safe command published')
         elif acc is not None and acc < self.config.accuracy_warn:
             stat.summary(WARN, f'accuracy {acc:.2f} below {self.config.accuracy_warn:.2f}')
@@ -424,6 +544,7 @@ class LiquidInference(Node):
                          'publishing' if self.metrics.inferences else 'no output yet')
         stat.add('topic', self._out_topic)
         stat.add('non-finite outputs', str(self.metrics.errors['non_finite_output']))
+        stat.add('failed steps', str(self.metrics.errors['step_failed']))
         stat.add('accuracy', f'{acc:.3f}' if acc is not None else 'no ground truth')
         stat.add('hidden state norm', f'{self.controller.state_norm():.3f}')
         return stat

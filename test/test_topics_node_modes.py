@@ -50,6 +50,76 @@ def test_topic_of_an_unimportable_type_warns_and_others_are_measured(ros, ros_pr
         listener.close()
 
 
+def _hide_nav_msgs(tmp_path) -> str:
+    """A PYTHONPATH entry whose sitecustomize makes nav_msgs unimportable in that process."""
+    hide = tmp_path / 'hide'
+    hide.mkdir(exist_ok=True)
+    (hide / 'sitecustomize.py').write_text(
+        'import sys\n'
+        'class _Hide:\n'
+        '    def find_spec(self, name, path=None, target=None):\n'
+        '        if name == "nav_msgs" or name.startswith("nav_msgs."):\n'
+        '            raise ModuleNotFoundError(f"No module named {name!r}")\n'
+        'sys.meta_path.insert(0, _Hide())\n')
+    return str(hide)
+
+
+def test_a_topic_that_changes_to_an_unimportable_type_stays_warn(ros, ros_process, tmp_path):
+    """/tc/changing is a String topic, measured; its publisher is replaced by an Odometry one,
+    a type the monitor cannot import: WARN naming the type, and it stays WARN (not OK 'rate
+    unknown' on the old type's subscription, which receives nothing) discovery after discovery."""
+    from nav_msgs.msg import Odometry
+    from std_msgs.msg import String
+    listener = Listener(truth_topic=None)
+    talker = Node('tc_talker', namespace='/tc')
+    executor = SingleThreadedExecutor()
+    executor.add_node(talker)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    pub = talker.create_publisher(String, 'changing', 10)
+    current = {'pub': pub, 'msg': String(data='hello')}
+
+    lock = threading.Lock()
+
+    def tick():
+        with lock:
+            current['pub'].publish(current['msg'])
+    talker.create_timer(0.02, tick)
+    env_path = os.environ.get('PYTHONPATH', '')
+    hide = _hide_nav_msgs(tmp_path)
+    os.environ['PYTHONPATH'] = f'{hide}{os.pathsep}{env_path}' if env_path else hide
+    try:
+        ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args',
+                    '-p', 'metrics_port:=-1', '-p', 'discovery.include:=["/tc/.*"]',
+                    '-p', 'discovery.period:=0.2', '-p', 'update_period:=0.2',
+                    '-p', 'diagnostic_updater.period:=0.2')
+    finally:
+        os.environ['PYTHONPATH'] = env_path
+    name = '/tc/changing'
+    try:
+        wait_for(lambda: listener.values(name).get('rate (Hz)', 'unknown') != 'unknown', 30,
+                 '/tc/changing measured as a String topic')
+        with lock:      # one participant cannot hold two types on a topic: String goes first
+            talker.destroy_publisher(pub)
+            current['msg'] = Odometry()
+            current['pub'] = talker.create_publisher(Odometry, 'changing', 10)
+        s = wait_for(lambda: (lambda s: s if s and s.level == DiagnosticStatus.WARN else None)(
+            listener.status(name)), 20, 'WARN on /tc/changing')
+        assert "type 'nav_msgs/msg/Odometry' cannot be imported" in s.message
+        # Ten discovery periods later it still says so (the old code cleared it after one).
+        deadline = time.monotonic() + 2.0
+        seen = set()
+        while time.monotonic() < deadline:
+            st = listener.status(name)
+            seen.add((st.level, st.message))
+            time.sleep(0.05)     # sampling the status for 2 s, not waiting for an event
+        assert {lvl for lvl, _ in seen} == {DiagnosticStatus.WARN}, seen
+    finally:
+        executor.shutdown(timeout_sec=2)
+        talker.destroy_node()
+        listener.close()
+
+
 def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path):
     """With use_sim_time, arrival is read from /clock: at 2x sim speed, a topic sent 50 times per
     wall second arrives 25 times per simulated second, with a small simulated latency."""

@@ -214,7 +214,14 @@ class TopicMonitor(Node):
         try:
             msg_class = import_message_type(type_name)
         except ImportError as exc:
-            track.type_name, track.problem = type_name, str(exc)
+            # The type is taken only once a subscription of it exists: set here, the next
+            # discovery would match it and clear the problem while the old type's subscription
+            # received nothing. That subscription goes; the WARN stays until one can be made.
+            if track.subscription is not None:
+                self._receiver.remove(track.subscription)
+                self.destroy_subscription(track.subscription)
+                track.subscription = None
+            track.problem = str(exc)
             self._log_once(track.name, track.problem)
             return
         self._subscribe(track, msg_class, type_name, best_effort)

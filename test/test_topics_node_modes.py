@@ -182,3 +182,108 @@ def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path)
         clock_thread.join(5)
         clock_node.destroy_node()
         listener.close()
+
+
+def test_sim_time_ten_times_faster_does_not_make_topics_flap_stale(ros, ros_process, tmp_path):
+    """/clock at 10x wall speed and the default update_period (1 s of steady clock between
+    reports, 10 s of simulated time): the stall check measures in the steady clock, so the
+    topic never reads 'statistics stalled'."""
+    from rosgraph_msgs.msg import Clock as ClockMsg
+    listener = Listener(truth_topic=None)
+    clock_node = Node('test_clock10')
+    clock_pub = clock_node.create_publisher(ClockMsg, '/clock', 10)
+    start = time.time_ns()
+
+    def tick() -> None:
+        msg = ClockMsg()
+        msg.clock.sec, msg.clock.nanosec = divmod(1_000 * 10**9 + 10 * (time.time_ns() - start),
+                                                  10**9)
+        clock_pub.publish(msg)
+    clock_node.create_timer(0.002, tick)
+    executor = SingleThreadedExecutor()
+    executor.add_node(clock_node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', '__ns:=/st10',
+                    '-p', 'use_sim_time:=true', '-p', 'odom.rate:=50.0',
+                    '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
+                    '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
+        params = tmp_path / 'monitor.yaml'
+        params.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {
+            'use_sim_time': True, 'window': 20.0, 'update_period': 1.0, 'metrics_port': -1,
+            'diagnostic_updater': {'period': 1.0}, 'discovery': {'enabled': False},
+            'topics': ['odom'],
+            'topic': {'odom': {'name': '/st10/odom', 'expected_rate': 0.0, 'stale_timeout': 0.0}}}}}))
+        ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args',
+                    '--params-file', str(params))
+        wait_for(lambda: listener.values('/st10/odom').get('rate (Hz)', 'unknown') != 'unknown',
+                 30, 'a first rate on /st10/odom')
+        seen = []
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:      # sampling the status: 5 s wall, 50 s simulated
+            s = listener.status('/st10/odom')
+            seen.append((s.level, s.message))
+            time.sleep(0.05)
+        stalled = [m for _, m in seen if 'stalled' in m]
+        assert not stalled, stalled[:3]
+    finally:
+        executor.shutdown(timeout_sec=2)
+        thread.join(5)
+        clock_node.destroy_node()
+        listener.close()
+
+
+@pytest.mark.parametrize('thread', ['statistics', 'receiver'])
+def test_a_dead_monitor_thread_shows_in_the_metrics_and_diagnostics(ros, ros_process, capfd,
+                                                                    thread):
+    """Fault injection: one of the monitor's threads raises. /diagnostics: every topic STALE
+    naming the thread; metrics: liquid_edge_monitor_up 0, every status 3, no rate gauges (not the
+    last values, frozen); the death is logged through the node's logger."""
+    from rclpy.parameter import Parameter
+
+    from conftest import free_port
+    from liquid_edge_ros_monitor.topics.node import TopicMonitor
+    from ros_helpers import sample_value, samples, scrape
+    ns = f'/dead_{thread}'
+    ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}',
+                '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
+                '-p', 'camera.enabled:=false', '-p', 'odom.rate:=50.0')
+    port = free_port()
+    listener = Listener(truth_topic=None)
+    node = TopicMonitor(namespace=ns, parameter_overrides=[
+        Parameter('metrics_port', value=port), Parameter('update_period', value=0.2),
+        Parameter('diagnostic_updater.period', value=0.2),
+        Parameter('discovery.include', value=[f'{ns}/(odom|chatter)'])])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    try:
+        wait_for(lambda: sample_value(scrape(port), 'liquid_edge_topic_rate_hz',
+                                      topic=f'{ns}/odom'), 30, 'a rate on odom')
+        assert sample_value(scrape(port), 'liquid_edge_monitor_up') == 1
+
+        def boom(*_args):
+            raise RuntimeError('injected failure')
+        if thread == 'statistics':
+            node._stats_queue.put(('not', 'a', 'tick'))     # the loop's own unpacking raises
+        else:
+            node._receiver._entries = boom                   # the loop's set-up raises
+            node._receiver.remove(node._receiver.group)      # marks the set changed, wakes it
+        text = wait_for(lambda: (lambda t: t if sample_value(t, 'liquid_edge_monitor_up') == 0
+                                 else None)(scrape(port)), 10, 'liquid_edge_monitor_up 0')
+        statuses = {dict(labels)['topic']: v for (name, labels), v in samples(text).items()
+                    if name == 'liquid_edge_topic_status'}
+        assert statuses and set(statuses.values()) == {3.0}, statuses
+        assert 'liquid_edge_topic_rate_hz{' not in text
+        assert sample_value(text, 'liquid_edge_topic_messages_total', topic=f'{ns}/odom') > 0
+        wait_for(lambda: listener.level(f'{ns}/odom') == DiagnosticStatus.STALE[0], 10,
+                 'odom STALE on /diagnostics')
+        assert listener.message(f'{ns}/odom').startswith(f'{thread} thread died (')
+        err = capfd.readouterr().err
+        assert f'{thread} thread died' in err and 'liquid_edge_monitor_up is 0' in err
+    finally:
+        executor.shutdown(timeout_sec=2)
+        node.destroy_node()
+        listener.close()

@@ -6,7 +6,8 @@ per update period with numpy (`LatencyHistogram.add`), not per message.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Iterator, Tuple
+import time
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric)
@@ -24,8 +25,14 @@ class TopicMetrics(Collector):
     the dict's own atomic assignment.
     """
 
-    def __init__(self, robot: str) -> None:
+    def __init__(self, robot: str, node: str = '') -> None:
         self.robot = robot
+        self.node = node
+        #: Why the monitor's own threads cannot be trusted now (None: they can). While it says
+        #: something, every topic's status is 3 (STALE), the gauges computed by those threads are
+        #: left out and liquid_edge_monitor_up is 0: never the last values, frozen.
+        self.down_reason: Optional[Callable[[], Optional[str]]] = None
+        self.updated_mono: Optional[float] = None     # the statistics thread's last update
         self._reports: Dict[str, TopicReport] = {}
         self._hist: Dict[str, Tuple[LatencyHistogram, LatencyHistogram]] = {}
 
@@ -39,6 +46,7 @@ class TopicMetrics(Collector):
             hist[0].add(s.new_header_latency_s)
             hist[1].add(s.new_transport_latency_s)
         self._reports[name] = report
+        self.updated_mono = time.monotonic()
 
     def remove(self, name: str) -> None:
         self._reports.pop(name, None)
@@ -51,20 +59,24 @@ class TopicMetrics(Collector):
         reports = list(self._reports.values())
         fams = self._families()
         (messages, bytes_, rate, jitter, latency, transport, dropped, pubs, status, stamps,
-         info) = fams
+         info, up) = fams
+        down = self.down_reason() if self.down_reason is not None else None
+        up.add_metric([self.node, self.robot], 0 if down else 1)
         for r in reports:
             labels = [r.name, self.robot]
             s = r.snapshot
-            pubs.add_metric(labels, r.state.publishers)
-            status.add_metric(labels, r.level)
+            if not down:
+                pubs.add_metric(labels, r.state.publishers)
+            status.add_metric(labels, 3 if down else r.level)
             info.add_metric([r.name, self.robot, r.state.type_name or 'unknown'], 1)
             if s is None:
                 continue
             messages.add_metric(labels, s.messages_total)
             bytes_.add_metric(labels, s.bytes_total)
-            if s.rate_hz is not None:        # unknown with < 2 messages in the window
+            if s.rate_hz is not None and not down:   # unknown with < 2 messages in the window
                 rate.add_metric(labels, s.rate_hz)
-            jitter.add_metric(labels, s.jitter_s)
+            if not down:
+                jitter.add_metric(labels, s.jitter_s)
             dropped.add_metric(labels, s.dropped_total)
             for reason, n in (('zero', s.zero_stamps_total), ('future', s.future_stamps_total),
                               ('unreadable', s.unreadable_stamps_total)):
@@ -108,4 +120,8 @@ class TopicMetrics(Collector):
                                 labels=lab + ['reason']),
             GaugeMetricFamily('liquid_edge_topic_info', 'The topic\'s message type (value is 1).',
                               labels=lab + ['type']),
+            GaugeMetricFamily('liquid_edge_monitor_up',
+                              '1 while the monitor\'s receiver and statistics threads run and '
+                              'update; 0 when one died or stalled (every topic status is then 3).',
+                              labels=['node', 'robot']),
         )

@@ -16,7 +16,9 @@ import queue
 import socket
 import sys
 import threading
-from typing import Any, Dict, List, Optional
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -62,6 +64,7 @@ class TopicTrack:
         self.publishers = 0
         self.problem: Optional[str] = None
         self.subscribed_ns: Optional[int] = None
+        self.updated_mono: Optional[float] = None   # steady clock: ticks are paced by it
         self.publisher_epoch = 0      # bumped (executor thread) when the publisher count changes
         self.applied_epoch = 0        # the epoch the receiver thread last handed over
         self.updated_ns: Optional[int] = None
@@ -84,25 +87,32 @@ class TopicTrack:
                            subscribed=self.subscription is not None, has_header=self.has_header)
         self.report = report(self.name, self.config, state, snap)
         self.updated_ns = now_ns
+        self.updated_mono = time.monotonic()
         return self.report
 
 
 class TopicTask(DiagnosticTask):
     """The /diagnostics status of one topic."""
 
-    def __init__(self, track: TopicTrack, clock: Any, stall_after_s: float) -> None:
+    def __init__(self, track: TopicTrack, down: Callable[[], Optional[str]],
+                 stall_after_s: float) -> None:
         super().__init__(track.name)
         self._track = track
-        self._clock = clock
-        self._stall_ns = int(stall_after_s * 1e9)
+        self._down = down
+        self._stall_s = stall_after_s
 
     def run(self, stat: Any) -> Any:
+        down = self._down()
+        if down:
+            stat.summary(STALE, f'{down}: the monitor stopped updating this topic')
+            return stat
         r = self._track.report
         if r is None:
             stat.summary(OK, 'starting')
             return stat
-        updated = self._track.updated_ns
-        if updated is not None and self._clock.now().nanoseconds - updated > self._stall_ns:
+        updated = self._track.updated_mono
+        # Steady clock on both sides: ticks are paced by it, and sim time may run at any speed.
+        if updated is not None and time.monotonic() - updated > self._stall_s:
             # The receiver or statistics thread stopped: say so rather than repeat old news.
             stat.summary(STALE, 'statistics stalled: the monitor stopped updating this topic')
             return stat
@@ -123,14 +133,18 @@ class TopicMonitor(Node):
         self._timebase = _TimeBase()
         # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
         self._timebase.sim = self.get_clock().ros_time_is_active
+        self.dead: Optional[str] = None       # why a thread of ours died
+        self._stall_s = 3 * self.config.update_period + 2.0
         self._receiver = RawReceiver(self, self._tick, self.config.update_period,
-                                     on_error=self._on_receive_error)
+                                     on_error=self._on_receive_error,
+                                     on_death=lambda exc: self._thread_died('receiver', exc))
         self._stats_queue: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()
-        self._stats_thread = threading.Thread(target=self._stats_loop, name='topic_stats',
-                                              daemon=True)
+        self._stats_thread = threading.Thread(target=self._guarded('statistics', self._stats_loop),
+                                              name='topic_stats', daemon=True)
         self._updater = Updater(self)
         self._updater.setHardwareID(self.config.robot)
-        self._metrics = TopicMetrics(self.config.robot)
+        self._metrics = TopicMetrics(self.config.robot, self.get_fully_qualified_name())
+        self._metrics.down_reason = self.down_reason
         self._endpoint = attach(self._metrics, self.config.metrics_address,
                                 self.config.metrics_port)
         self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
@@ -175,8 +189,7 @@ class TopicMonitor(Node):
     def _add_track(self, name: str, config: TopicConfig) -> TopicTrack:
         track = TopicTrack(name, config)
         self._tracks[name] = track
-        self._updater.add(TopicTask(track, self.get_clock(),
-                                    stall_after_s=3 * self.config.update_period + 2.0))
+        self._updater.add(TopicTask(track, self.down_reason, stall_after_s=self._stall_s))
         return track
 
     def _discover(self) -> None:
@@ -308,6 +321,35 @@ class TopicMonitor(Node):
                     self._metrics.update(track.update(now, window, pending, changed))
                 except Exception as exc:
                     self._log_once(track.name, f'statistics failed: {exc!r}')
+
+    # ---- our own threads: a death is seen on /diagnostics, in the metrics and in the log --------
+
+    def _guarded(self, what: str, loop: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                loop()
+            except BaseException as exc:
+                self._thread_died(what, exc)
+        return run
+
+    def _thread_died(self, what: str, exc: BaseException) -> None:
+        self.dead = f'{what} thread died ({type(exc).__name__}: {exc})'.splitlines()[0]
+        self.get_logger().error(
+            f'{self.dead}; every topic is STALE and liquid_edge_monitor_up is 0 until the monitor '
+            'restarts\n' + ''.join(traceback.format_exception(exc)).rstrip())
+
+    def down_reason(self) -> Optional[str]:
+        """Why the statistics cannot be trusted now (a thread died or stopped updating), or None."""
+        if self.dead:
+            return self.dead
+        if not self._receiver.alive():
+            return 'receiver thread stopped'
+        if self._stats_thread.ident is not None and not self._stats_thread.is_alive():
+            return 'statistics thread stopped'
+        last = self._metrics.updated_mono
+        if last is not None and self._tracks and time.monotonic() - last > self._stall_s:
+            return f'statistics not updated for {time.monotonic() - last:.1f} s'
+        return None
 
     def _on_receive_error(self, sub: Any, exc: BaseException) -> None:
         self._log_once(sub.topic_name, f'receiving failed: {exc!r}')

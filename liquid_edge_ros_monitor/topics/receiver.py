@@ -56,12 +56,14 @@ class RawReceiver:
     """Serves raw subscriptions on a dedicated thread and calls `handler(data, info)` per message."""
 
     def __init__(self, node: Node, on_tick: Callable[[], None], tick_period: float,
-                 on_error: Optional[Callable[[Subscription, BaseException], None]] = None) -> None:
+                 on_error: Optional[Callable[[Subscription, BaseException], None]] = None,
+                 on_death: Optional[Callable[[BaseException], None]] = None) -> None:
         self._node = node
         self._context = node.context
         self._on_tick = on_tick
         self._tick_ns = int(tick_period * 1e9)
         self._on_error = on_error
+        self._on_death = on_death
         self._subs: Dict[Subscription, Handler] = {}
         self._lock = threading.Lock()
         self._changed = True
@@ -92,6 +94,10 @@ class RawReceiver:
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        """Running, or not started yet (stopped or died: False)."""
+        return self._thread.ident is None or self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         try:
@@ -105,9 +111,13 @@ class RawReceiver:
         held = ExitStack()
         try:
             self._loop(held)
-        except Exception as exc:  # the context went away under us (shutdown): end quietly
+        except BaseException as exc:  # the context went away under us (shutdown): end quietly
             if not self._stop.is_set() and self._context.ok():
-                _log.error('receiver stopped: %s', exc)
+                # Not a shutdown: the thread dies, and the node must say so where it is seen.
+                if self._on_death is not None:
+                    self._on_death(exc)
+                else:
+                    _log.error('receiver stopped: %s', exc)
         finally:
             held.close()
 

@@ -3,6 +3,8 @@ a message package, and a robot on simulated time."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -287,3 +289,109 @@ def test_a_dead_monitor_thread_shows_in_the_metrics_and_diagnostics(ros, ros_pro
         executor.shutdown(timeout_sec=2)
         node.destroy_node()
         listener.close()
+
+
+def test_the_handler_times_arrivals_on_the_steady_clock_across_a_wall_clock_step(ros, monkeypatch):
+    """Fault injection: the wall clock (time.time_ns, and with it the DDS reception stamps the
+    handler is given) steps back 10 s in the middle of a 1 kHz stream. The rate still reads
+    1 kHz: arrivals are steady-clock times, the window stays sorted."""
+    import numpy as np
+    from rclpy.parameter import Parameter
+
+    from liquid_edge_ros_monitor.topics.node import TopicMonitor
+    from liquid_edge_ros_monitor.topics.stats import TopicWindow
+    real = time.time_ns
+    step = [0]
+    monkeypatch.setattr(time, 'time_ns', lambda: real() - step[0])
+    node = TopicMonitor(namespace='/wallstep', parameter_overrides=[
+        Parameter('metrics_port', value=-1), Parameter('discovery.enabled', value=False)])
+    try:
+        window = TopicWindow(5.0, 10_000, has_header=False)
+        handler = node._make_handler(window, False)
+        t0 = time.monotonic()
+        for i in range(600):
+            if i == 300:
+                step[0] = 10 * 1_000_000_000
+            wall = time.time_ns()
+            handler(b'x' * 10, {'received_timestamp': wall, 'source_timestamp': wall - 50_000,
+                                'publication_sequence_number': i + 1})
+            while time.monotonic() < t0 + (i + 1) * 0.001:   # pace at 1 kHz (this is the load)
+                pass
+        pending = window.detach()
+        arrivals = np.frombuffer(pending, dtype=np.int64).reshape(600, -1)[:, 0]
+        assert (np.diff(arrivals) >= 0).all()      # wall stamps as arrivals: 10 s back at 300
+        s = window.snapshot(int(arrivals[-1]) + 1_000_000, single_publisher=True, pending=pending)
+        assert s.window_messages == 600 and s.rate_hz == pytest.approx(1000.0, rel=0.1)
+    finally:
+        node.destroy_node()
+
+
+def test_counters_never_go_back_when_a_topic_changes_type(ros, ros_process):
+    """/tc10/x goes from String to Int32 (both importable): the monitor makes a new window for
+    the new type; liquid_edge_topic_messages_total goes on from where it was."""
+    from std_msgs.msg import String
+
+    from conftest import free_port
+    from ros_helpers import sample_value, scrape
+    talker = Node('tc10_talker', namespace='/tc10')
+    executor = SingleThreadedExecutor()
+    executor.add_node(talker)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    lock = threading.Lock()
+    pub = talker.create_publisher(String, 'x', 10)
+    current = {'pub': pub, 'msg': String(data='hello')}
+
+    def tick():
+        with lock:
+            if current['pub'] is not None:
+                current['pub'].publish(current['msg'])
+    talker.create_timer(0.01, tick)
+    int32 = None
+    port = free_port()
+    ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args', '-r', '__node:=tc10_monitor',
+                '-p', f'metrics_port:={port}', '-p', 'discovery.include:=["/tc10/.*"]',
+                '-p', 'discovery.period:=0.2', '-p', 'update_period:=0.2')
+
+    def messages():
+        try:
+            return sample_value(scrape(port), 'liquid_edge_topic_messages_total', topic='/tc10/x')
+        except OSError:
+            return None
+    try:
+        wait_for(lambda: (messages() or 0) > 50, 30, '50 String messages counted')
+        with lock:
+            talker.destroy_publisher(pub)
+            current['pub'] = None
+        # From another process: one DDS participant keeps a topic's first type for a while.
+        int32 = subprocess.Popen([sys.executable, '-c', INT32_TALKER], env=os.environ.copy())
+        seen = [messages()]
+
+        def int32_counted():
+            text = scrape(port)
+            seen.append(sample_value(text, 'liquid_edge_topic_messages_total', topic='/tc10/x'))
+            return sample_value(text, 'liquid_edge_topic_info', topic='/tc10/x',
+                                type='std_msgs/msg/Int32') and seen[-1] > seen[0] + 20
+        wait_for(int32_counted, 30, 'Int32 messages counted on')
+        assert all(b >= a for a, b in zip(seen, seen[1:])), seen
+    finally:
+        if int32 is not None:
+            int32.terminate()
+            int32.wait(10)
+        executor.shutdown(timeout_sec=2)
+        talker.destroy_node()
+
+
+INT32_TALKER = """
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from std_msgs.msg import Int32
+rclpy.init()
+node = rclpy.create_node('tc10_int32', namespace='/tc10')
+pub = node.create_publisher(Int32, 'x', 10)
+node.create_timer(0.01, lambda: pub.publish(Int32(data=7)))
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, ExternalShutdownException):
+    pass
+"""

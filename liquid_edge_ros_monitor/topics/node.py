@@ -41,6 +41,7 @@ from .stats import MISSING, SEQ_RESET, TopicWindow
 NODE_NAME = 'topic_monitor'
 #: Sequence numbers at or above this are not real (rmws without them report UINT64_MAX).
 SEQ_LIMIT = 1 << 62
+NS_PER_S = 1_000_000_000
 _LEVELS = (OK, WARN, ERROR, STALE)
 
 
@@ -248,8 +249,11 @@ class TopicMonitor(Node):
             track.subscription = None
         has_header = starts_with_header(msg_class)
         if track.window is None or type_name != track.type_name:
+            old = track.window
             track.window = TopicWindow(self.config.window, self.config.window_capacity, has_header,
                                        self.config.future_stamp_tolerance)
+            if old is not None:
+                track.window.carry_totals(old)     # the series goes on: counters never go back
         track.type_name, track.has_header, track.best_effort = type_name, has_header, best_effort
         # A best-effort subscription receives from reliable and best-effort publishers alike;
         # a reliable one silently receives nothing from a best-effort publisher.
@@ -261,7 +265,7 @@ class TopicMonitor(Node):
         sub = self.create_subscription(msg_class, track.name, handler, qos,
                                        callback_group=self._receiver.group, raw=True)
         track.subscription = sub
-        track.subscribed_ns = self.get_clock().now().nanoseconds
+        track.subscribed_ns = self._now_ns()
         track.problem = None
         self._receiver.add(sub, handler)
 
@@ -269,11 +273,16 @@ class TopicMonitor(Node):
         """The per-message function (receiver thread): a few lookups and one `record` call.
 
         Its first row carries `SEQ_RESET`, so no drop is measured across a re-subscription.
+        Arrival for rates and periods is on the steady clock: the message's age (wall clock now
+        minus the DDS reception stamp, which a batched take would otherwise blur) taken from the
+        steady clock now, so a wall-clock step cannot unsort the window; the reception stamp
+        itself is kept for the header latency. Under sim time both are the node clock.
         """
         record = window.record
         clock = self.get_clock()
         timebase = self._timebase
         first = [True]
+        wall_now, steady_now = time.time_ns, time.monotonic_ns
 
         def on_message(data: bytes, info: Dict[str, int]) -> None:
             received = info['received_timestamp']
@@ -285,9 +294,18 @@ class TopicMonitor(Node):
                 first[0] = False
                 seq = SEQ_RESET
             stamp = header_stamp_ns(data) if has_header else None
-            record(received if received and not timebase.sim else clock.now().nanoseconds,
-                   len(data), received - source if source and received else MISSING, seq,
-                   MISSING if stamp is None else stamp)
+            if timebase.sim:
+                arrival = wall = clock.now().nanoseconds
+            else:
+                arrival = steady_now()
+                wall = wall_now()
+                if received:
+                    age = wall - received
+                    if 0 <= age < NS_PER_S:     # else the wall clock stepped since: age 0
+                        arrival -= age
+                    wall = received
+            record(arrival, len(data), received - source if source and received else MISSING,
+                   seq, MISSING if stamp is None else stamp, wall)
         return on_message
 
     # ---- statistics (receiver and statistics threads) ------------------------------------------
@@ -298,6 +316,7 @@ class TopicMonitor(Node):
         clock = self.get_clock()
         sim = self._timebase.sim = clock.ros_time_is_active
         self._receiver.batch_s = 0.0 if sim else BATCH_S
+        now = self._now_ns()
         if not self._stats_queue.empty():
             return   # statistics are behind: rows stay pending and go with the next tick
         work = []
@@ -307,7 +326,7 @@ class TopicMonitor(Node):
             changed, track.applied_epoch = epoch != track.applied_epoch, epoch
             work.append((track, window, window.detach() if window is not None else None,
                          changed))
-        self._stats_queue.put((clock.now().nanoseconds, work))
+        self._stats_queue.put((now, work))
 
     def _stats_loop(self) -> None:
         """Statistics thread: turn detached rows into reports, in tick order."""
@@ -321,6 +340,10 @@ class TopicMonitor(Node):
                     self._metrics.update(track.update(now, window, pending, changed))
                 except Exception as exc:
                     self._log_once(track.name, f'statistics failed: {exc!r}')
+
+    def _now_ns(self) -> int:
+        """The clock of arrivals: steady, or the node clock under sim time."""
+        return self.get_clock().now().nanoseconds if self._timebase.sim else time.monotonic_ns()
 
     # ---- our own threads: a death is seen on /diagnostics, in the metrics and in the log --------
 

@@ -1,12 +1,16 @@
 """Per-topic statistics over a sliding time window, with bounded memory (no ROS imports).
 
-`TopicWindow.record` is the hot path: it appends one row of five integers to a flat `array('q')`
+`TopicWindow.record` is the hot path: it appends one row of six integers to a flat `array('q')`
 and nothing else. All arithmetic happens in `TopicWindow.snapshot`, once per update period: the
 pending rows become a numpy view (no copy), are folded into the window's columns, and yield an
 immutable `TopicSnapshot` that diagnostics, metrics and the live view read. Keeping the window as
 numpy columns makes sliding it a `searchsorted` and a slice, not a per-message Python loop.
 
-Times are integer nanoseconds. The window keeps at most `capacity` messages: past that the oldest
+Times are integer nanoseconds. Arrival times for rates, periods and the window itself are on a
+clock that never goes back (the steady clock; sim time when active): a wall-clock step must not
+unsort the window. The wall-clock arrival is kept beside it, for the header latency only.
+Counters never go back within a process: a window that replaces another (the type changed)
+carries its totals on. The window keeps at most `capacity` messages: past that the oldest
 fall out early, which shortens the window but keeps every figure a true description of the samples
 it holds (rates use the span the samples cover, not the nominal window).
 """
@@ -76,11 +80,18 @@ class TopicSnapshot:
     future_stamps_total: int
     unreadable_stamps_total: int
     overflowed: bool
+    transport_skew_total: int = 0   # DDS source stamp after reception: clock skew, not measured
     # Samples that arrived since the previous snapshot, for histograms (seconds).
     new_header_latency_s: np.ndarray = field(default_factory=lambda: _EMPTY, repr=False,
                                              compare=False)
     new_transport_latency_s: np.ndarray = field(default_factory=lambda: _EMPTY, repr=False,
                                                 compare=False)
+
+
+def _wall(cols: np.ndarray) -> np.ndarray:
+    """The wall-clock arrival column, where a row gave none: its arrival."""
+    wall = cols[TopicWindow.WALL]
+    return np.where(wall == MISSING, cols[TopicWindow.ARRIVAL], wall)
 
 
 def _classify(arrival: np.ndarray, stamps: np.ndarray, tolerance_ns: int
@@ -102,8 +113,10 @@ class TopicWindow:
     on another, one call at a time.
     """
 
-    #: Columns of a row: arrival, size, transport latency, sequence number, header stamp.
-    ARRIVAL, SIZE, TRANSPORT, SEQ, STAMP = range(5)
+    #: Columns of a row: arrival (steady clock), size, transport latency, sequence number, header
+    #: stamp, wall-clock arrival (for the header latency; MISSING: same as arrival).
+    ARRIVAL, SIZE, TRANSPORT, SEQ, STAMP, WALL = range(6)
+    COLUMNS = 6
 
     def __init__(self, window_s: float, capacity: int, has_header: bool,
                  future_tolerance_s: float = 0.0) -> None:
@@ -117,7 +130,7 @@ class TopicWindow:
         self.has_header = has_header
         self.future_tolerance_ns = int(future_tolerance_s * NS)
         self._pending = array('q')                     # rows recorded since the last snapshot
-        self._cols = np.zeros((5, 0), dtype=np.int64)  # the window, one row per field, oldest first
+        self._cols = np.zeros((self.COLUMNS, 0), dtype=np.int64)  # one row per field, oldest first
         self.messages_total = 0
         self.bytes_total = 0
         self._last_seq: Optional[int] = None
@@ -127,11 +140,20 @@ class TopicWindow:
         self.zero_stamps_total = 0
         self.future_stamps_total = 0
         self.unreadable_stamps_total = 0
+        self.transport_skew_total = 0
+
+    def carry_totals(self, old: 'TopicWindow') -> None:
+        """Go on from `old`'s counters: a new window (the type changed) is not a new series, and a
+        counter that falls to 0 without a restart breaks Prometheus' rate()."""
+        for name in ('messages_total', 'bytes_total', 'dropped_total', 'zero_stamps_total',
+                     'future_stamps_total', 'unreadable_stamps_total', 'transport_skew_total'):
+            setattr(self, name, getattr(self, name) + getattr(old, name))
 
     def record(self, arrival_ns: int, size: int, transport_ns: int, seq: int,
-               stamp_ns: int = MISSING) -> None:
-        """Account one message (hot path). Unknown fields are passed as `MISSING`."""
-        self._pending.extend((arrival_ns, size, transport_ns, seq, stamp_ns))
+               stamp_ns: int = MISSING, wall_ns: int = MISSING) -> None:
+        """Account one message (hot path). Unknown fields are passed as `MISSING`; `wall_ns`
+        only where `arrival_ns` is not on the clock of the header stamps."""
+        self._pending.extend((arrival_ns, size, transport_ns, seq, stamp_ns, wall_ns))
 
     def reset_sequence(self) -> None:
         """Forget the last sequence number (the subscription or its publishers changed)."""
@@ -154,7 +176,7 @@ class TopicWindow:
         if pending is None:
             pending = self.detach()
         # Fields become contiguous rows (column-major), so every statistic reads contiguous memory.
-        new = np.frombuffer(pending, dtype=np.int64).reshape(-1, 5).T
+        new = np.frombuffer(pending, dtype=np.int64).reshape(-1, self.COLUMNS).T
         k = new.shape[1]
         new_header = _EMPTY
         new_transport = _EMPTY
@@ -163,9 +185,13 @@ class TopicWindow:
             self.bytes_total += int(new[self.SIZE].sum())
             self._last_arrival_ns = int(new[self.ARRIVAL, -1])
             if self.has_header:
-                new_header = self._count_stamps(new[self.ARRIVAL], new[self.STAMP])
+                new_header = self._count_stamps(_wall(new), new[self.STAMP])
             transport = new[self.TRANSPORT]
-            new_transport = transport[transport != MISSING] / NS
+            # A source stamp after the reception stamp is clock skew between hosts: counted,
+            # never observed (a negative observation would make the histogram's _sum fall).
+            skewed = (transport != MISSING) & (transport < 0)
+            self.transport_skew_total += int(skewed.sum())
+            new_transport = transport[(transport != MISSING) & ~skewed] / NS
             self._count_drops(now_ns, new[self.SEQ], single_publisher)
             cols = np.concatenate((self._cols, new), axis=1)
         else:
@@ -199,11 +225,13 @@ class TopicWindow:
         header_q = None
         zero_w = future_w = 0
         if self.has_header and n:
-            lat, _, zero, future = _classify(arrival, cols[self.STAMP], self.future_tolerance_ns)
+            lat, _, zero, future = _classify(_wall(cols), cols[self.STAMP],
+                                             self.future_tolerance_ns)
             zero_w, future_w = int(zero.sum()), int(future.sum())
             header_q = Quantiles.of(lat)
         transport = cols[self.TRANSPORT]
-        transport_q = Quantiles.of(transport[transport != MISSING]) if n else None
+        transport_q = Quantiles.of(transport[(transport != MISSING) & (transport >= 0)]) if n \
+            else None
 
         cutoff = now_ns - self.window_ns
         dropped_window = sum(c for t, c in self._drop_events if t >= cutoff)
@@ -217,6 +245,7 @@ class TopicWindow:
             future_stamps_window=future_w, zero_stamps_total=self.zero_stamps_total,
             future_stamps_total=self.future_stamps_total,
             unreadable_stamps_total=self.unreadable_stamps_total, overflowed=overflowed,
+            transport_skew_total=self.transport_skew_total,
             new_header_latency_s=new_header, new_transport_latency_s=new_transport)
 
     def _count_stamps(self, arrival: np.ndarray, stamps: np.ndarray) -> np.ndarray:

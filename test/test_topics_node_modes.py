@@ -395,3 +395,53 @@ try:
 except (KeyboardInterrupt, ExternalShutdownException):
     pass
 """
+
+
+def test_the_monitors_own_overflow_is_not_counted_as_the_topics_drops(ros, ros_process):
+    """Fault injection: the receiver thread stalls 300 ms once (as under a CPU spike) while a
+    healthy 1 kHz reliable IMU runs: the monitor's reader queue (depth 100) overwrites ~200
+    messages. They are counted as the monitor's own loss, not as drops of the topic."""
+    from rclpy.parameter import Parameter
+
+    from conftest import free_port
+    from liquid_edge_ros_monitor.topics.node import TopicMonitor
+    from ros_helpers import sample_value, scrape
+    ns = '/ownloss'
+    ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}',
+                '-p', 'imu.rate:=1000.0', '-p', 'imu.reliability:=reliable',
+                '-p', 'odom.enabled:=false', '-p', 'scan.enabled:=false',
+                '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
+    port = free_port()
+    node = TopicMonitor(namespace=ns, parameter_overrides=[
+        Parameter('metrics_port', value=port), Parameter('update_period', value=0.2),
+        Parameter('discovery.include', value=[f'{ns}/imu/data'])])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    topic = f'{ns}/imu/data'
+
+    def value(name):
+        return sample_value(scrape(port), name, topic=topic)
+    try:
+        wait_for(lambda: (value('liquid_edge_topic_messages_total') or 0) > 2000, 30,
+                 '2 s of IMU measured')
+        dropped0 = value('liquid_edge_topic_dropped_messages_total')
+        tick = node._receiver._on_tick
+        stalled = threading.Event()
+
+        def stall_once():
+            if not stalled.is_set():
+                stalled.set()
+                time.sleep(0.3)          # the fault: the receiver thread does not take for 300 ms
+            tick()
+        node._receiver._on_tick = stall_once
+        wait_for(stalled.is_set, 5, 'the stall')
+        total0 = value('liquid_edge_topic_messages_total')
+        wait_for(lambda: value('liquid_edge_topic_messages_total') > total0 + 1000, 10,
+                 'a second of messages after the stall, counted')
+        assert value('liquid_edge_topic_dropped_messages_total') == dropped0
+        assert value('liquid_edge_topic_monitor_lost_messages_total') >= 100
+    finally:
+        executor.shutdown(timeout_sec=2)
+        node.destroy_node()

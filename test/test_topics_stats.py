@@ -201,3 +201,21 @@ def test_arrivals_on_a_steady_clock_keep_the_window_sorted_across_a_wall_step():
     s = w.snapshot(steady, single_publisher=True)
     assert s.rate_hz == pytest.approx(1000.0, rel=1e-3)
     assert s.header_latency.p50 == pytest.approx(0.001)
+
+
+def test_a_gap_before_a_full_reader_queue_is_the_monitors_loss_not_a_drop():
+    """The receiver fell behind: the reader queue (depth 100) overwrote 200 messages, then the
+    next take emptied it (100 messages). That gap is the monitor's own loss; a gap elsewhere is
+    a drop of the topic."""
+    w = TopicWindow(5.0, 10_000, has_header=False)
+    for i in range(100):
+        w.record(i * MS, 10, 0, i + 1)
+    for i in range(300, 400):                   # seqs 301..400 after a 300 ms stall
+        w.record(i * MS, 10, 0, i + 1)
+    w.mark_queue_full(100)
+    for i in range(400, 410):
+        if i != 405:                            # one message really lost on the way
+            w.record(i * MS, 10, 0, i + 1)
+    s = w.snapshot(410 * MS, single_publisher=True)
+    assert s.own_lost_total == s.own_lost_window == 200
+    assert s.dropped_total == s.dropped_window == 1

@@ -59,7 +59,7 @@ class TopicMetrics(Collector):
         reports = list(self._reports.values())
         fams = self._families()
         (messages, bytes_, rate, jitter, latency, transport, dropped, pubs, status, stamps,
-         info, up) = fams
+         info, up, own_lost) = fams
         down = self.down_reason() if self.down_reason is not None else None
         up.add_metric([self.node, self.robot], 0 if down else 1)
         for r in reports:
@@ -78,6 +78,7 @@ class TopicMetrics(Collector):
             if not down:
                 jitter.add_metric(labels, s.jitter_s)
             dropped.add_metric(labels, s.dropped_total)
+            own_lost.add_metric(labels, s.own_lost_total)
             for reason, n in (('zero', s.zero_stamps_total), ('future', s.future_stamps_total),
                               ('unreadable', s.unreadable_stamps_total),
                               ('transport_skew', s.transport_skew_total)):
@@ -127,4 +128,8 @@ class TopicMetrics(Collector):
                               '1 while the monitor\'s receiver and statistics threads run and '
                               'update; 0 when one died or stalled (every topic status is then 3).',
                               labels=['node', 'robot']),
+            CounterMetricFamily('liquid_edge_topic_monitor_lost_messages',
+                                'Messages the monitor itself lost: its reader queue was full '
+                                '(it fell behind) and overwrote them. Not the topic\'s drops.',
+                                labels=lab),
         )

@@ -138,7 +138,9 @@ class TopicMonitor(Node):
         self._stall_s = 3 * self.config.update_period + 2.0
         self._receiver = RawReceiver(self, self._tick, self.config.update_period,
                                      on_error=self._on_receive_error,
-                                     on_death=lambda exc: self._thread_died('receiver', exc))
+                                     on_death=lambda exc: self._thread_died('receiver', exc),
+                                     on_full=self._queue_full,
+                                     queue_depth=self.config.qos_depth)
         self._stats_queue: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()
         self._stats_thread = threading.Thread(target=self._guarded('statistics', self._stats_loop),
                                               name='topic_stats', daemon=True)
@@ -373,6 +375,12 @@ class TopicMonitor(Node):
         if last is not None and self._tracks and time.monotonic() - last > self._stall_s:
             return f'statistics not updated for {time.monotonic() - last:.1f} s'
         return None
+
+    def _queue_full(self, sub: Any, taken: int) -> None:
+        """Receiver thread: the reader queue was full; mark the gap before these as our own."""
+        track = self._tracks.get(sub.topic_name)
+        if track is not None and track.subscription is sub and track.window is not None:
+            track.window.mark_queue_full(taken)
 
     def _on_receive_error(self, sub: Any, exc: BaseException) -> None:
         self._log_once(sub.topic_name, f'receiving failed: {exc!r}')

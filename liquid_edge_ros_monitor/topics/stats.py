@@ -29,6 +29,10 @@ MISSING = -(1 << 62)
 #: A sequence number that says "a new subscription starts here": no gap is measured across it.
 SEQ_RESET = MISSING + 1
 
+#: Added to a row's sequence number by `mark_queue_full`: the monitor's own reader queue was full
+#: when this message was taken, so a gap just before it is the monitor's loss, not the topic's.
+QUEUE_FULL = 1 << 61
+
 NS = 1_000_000_000
 
 
@@ -81,6 +85,8 @@ class TopicSnapshot:
     unreadable_stamps_total: int
     overflowed: bool
     transport_skew_total: int = 0   # DDS source stamp after reception: clock skew, not measured
+    own_lost_total: int = 0         # gaps the monitor's own full reader queue made (not drops)
+    own_lost_window: int = 0
     # Samples that arrived since the previous snapshot, for histograms (seconds).
     new_header_latency_s: np.ndarray = field(default_factory=lambda: _EMPTY, repr=False,
                                              compare=False)
@@ -136,7 +142,9 @@ class TopicWindow:
         self._last_seq: Optional[int] = None
         self._last_arrival_ns: Optional[int] = None
         self._drop_events: Deque[Tuple[int, int]] = deque(maxlen=4096)
+        self._own_events: Deque[Tuple[int, int]] = deque(maxlen=4096)
         self.dropped_total = 0
+        self.own_lost_total = 0
         self.zero_stamps_total = 0
         self.future_stamps_total = 0
         self.unreadable_stamps_total = 0
@@ -146,7 +154,8 @@ class TopicWindow:
         """Go on from `old`'s counters: a new window (the type changed) is not a new series, and a
         counter that falls to 0 without a restart breaks Prometheus' rate()."""
         for name in ('messages_total', 'bytes_total', 'dropped_total', 'zero_stamps_total',
-                     'future_stamps_total', 'unreadable_stamps_total', 'transport_skew_total'):
+                     'future_stamps_total', 'unreadable_stamps_total', 'transport_skew_total',
+                     'own_lost_total'):
             setattr(self, name, getattr(self, name) + getattr(old, name))
 
     def record(self, arrival_ns: int, size: int, transport_ns: int, seq: int,
@@ -154,6 +163,13 @@ class TopicWindow:
         """Account one message (hot path). Unknown fields are passed as `MISSING`; `wall_ns`
         only where `arrival_ns` is not on the clock of the header stamps."""
         self._pending.extend((arrival_ns, size, transport_ns, seq, stamp_ns, wall_ns))
+
+    def mark_queue_full(self, taken: int) -> None:
+        """The last `taken` rows were taken from a full reader queue (recording thread): a gap
+        before the first of them is the monitor's own overflow (it fell behind), not a drop."""
+        i = len(self._pending) - taken * self.COLUMNS + self.SEQ
+        if i >= self.SEQ and 0 < self._pending[i] < QUEUE_FULL:
+            self._pending[i] += QUEUE_FULL
 
     def reset_sequence(self) -> None:
         """Forget the last sequence number (the subscription or its publishers changed)."""
@@ -235,6 +251,7 @@ class TopicWindow:
 
         cutoff = now_ns - self.window_ns
         dropped_window = sum(c for t, c in self._drop_events if t >= cutoff)
+        own_window = sum(c for t, c in self._own_events if t >= cutoff)
         return TopicSnapshot(
             time_ns=now_ns, window_s=self.window_s, messages_total=self.messages_total,
             bytes_total=self.bytes_total, window_messages=n, rate_hz=rate, jitter_s=jitter,
@@ -246,6 +263,7 @@ class TopicWindow:
             future_stamps_total=self.future_stamps_total,
             unreadable_stamps_total=self.unreadable_stamps_total, overflowed=overflowed,
             transport_skew_total=self.transport_skew_total,
+            own_lost_total=self.own_lost_total, own_lost_window=own_window,
             new_header_latency_s=new_header, new_transport_latency_s=new_transport)
 
     def _count_stamps(self, arrival: np.ndarray, stamps: np.ndarray) -> np.ndarray:
@@ -267,17 +285,27 @@ class TopicWindow:
         seqs = seqs[seqs != MISSING]
         if seqs.size == 0:
             return
+        full = seqs >= QUEUE_FULL
+        if full.any():
+            seqs = np.where(full, seqs - QUEUE_FULL, seqs)
         if self._last_seq is not None:
             seqs = np.concatenate(([self._last_seq], seqs))
+            full = np.concatenate(([False], full))
         last = int(seqs[-1])
         self._last_seq = None if last == SEQ_RESET else last
         if not single_publisher or seqs.size < 2:
             return
-        steps = np.diff(seqs)[(seqs[1:] != SEQ_RESET) & (seqs[:-1] != SEQ_RESET)]
+        valid = (seqs[1:] != SEQ_RESET) & (seqs[:-1] != SEQ_RESET)
+        steps = np.diff(seqs)[valid]
         if steps.size == 0 or (steps <= 0).any():
             return
-        gaps = steps[(steps > 1) & (steps <= self.capacity)] - 1
-        dropped = int(gaps.sum())
+        gap = (steps > 1) & (steps <= self.capacity)
+        own = gap & full[1:][valid]
+        lost = int((steps[own] - 1).sum())
+        dropped = int((steps[gap & ~own] - 1).sum())
         if dropped:
             self.dropped_total += dropped
             self._drop_events.append((now_ns, dropped))
+        if lost:
+            self.own_lost_total += lost
+            self._own_events.append((now_ns, lost))

@@ -315,3 +315,56 @@ def test_unknown_parameter_is_an_error():
     with pytest.raises(ConfigError, match="parameter 'host.cpu_warning': unknown"):
         parse_node_config({'expected_nodes': ['/x']}, given=['expected_nodes', 'host.cpu_warning',
                                                              'use_sim_time'])
+
+
+def test_qos_is_checked_once_per_distinct_pair_of_profiles_not_per_endpoint_pair():
+    """151 publishers and 150 subscriptions of one topic (22,650 pairs), one subscription with
+    an incompatible profile: two checks, and the 151 incompatible pairs still listed."""
+    calls = []
+
+    def counting(pub, sub):
+        calls.append(1)
+        return qos_check(pub, sub)
+    pubs = [Endpoint(f'/p{i}', 'std_msgs/msg/String', qos()) for i in range(151)]
+    subs = [Endpoint(f'/s{i}', 'std_msgs/msg/String', qos()) for i in range(149)]
+    subs.append(Endpoint('/picky', 'std_msgs/msg/String',
+                         qos(durability=DurabilityPolicy.TRANSIENT_LOCAL)))
+    r = check_graph({'/t': (pubs, subs)}, counting)
+    assert len(calls) == 2
+    assert r.qos_incompatibilities == {'/t': 151}
+    assert {i.nodes[1] for i in r.issues if i.kind == 'qos_incompatible'} == {'/picky'}
+
+
+def test_a_temperature_sensor_that_vanishes_is_lost_not_absent(monkeypatch):
+    """Fault injection: psutil reports two sensors, then one, then none (a driver went away)."""
+    import psutil
+
+    from conftest import wait_for
+    Entry = type('Entry', (), {})
+
+    def entry(label, current):
+        e = Entry()
+        e.label, e.current = label, current
+        return e
+    reports = [{'coretemp': [entry('Core 0', 50.0), entry('Core 1', 52.0)]}]
+    monkeypatch.setattr(psutil, 'sensors_temperatures', lambda: reports[-1], raising=False)
+    sampler = host_mod.HostSampler([], period=0.05)
+    sampler.start()
+    try:
+        def temp_status():
+            s = sampler.snapshot()
+            return by_name(s).get('host temperature') if s.fresh('temperature') else None
+        wait_for(lambda: (temp_status() or host_mod.HostStatus('', 9, '')).level == OK, 5,
+                 'two sensors')
+        reports.append({'coretemp': [entry('Core 0', 51.0)]})
+        st = wait_for(lambda: (lambda t: t if t and t.level == WARN else None)(temp_status()), 5,
+                      'one sensor lost')
+        assert st.message == 'sensor lost: coretemp/Core 1; hottest coretemp/Core 0 51.0 C'
+        reports.append({})
+        st = wait_for(lambda: (lambda t: t if t and 'hottest' not in t.message else None)(
+            temp_status()), 5, 'both lost')
+        assert st.level == WARN and st.message == 'sensor lost: coretemp/Core 0, coretemp/Core 1'
+    finally:
+        sampler.stop(1.0)
+    # A host that never had a sensor still says so, OK.
+    assert by_name(sample(temperatures={}))['host temperature'].level == OK

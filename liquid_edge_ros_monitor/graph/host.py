@@ -58,6 +58,7 @@ class HostSample:
     stale: Mapping[str, float] = field(default_factory=dict)   # part -> s without a fresh reading
     pending: FrozenSet[str] = frozenset()     # parts with no reading yet (not stale yet)
     max_age: float = 0.0                      # the age beyond which a part is stale, s
+    lost_sensors: FrozenSet[str] = frozenset()  # temperature sensors seen before, gone now
 
     @property
     def memory_ratio(self) -> float:
@@ -151,10 +152,12 @@ def sample_host(disk_paths: Sequence[str]) -> HostSample:
 
 
 def assemble(readings: Mapping[str, Tuple[Any, float]], disk_paths: Sequence[str], now: float,
-             max_age: float, started: float) -> HostSample:
+             max_age: float, started: float,
+             sensors_seen: FrozenSet[str] = frozenset()) -> HostSample:
     """The latest reading of each part (value, monotonic time) as a `HostSample` at `now`. A part
     whose reading is older than `max_age`, or that has none `max_age` after `started`, is stale;
-    one with none before that is pending. Neither contributes values."""
+    one with none before that is pending. Neither contributes values. A temperature sensor in
+    `sensors_seen` but not in the fresh reading is lost."""
     ages: Dict[str, float] = {}
     stale: Dict[str, float] = {}
     pending = set()
@@ -181,7 +184,9 @@ def assemble(readings: Mapping[str, Tuple[Any, float]], disk_paths: Sequence[str
         memory_used=mem[0] if mem else None, memory_total=mem[1] if mem else None,
         disks={p: fresh[disk_part(p)] for p in disk_paths if disk_part(p) in fresh},
         temperatures=fresh.get(TEMPERATURE), battery=fresh.get(BATTERY),
-        ages=ages, stale=stale, pending=frozenset(pending), max_age=max_age)
+        ages=ages, stale=stale, pending=frozenset(pending), max_age=max_age,
+        lost_sensors=(frozenset(sensors_seen - set(fresh.get(TEMPERATURE) or ()))
+                      if TEMPERATURE in fresh else frozenset()))
 
 
 class HostSampler:
@@ -199,6 +204,7 @@ class HostSampler:
         self._parts = host_parts(self.disk_paths)
         self._on_error = on_error
         self._readings: Dict[str, Tuple[Any, float]] = {}
+        self._sensors_seen: FrozenSet[str] = frozenset()
         self._stop = threading.Event()
         self._threads: List[threading.Thread] = []
         self.started = time.monotonic()
@@ -227,12 +233,15 @@ class HostSampler:
             if self._on_error is not None:
                 self._on_error(part, exc)
             return not self._stop.is_set()
+        if part == TEMPERATURE and value:
+            self._sensors_seen = self._sensors_seen | frozenset(value)
         self._readings[part] = (value, time.monotonic())     # one dict store: atomic
         return not self._stop.is_set()
 
     def snapshot(self, now: Optional[float] = None) -> HostSample:
         return assemble(dict(self._readings), self.disk_paths,
-                        time.monotonic() if now is None else now, self.max_age, self.started)
+                        time.monotonic() if now is None else now, self.max_age, self.started,
+                        self._sensors_seen)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop the threads; one blocked in a reading is not waited for beyond `timeout`."""
@@ -325,6 +334,15 @@ def _disk_status(path: str, d: Union[DiskReading, str], c: HostConfig) -> HostSt
 
 
 def _temperature_status(s: HostSample, c: HostConfig) -> HostStatus:
+    if s.lost_sensors:
+        # A sensor that reported before and is gone now (a driver crashed, a board came loose)
+        # is not the same as a host that never had one.
+        lost = ', '.join(sorted(s.lost_sensors))
+        rest = (f'; hottest {max(s.temperatures, key=s.temperatures.__getitem__)} '
+                f'{max(s.temperatures.values()):.1f} C' if s.temperatures else '')
+        return HostStatus('host temperature', WARN, f'sensor lost: {lost}{rest}',
+                          [(k, f'{v:.1f}') for k, v in sorted((s.temperatures or {}).items())]
+                          + [('lost sensors', lost)])
     if not s.temperatures:
         why = 'not supported on this platform' if s.temperatures is None else 'no sensors reported'
         return HostStatus('host temperature', OK, f'no temperature sensors ({why})')

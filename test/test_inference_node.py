@@ -314,7 +314,7 @@ def test_a_silent_sensor_stops_the_controller(ros, ros_process, control_rate):
     listener = DiagnosticsListener(f'test_stale_listener{int(control_rate)}')
     try:
         start_inference(ros_process, ns, '-p', 'tracing.enabled:=false', '-p', f'metrics_port:={port}',
-                        '-p', f'control_rate:={control_rate}', '-p', 'input_timeout:=0.2')
+                        '-p', f'control_rate:={control_rate}', '-p', 'input_timeout:=0.4')
         ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}', *SIM)
         wait_for(lambda: len(counter.commands) > 20, 40, 'commands flowing')
         assert counter.commands[-1] != (0.0, 0.0)
@@ -322,7 +322,7 @@ def test_a_silent_sensor_stops_the_controller(ros, ros_process, control_rate):
         wait_for(lambda: listener.level('liquid_inference: inputs') == 2, 10, 'inputs ERROR')
         text = listener.message('liquid_inference: inputs')
         assert text.startswith('input stale for ') and f'{ns}/imu/data' in text, text
-        assert float(text.split()[3]) > 0.2, text
+        assert float(text.split()[3]) > 0.4, text
         stale_at = len(counter.commands)
         if control_rate:
             assert 'publishing the zero command at 50 Hz' in text, text
@@ -335,8 +335,9 @@ def test_a_silent_sensor_stops_the_controller(ros, ros_process, control_rate):
             deadline = time.monotonic() + 1.0
             wait_for(lambda: time.monotonic() > deadline, 3, '1 s of silence')
             assert len(counter.commands) == n and counter.commands.count((0.0, 0.0)) == 1
+        # One outage here; a loaded machine may add a short one before the pause, never none.
         assert sample_value(scrape(port), 'liquid_edge_inference_errors_total',
-                            reason='input_stale') == 1
+                            reason='input_stale') >= 1
         set_sim_parameter(counter.node, f'{ns}/sim_robot', 'imu.paused', False)
         n = len(counter.commands)
         wait_for(lambda: any(c != (0.0, 0.0) for c in counter.commands[n:]), 10,
@@ -455,3 +456,37 @@ def test_a_step_that_raises_publishes_the_safe_command_and_stops_after_n_in_a_ro
         node.destroy_node()
         listener.close()
         counter.close()
+
+
+def test_accuracy_is_never_scored_against_old_ground_truth(ros):
+    """ground_truth.max_age: truth older than it is not scored against, and the accuracy gauge
+    is absent (not the last value) until fresh truth comes."""
+    from nav_msgs.msg import Odometry
+    from rclpy.parameter import Parameter
+    node = make_node('/li_truth', Parameter('metrics_port', value=-1),
+                     Parameter('ground_truth.topic', value='odom'),
+                     Parameter('ground_truth.max_age', value=0.05),
+                     Parameter('input_timeout', value=5.0))
+    try:
+        truth = Odometry()
+        msg = Imu()
+        node._on_truth(truth)
+        for i in range(5):
+            msg.header.stamp.nanosec = i * 5_000_000
+            node._on_message(msg, {})
+        assert node.accuracy.count == 5
+        node._update()
+        assert node.metrics.accuracy is not None
+        t0 = time.monotonic()
+        wait_for(lambda: time.monotonic() > t0 + 0.1, 2, 'the truth to age past 50 ms')
+        for i in range(5, 10):
+            msg.header.stamp.nanosec = i * 5_000_000
+            node._on_message(msg, {})
+        assert node.accuracy.count == 5                # not scored against the old truth
+        node._update()
+        assert node.metrics.accuracy is None
+        node._on_truth(truth)
+        node._on_message(msg, {})
+        assert node.accuracy.count == 6
+    finally:
+        node.destroy_node()

@@ -106,6 +106,9 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('ground_truth.fields', 'string_array',
               ['twist.twist.linear.x', 'twist.twist.angular.z'],
               'Field paths of the truth, one per output.', _optional_paths),
+    ParamSpec('ground_truth.max_age', 'double', 0.5,
+              'Ground truth older than this is not scored against (liquid_edge_model_accuracy is '
+              'then absent), seconds.', positive),
     ParamSpec('accuracy.tolerance', 'double', 0.05,
               'An output is correct when within this of the truth (output units).', positive),
     ParamSpec('accuracy.window', 'integer', 400, 'Outputs the accuracy is computed over.',
@@ -164,6 +167,7 @@ class InferenceConfig:
     truth_topic: str
     truth_type: str
     truth_fields: Tuple[str, ...]
+    truth_max_age: float
     accuracy_tolerance: float
     accuracy_window: int
     accuracy_warn: float
@@ -210,6 +214,7 @@ def parse_inference_config(values: Mapping[str, Any], hostname: str = 'localhost
         drift_window=v['drift_window'],
         drift_warn=v['drift_warn'], truth_topic=v['ground_truth.topic'],
         truth_type=v['ground_truth.type'], truth_fields=tuple(v['ground_truth.fields']),
+        truth_max_age=v['ground_truth.max_age'],
         accuracy_tolerance=v['accuracy.tolerance'], accuracy_window=v['accuracy.window'],
         accuracy_warn=v['accuracy.warn'], joules_per_mac=v['energy.joules_per_mac'],
         static_watts=v['energy.static_watts'], tracing=tracing, json_logging=v['json_logging'],

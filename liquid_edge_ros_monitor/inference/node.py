@@ -134,6 +134,7 @@ class LiquidInference(Node):
             raise ConfigError('outputs', str(exc)) from None
         self._in_header = has_header(self._in_class)
         self._truth = None
+        self._truth_mono = 0.0       # monotonic receipt time of the truth
         if c.truth_topic:
             self._truth_class = self._import(c.truth_type, 'ground_truth.type')
             try:
@@ -370,8 +371,8 @@ class LiquidInference(Node):
             if self.step_failures >= self.config.max_step_failures:
                 self._give_up()
         self.metrics.inferences += 1
-        if self._truth is not None:
-            self.accuracy.add(y, self._truth)
+        if self._truth is not None and self.truth_age() <= self.config.truth_max_age:
+            self.accuracy.add(y, self._truth)     # never against truth of any age
         return (m0, m1, m2, time.time_ns()) if traced else None
 
     def _elapsed(self, stamp_ns: Optional[int]) -> float:
@@ -437,6 +438,7 @@ class LiquidInference(Node):
     def _on_truth(self, msg: Any) -> None:
         try:
             self._truth = np.asarray(self._truth_get(msg), dtype=np.float32)
+            self._truth_mono = time.monotonic()
         except (TypeError, ValueError):
             self.metrics.errors['bad_input'] += 1
 
@@ -449,7 +451,7 @@ class LiquidInference(Node):
         m.jit_compilations = _compilations[0]
         m.drift = self.drift.value
         m.state_norm = self.controller.state_norm()
-        m.accuracy = self.accuracy.value
+        m.accuracy = self.accuracy.value if self._truth_fresh() else None   # absent, not frozen
         now = time.monotonic()
         elapsed, self._last_update = now - self._last_update, now
         done = m.inferences
@@ -529,14 +531,24 @@ class LiquidInference(Node):
         stat.add('non-finite inputs', str(bad))
         return stat
 
+    def truth_age(self) -> float:
+        return time.monotonic() - self._truth_mono
+
+    def _truth_fresh(self) -> bool:
+        return self._truth is not None and self.truth_age() <= self.config.truth_max_age
+
     def _status_outputs(self, stat: Any) -> Any:
-        acc = self.accuracy.value
+        acc = self.accuracy.value if self._truth_fresh() else None
         problem = self._recent_problem()
         if problem == 'step_failed':
             stat.summary(ERROR, f'network step failed: {self._step_error()}: state reset, '
                                 'safe command published')
         elif problem == 'non_finite_output':
             stat.summary(ERROR, 'non-finite output: state reset, safe command published')
+        elif self._truth is not None and acc is None:
+            stat.summary(WARN, f'ground truth on {self.config.truth_topic} is '
+                               f'{self.truth_age():.1f} s old (max age '
+                               f'{self.config.truth_max_age:g} s): accuracy not scored')
         elif acc is not None and acc < self.config.accuracy_warn:
             stat.summary(WARN, f'accuracy {acc:.2f} below {self.config.accuracy_warn:.2f}')
         else:

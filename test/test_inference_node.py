@@ -485,6 +485,9 @@ def test_accuracy_is_never_scored_against_old_ground_truth(ros):
         assert node.accuracy.count == 5                # not scored against the old truth
         node._update()
         assert node.metrics.accuracy is None
+        from liquid_edge_ros_monitor.core.diagnostics import DiagnosticStatusWrapper
+        stat = node._status_outputs(DiagnosticStatusWrapper())
+        assert stat.level == b'\x01' and 'accuracy not scored' in stat.message, stat.message
         node._on_truth(truth)
         node._on_message(msg, {})
         assert node.accuracy.count == 6

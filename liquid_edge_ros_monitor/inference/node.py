@@ -545,7 +545,7 @@ class LiquidInference(Node):
                                 'safe command published')
         elif problem == 'non_finite_output':
             stat.summary(ERROR, 'non-finite output: state reset, safe command published')
-        elif self._truth is not None and acc is None:
+        elif self._truth is not None and not self._truth_fresh():
             stat.summary(WARN, f'ground truth on {self.config.truth_topic} is '
                                f'{self.truth_age():.1f} s old (max age '
                                f'{self.config.truth_max_age:g} s): accuracy not scored')

@@ -225,3 +225,29 @@ def test_an_anomaly_storm_keeps_the_loop_rate_and_counts_the_drops(ros, ros_proc
     finally:
         talker.destroy_node()
         counter.close()
+
+
+# ---- sensor-to-command latency -----------------------------------------------------------------
+
+def test_a_stamped_command_carries_its_inputs_stamp(ros):
+    """TwistStamped out: header.stamp is the input's (derived data), the frame the parameter's,
+    so a monitor's header latency on the command topic is the sensor-to-command latency."""
+    from liquid_edge_ros_monitor.inference.node import LiquidInference
+    node = LiquidInference(namespace='/stamped', parameter_overrides=[
+        Parameter('model_path', value=str(GOLDEN)), Parameter('features', value=FIELDS),
+        Parameter('metrics_port', value=-1), Parameter('tracing.enabled', value=False),
+        Parameter('output_type', value='geometry_msgs/msg/TwistStamped'),
+        Parameter('outputs', value=['twist.linear.x', 'twist.angular.z']),
+        Parameter('output_frame_id', value='base_link')])
+    try:
+        msg = Imu()
+        msg.header.frame_id = 'imu_link'
+        for i in range(3):
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 1700 + i, 123 + i
+            node._on_input(msg, {'publication_sequence_number': i + 1})
+            out = node._out_msg
+            assert (out.header.stamp.sec, out.header.stamp.nanosec) == (1700 + i, 123 + i)
+            assert out.header.frame_id == 'base_link'
+            assert math.isfinite(out.twist.linear.x) and math.isfinite(out.twist.angular.z)
+    finally:
+        node.destroy_node()

@@ -116,7 +116,8 @@ class InferenceMetrics(Collector):
                                 'startup (always kept, rate-limited) or head (sampling ratio).',
                                 labels=['reason'] + lab),
             CounterMetricFamily('liquid_edge_inference_traces_dropped',
-                                'Traces of anomalous callbacks not kept: rate_limited (over '
-                                'tracing.max_anomalies_per_s) or queue_full (export backlog).',
+                                'Traces lost: rate_limited (anomalies over '
+                                'tracing.max_anomalies_per_s, not head-sampled) or queue_full '
+                                '(export backlog).',
                                 labels=['reason'] + lab),
         )

@@ -13,8 +13,9 @@ the cost the control loop cannot pay; and a tail-sampled trace is only known to 
 work is done, when its timestamps are all there is. Both ends are standard: the records become
 ordinary SDK spans, and the batch processor and exporter are the SDK's.
 
-Memory is bounded: at most `max_pending` records wait here (the rest are counted in `dropped`),
-and the batch processor's queue is bounded in turn (its drops are counted there).
+Memory is bounded: at most `max_pending` records wait here, and a record is not converted while
+the batch processor's (bounded) queue has no room for its four spans; both are counted in
+`dropped`.
 """
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ class KeptTraces:
         self._error_status = lambda reason: Status(StatusCode.ERROR, reason)
         self._flags = TraceFlags(TraceFlags.SAMPLED)
         self._processor = processor
+        self._room = getattr(processor, 'room', lambda: 1 << 30)
         self._resource = resource
         self._scope = scope
         self._pending: Deque[CallbackRecord] = deque()
@@ -99,6 +101,11 @@ class KeptTraces:
             self._idle.set()
 
     def _emit(self, r: CallbackRecord) -> None:
+        if self._room() < 1 + len(STAGES):
+            # The exporter is behind (collector slow or dead): count it, and spend nothing on
+            # spans the batch processor would drop.
+            self.dropped += 1
+            return
         ctx = self._context(r.trace_id, r.span_id, is_remote=False, trace_flags=self._flags)
         m = r.marks
         spans = [self._span(ROOT, context=ctx, parent=None, resource=self._resource,

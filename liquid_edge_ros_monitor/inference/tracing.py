@@ -326,6 +326,31 @@ class _DroppingBatchSpanProcessor(BatchSpanProcessor):
             return
         super().on_end(span)
 
+    def room(self) -> int:
+        """Spans the queue can still take (a large number where the SDK's queue is not visible)."""
+        queue = self._queue
+        return self._limit - len(queue) if queue is not None else self._limit
+
+
+def _frozen_resource(attributes: Mapping[str, Any]) -> Any:
+    """A Resource whose hash is computed once. The OTLP encoder groups spans by resource and so
+    hashes the resource of every span, and `Resource.__hash__` serialises all its attributes to
+    JSON each time (~9 us a span on a 2-core VM); ours never change."""
+    from opentelemetry.sdk.resources import Resource
+
+    class FrozenResource(Resource):
+        def __init__(self, attrs: Mapping[str, Any]) -> None:
+            super().__init__(attrs)
+            self._hash = super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+        def __eq__(self, other: object) -> bool:
+            return super().__eq__(other)
+
+    return FrozenResource(attributes)
+
 
 def _make_exporter(config: TracingConfig) -> Any:
     if config.protocol == 'grpc':
@@ -474,7 +499,7 @@ def setup_tracing(config: TracingConfig, resource_attributes: Optional[Mapping[s
         return Tracing(config, trace.NoOpTracer())
     _throttle_exporter_logs()
     from opentelemetry.sdk.resources import (HOST_NAME, SERVICE_NAME, TELEMETRY_SDK_LANGUAGE,
-                                             TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION, Resource)
+                                             TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION)
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
     from opentelemetry.sdk.version import __version__ as sdk_version
@@ -486,7 +511,8 @@ def setup_tracing(config: TracingConfig, resource_attributes: Optional[Mapping[s
     attrs[SERVICE_NAME] = config.service_name
     root = TraceIdRatioBased(config.sampling_ratio)
     sampler = ParentBased(root) if config.parent_based else root
-    provider = TracerProvider(sampler=sampler, resource=Resource(attrs), shutdown_on_exit=False)
+    provider = TracerProvider(sampler=sampler, resource=_frozen_resource(attrs),
+                              shutdown_on_exit=False)
     exporter = _CountingExporter(_make_exporter(config))
     processor = _DroppingBatchSpanProcessor(
         exporter, max_queue_size=config.max_queue_size,

@@ -250,7 +250,12 @@ def test_sampling_ratio_decides_how_many_inputs_are_traced(ros, ratio):
                                          'linear_acceleration.y', 'linear_acceleration.z',
                                          'angular_velocity.x']),
             Parameter('metrics_port', value=-1), Parameter('tracing.endpoint', value=rx.endpoint),
-            Parameter('tracing.sampling_ratio', value=ratio)])
+            Parameter('tracing.sampling_ratio', value=ratio),
+            # head sampling alone: no start-up traces, no callback slow or late (a loaded CI
+            # machine can stretch one past the 5 ms input period)
+            Parameter('tracing.startup_traces', value=0),
+            Parameter('tracing.slow_threshold', value=10.0),
+            Parameter('control_period', value=10.0)])
         try:
             msg = Imu()
             for i in range(n):

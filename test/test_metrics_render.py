@@ -19,6 +19,27 @@ def test_histogram_buckets_are_less_or_equal_and_cumulative():
     assert h.total == 0.0005 + 0.001 + 0.002 + 0.01 + 5.0
 
 
+def test_an_exemplar_sits_in_its_values_bucket_and_only_in_openmetrics():
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    from liquid_edge_ros_monitor.inference.metrics import InferenceMetrics
+    m = InferenceMetrics('r1', '/li')
+    m.add_latencies('callback', np.array([0.0004, 0.003]))
+    m.add_exemplar('callback', 0.003, 0xabc, 0x12, 1700000000.0)
+    m.add_exemplar('callback', 0.0004, 0xdef, 0x34, 1700000001.0)
+    m.add_exemplar('callback', 0.0045, 0x123, 0x56, 1700000002.0)    # replaces 0xabc's: same bucket
+    buckets = m.hist['callback'].buckets()
+    with_ex = {b[0]: b[2] for b in buckets if len(b) == 3}
+    assert set(with_ex) == {'0.0005', '0.005'}
+    assert with_ex['0.005'].labels == {'trace_id': '%032x' % 0x123, 'span_id': '%016x' % 0x56}
+    assert with_ex['0.005'].value == 0.0045
+    registry = CollectorRegistry()
+    registry.register(m)
+    om = openmetrics(registry).decode()
+    assert 'trace_id="%032x"' % 0x123 in om and 'trace_id="%032x"' % 0xabc not in om
+    assert 'trace_id' not in generate_latest(registry).decode()
+
+
 def _report(name, has_header=True, lag_ns=2_000_000, publishers=1):
     w = TopicWindow(5.0, 1000, has_header=has_header)
     for i in range(100):

@@ -64,6 +64,11 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('output_type', 'string', 'geometry_msgs/msg/Twist', 'Type of output_topic.', _type),
     ParamSpec('outputs', 'string_array', ['linear.x', 'angular.z'],
               'Field paths of the command set from the network outputs, in order.', _paths),
+    ParamSpec('output_frame_id', 'string', '',
+              'header.frame_id of a stamped command (an output_type with a header, e.g. '
+              'geometry_msgs/msg/TwistStamped); empty = the input\'s frame_id. Its header.stamp is '
+              'always the input\'s, as for derived data, so a monitor\'s header latency on the '
+              'command topic is the sensor-to-command latency.'),
     ParamSpec('control_rate', 'double', 0.0,
               'Steps per second from the latest input; 0 = one step per input message.',
               non_negative),
@@ -132,6 +137,15 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
               'Share of inputs traced, 0..1; -1 = from OTEL_TRACES_SAMPLER(_ARG).', _ratio_or_unset),
     ParamSpec('tracing.service_name', 'string', '', 'service.name; empty = OTEL_SERVICE_NAME or '
               'liquid_edge_ros_monitor.'),
+    ParamSpec('tracing.slow_threshold', 'double', 0.0,
+              'A callback slower than this is always traced (reason slow), seconds; 0 = '
+              'latency_budget.', non_negative),
+    ParamSpec('tracing.startup_traces', 'integer', 10,
+              'The first callbacks after start that are always traced (reason startup).',
+              int_range(0, 1_000_000)),
+    ParamSpec('tracing.max_anomalies_per_s', 'double', 20.0,
+              'Most always-kept traces (error, deadline, slow, startup) per second; the rest are '
+              'counted as dropped.', positive),
     ParamSpec('json_logging', 'bool', False,
               'Log our Python loggers as JSON lines (with trace_id/span_id inside spans).'),
     ParamSpec('qos_depth', 'integer', 10, 'History depth of the input subscription.',
@@ -153,6 +167,7 @@ class InferenceConfig:
     output_topic: str
     output_type: str
     outputs: Tuple[str, ...]
+    output_frame_id: str
     control_rate: float
     control_period: float
     latency_budget: float
@@ -174,6 +189,9 @@ class InferenceConfig:
     joules_per_mac: float
     static_watts: float
     tracing: Mapping[str, Any]       # overrides for tracing.TracingConfig.from_env
+    slow_threshold: float            # 0 = latency_budget
+    startup_traces: int
+    max_anomalies_per_s: float
     json_logging: bool
     qos_depth: int
     update_period: float
@@ -206,7 +224,8 @@ def parse_inference_config(values: Mapping[str, Any], hostname: str = 'localhost
         model_path=v['model_path'], input_topic=v['input_topic'], input_type=v['input_type'],
         features=tuple(v['features']), best_effort=v['input_reliability'] == 'best_effort',
         output_topic=v['output_topic'], output_type=v['output_type'],
-        outputs=tuple(v['outputs']), control_rate=v['control_rate'],
+        outputs=tuple(v['outputs']), output_frame_id=v['output_frame_id'],
+        control_rate=v['control_rate'],
         control_period=v['control_period'], latency_budget=v['latency_budget'],
         dt_default=v['dt_default'], dt_max=v['dt_max'],
         hold_on_non_finite=v['on_non_finite'] == 'hold', input_timeout=v['input_timeout'],
@@ -217,7 +236,9 @@ def parse_inference_config(values: Mapping[str, Any], hostname: str = 'localhost
         truth_max_age=v['ground_truth.max_age'],
         accuracy_tolerance=v['accuracy.tolerance'], accuracy_window=v['accuracy.window'],
         accuracy_warn=v['accuracy.warn'], joules_per_mac=v['energy.joules_per_mac'],
-        static_watts=v['energy.static_watts'], tracing=tracing, json_logging=v['json_logging'],
+        static_watts=v['energy.static_watts'], tracing=tracing,
+        slow_threshold=v['tracing.slow_threshold'], startup_traces=v['tracing.startup_traces'],
+        max_anomalies_per_s=v['tracing.max_anomalies_per_s'], json_logging=v['json_logging'],
         qos_depth=v['qos_depth'], update_period=v['update_period'],
         metrics_port=v['metrics_port'], metrics_address=v['metrics_address'],
         robot=v['robot'] or hostname)

@@ -5,9 +5,13 @@ accuracy, latency ring), `config` (parameters), `fields` (feature paths), `traci
 (OpenTelemetry), `energy` and `metrics`. The model is loaded, compiled and warmed up before the
 input subscription exists, so the first message never waits for XLA.
 
-Per sampled input message (executor thread) one span `liquid_inference.callback` with children
-`preprocess`, `forward`, `publish`; spans are exported by the SDK's batch processor on its own
-thread, so a slow or dead collector never reaches the control loop. Histograms, power and the
+Tracing is tail-sampled (`tail_sampling`): every callback notes a trace id (which its JSON log
+lines carry) and four wall-clock marks, and decides at its end whether the trace is kept: always
+for an error, a deadline miss, a slow callback or one of the first callbacks (rate-limited), else at
+the head sampling ratio. A kept callback is handed to `trace_export` as a compact record and
+becomes the span tree `liquid_inference.callback` > `preprocess`, `forward`, `publish` on another
+thread; the SDK's batch processor exports it, so a slow or dead collector never reaches the control
+loop. Kept traces are also the latency histograms' exemplars. Histograms, power and the
 hidden-state norm are refreshed by a timer every `update_period`, not per message.
 """
 from __future__ import annotations
@@ -15,21 +19,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import random
 import socket
 import sys
 import time
-from contextlib import nullcontext
-from typing import Any, List, Optional
+from collections import deque
+from typing import Any, Deque, List, Optional, Tuple
 
 import numpy as np
-from opentelemetry.trace import set_span_in_context, use_span
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..core.diagnostics import ERROR, OK, WARN, FunctionDiagnosticTask, Updater
 from ..core.exposition import attach, detach
+from ..core.jsonlog import trace_ids
 from ..core.msg_types import import_message_type
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
@@ -37,8 +40,11 @@ from ..core.runner import node_main
 from .config import INFERENCE_PARAMS, InferenceConfig, parse_inference_config
 from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, STEP_FAILED, Accuracy, Controller,
                          DriftScore, LatencyRing, LogThrottle, input_timeout, nominal_dt)
+from .controller import OK as STEP_OK
 from .fields import has_header, numeric_getters, numeric_setters
 from .metrics import InferenceMetrics
+from .tail_sampling import TailSampler
+from .trace_export import CallbackRecord, new_ids
 
 NODE_NAME = 'liquid_inference'
 _log = logging.getLogger('liquid_edge_ros_monitor.liquid_inference')
@@ -111,6 +117,14 @@ class LiquidInference(Node):
     # ---- set-up --------------------------------------------------------------------------------
 
     def _load(self, c: InferenceConfig) -> None:
+        import jax
+        try:
+            # Run each step on the calling thread: for a small cell, handing it to XLA's CPU
+            # thread and waiting for the result costs more than the step (BENCHMARKS: profile).
+            # Must precede the first computation; a JAX without the flag keeps async dispatch.
+            jax.config.update('jax_cpu_enable_async_dispatch', False)
+        except (AttributeError, KeyError, ValueError):
+            pass
         from ..lnn import load_model
         path = c.model_path or default_model_path()
         self.model = load_model(path)                  # ModelError: one line naming the tensor
@@ -177,19 +191,21 @@ class LiquidInference(Node):
             tc = TracingConfig.from_env(c.tracing, parameter_prefix='tracing.')
         except ValueError as exc:
             raise ConfigError('tracing', str(exc)) from None
-        # The node samples inputs itself (one random() per input) and the SDK keeps every span it
-        # is given: an unsampled input then costs no span at all, where the SDK's own ratio sampler
-        # would still build and end a non-recording span per input (~40 us on a 2-core VM).
+        # The node decides which callbacks are traced (tail sampling, with the ratio as its head
+        # sampling share) and the SDK keeps every span it is given: an untraced callback costs no
+        # span at all.
         self.sampling_ratio = tc.sampling_ratio
-        if tc.enabled and 0.0 < tc.sampling_ratio < 1.0:
+        if tc.enabled:
             tc = dataclasses.replace(tc, sampling_ratio=1.0)
         self.tracing = setup_tracing(tc, {
             'ros.node.name': self.get_name(), 'ros.node.namespace': self.get_namespace(),
             'ros.domain_id': os.environ.get('ROS_DOMAIN_ID', '0')})
-        self._tracer = self.tracing.tracer
-        self._tracing_on = self.tracing.enabled and self.sampling_ratio > 0.0
-        self._sampled = (lambda: True) if self.sampling_ratio >= 1.0 else (
-            lambda r=self.sampling_ratio, rnd=random.random: rnd() < r)
+        self._kept = self.tracing.kept                  # None when tracing is off
+        self.slow_threshold = c.slow_threshold or c.latency_budget
+        self.sampler = TailSampler(self.sampling_ratio, self.slow_threshold, c.startup_traces,
+                                   c.max_anomalies_per_s)
+        # Kept callbacks' (callback s, forward s, trace id, span id, wall s) for the exemplars.
+        self._exemplars: Deque[Tuple[float, float, int, int, float]] = deque(maxlen=64)
         m = self.model
         self._span_attrs = {'lnn.cell': m.cell, 'lnn.mode': m.mode or '', 'lnn.units': m.units,
                             'lnn.inputs': m.n_inputs, 'lnn.outputs': m.n_outputs,
@@ -211,6 +227,9 @@ class LiquidInference(Node):
                                          else ReliabilityPolicy.RELIABLE))
         self._pub = self.create_publisher(self._out_class, c.output_topic, 10)
         self._out_msg = self._out_class()
+        self._out_header = has_header(self._out_class)
+        if self._out_header and c.output_frame_id:
+            self._out_msg.header.frame_id = c.output_frame_id
         self._out_topic = self._pub.topic_name
         handler = self._on_message if not c.control_rate else self._keep_latest
         self._sub = self.create_subscription(self._in_class, c.input_topic, handler, qos_in)
@@ -299,40 +318,49 @@ class LiquidInference(Node):
         self._pub.publish(out)
 
     def _on_input(self, msg: Any, info: Any) -> None:
-        """One input: features, step, command; traced when this input is sampled.
+        """One input: features, step, command; its trace kept or not at the end.
 
-        Only the root span is made by the tracer while the work runs; the three children are
-        recorded afterwards from timestamps taken between the stages, so a traced callback pays no
-        context switches for them, and an unsampled input costs one random() and no span.
-        """
+        With tracing on, the callback costs two random ids, four clock reads and a ContextVar
+        set/reset more than without; only a kept one builds a record (a dict and a tuple), and
+        its spans are made on another thread."""
         t0 = time.perf_counter()
         stamp_ns = None
         if self._in_header:
             st = msg.header.stamp
             stamp_ns = st.sec * 1_000_000_000 + st.nanosec
-        if not (self._tracing_on and self._sampled()):
-            self._process(msg, stamp_ns, None)
+        kept = self._kept
+        if kept is None:
+            status = self._process(msg, stamp_ns, None)
         else:
-            span = self._tracer.start_span(
-                'liquid_inference.callback',
-                attributes=self._callback_attributes(msg, info, stamp_ns))
-            marks = self._process(msg, stamp_ns, span)
-            ctx = set_span_in_context(span)
-            start = self._tracer.start_span
-            for name, a, b in (('preprocess', marks[0], marks[1]),
-                               ('forward', marks[1], marks[2]),
-                               ('publish', marks[2], marks[3])):
-                start(name, context=ctx, start_time=a).end(end_time=b)
-            span.end(end_time=marks[3])
+            m0 = time.time_ns()
+            ids = new_ids()
+            token = trace_ids.set(ids)
+            try:
+                marks = [m0, 0, 0, 0]
+                status = self._process(msg, stamp_ns, marks)
+            finally:
+                trace_ids.reset(token)
         took = time.perf_counter() - t0
         self.callback_lat.add(took)
         deadline = self._deadline()
         if deadline and took > deadline:
             self.metrics.deadline_misses += 1
+        if kept is None:
+            return
+        reason = self.sampler.decide(status != STEP_OK, took, deadline, t0)
+        if reason is None:
+            return
+        attrs = self._callback_attributes(msg, info, stamp_ns)
+        attrs['liquid_edge.keep_reason'] = reason
+        error = _REASONS.get(status)
+        if error:
+            attrs['lnn.error'] = error
+        if kept.put(CallbackRecord(ids[0], ids[1], tuple(marks), attrs, error)):
+            self._exemplars.append((took, (marks[2] - marks[1]) * 1e-9, ids[0], ids[1],
+                                    marks[0] * 1e-9))
 
     def _callback_attributes(self, msg: Any, info: Any, stamp_ns: Optional[int]) -> dict:
-        """The root span's attributes, given at creation (one validation pass, no per-attribute
-        locking as with set_attribute)."""
+        """The root span's attributes (built only for a kept callback)."""
         attrs = dict(self._span_attrs)
         attrs['dds.publication_sequence_number'] = int(info.get('publication_sequence_number', 0))
         if stamp_ns is not None:
@@ -340,40 +368,54 @@ class LiquidInference(Node):
             attrs['ros.header.frame_id'] = msg.header.frame_id
         return attrs
 
-    def _process(self, msg: Any, stamp_ns: Optional[int], span: Any) -> Optional[tuple]:
-        """The callback's work. With a `span`: the wall-clock marks (ns) of the stage boundaries
-        for the child spans."""
-        traced = span is not None
-        m0 = time.time_ns() if traced else 0
+    def _process(self, msg: Any, stamp_ns: Optional[int], marks: Optional[list]) -> int:
+        """The callback's work; returns the controller's status. With `marks` (tracing on): fills
+        in the wall-clock ns at the stage boundaries (features done, step done, published)."""
         dt = self._elapsed(stamp_ns)
         x = self._x
         try:
             x[:] = self._features(msg)
         except (TypeError, ValueError):
             x[:] = np.nan       # a field that is not a number: treated as bad input
-        m1 = time.time_ns() if traced else 0
+        if marks is not None:
+            marks[1] = time.time_ns()
         f0 = time.perf_counter()
         y, status = self.controller.forward(x, dt)      # checks x is finite before the step
         self.forward_lat.add(time.perf_counter() - f0)
+        if marks is not None:
+            marks[2] = time.time_ns()
         if status != NON_FINITE_INPUT:
             self.drift.add(x)
-        m2 = time.time_ns() if traced else 0
         out = self._out_msg
         for setter, v in zip(self._setters, y.tolist()):
             setter(out, v)
+        if self._out_header:
+            self._stamp_command(out, msg)
         self._pub.publish(out)
         if status == STEP_FAILED:
             self.step_failures += 1
         elif status == 0:
             self.step_failures = 0
         if status:
-            self._problem(status, span)
+            self._problem(status)
             if self.step_failures >= self.config.max_step_failures:
                 self._give_up()
         self.metrics.inferences += 1
         if self._truth is not None and self.truth_age() <= self.config.truth_max_age:
             self.accuracy.add(y, self._truth)     # never against truth of any age
-        return (m0, m1, m2, time.time_ns()) if traced else None
+        if marks is not None:
+            marks[3] = time.time_ns()
+        return status
+
+    def _stamp_command(self, out: Any, msg: Any) -> None:
+        """A stamped command carries its input's stamp (receipt time for a headerless input) and,
+        unless `output_frame_id` is set, its frame."""
+        if self._in_header:
+            out.header.stamp = msg.header.stamp
+            if not self.config.output_frame_id:
+                out.header.frame_id = msg.header.frame_id
+        else:
+            out.header.stamp = self.get_clock().now().to_msg()
 
     def _elapsed(self, stamp_ns: Optional[int]) -> float:
         """Seconds since the previous input, from header stamps (receipt time without a header),
@@ -401,13 +443,11 @@ class LiquidInference(Node):
             return 1.0 / c.control_rate
         return self._period_ema
 
-    def _problem(self, status: int, span: Any) -> None:
+    def _problem(self, status: int) -> None:
         reason = _REASONS[status]
         self.metrics.errors[reason] += 1
         self.last_problem = reason
         self.last_problem_ns = time.monotonic_ns()
-        if span is not None:
-            span.set_attribute('lnn.error', reason)
         if status == NON_FINITE_INPUT:
             return
         if status == NON_FINITE_OUTPUT:
@@ -417,12 +457,11 @@ class LiquidInference(Node):
                     f'{self.config.max_step_failures}): {self._step_error()}: state reset, '
                     'safe command published')
         # Once per throttle interval (a fault per message would be 200 lines/s at 200 Hz), inside
-        # the span so the JSON log line carries its trace id.
+        # the callback so the JSON log line carries its trace id.
         held = self._throttles[reason].allow(time.monotonic())
         if held is not None:
-            with use_span(span, end_on_exit=False) if span is not None else nullcontext():
-                _log.error(text + (f' ({held} similar messages suppressed)' if held else ''),
-                           extra={'reason': reason})
+            _log.error(text + (f' ({held} similar messages suppressed)' if held else ''),
+                       extra={'reason': reason})
 
     def _step_error(self) -> str:
         exc = self.controller.last_error
@@ -448,6 +487,15 @@ class LiquidInference(Node):
         m = self.metrics
         m.add_latencies('callback', self.callback_lat.take_new())
         m.add_latencies('forward', self.forward_lat.take_new())
+        exemplars = self._exemplars
+        while exemplars:
+            took, fwd, tid, sid, wall = exemplars.popleft()
+            m.add_exemplar('callback', took, tid, sid, wall)
+            m.add_exemplar('forward', fwd, tid, sid, wall)
+        if self._kept is not None:
+            m.traces_kept = dict(self.sampler.kept)
+            m.traces_dropped = {'rate_limited': self.sampler.dropped['rate_limited'],
+                                'queue_full': self._kept.dropped}
         m.jit_compilations = _compilations[0]
         m.drift = self.drift.value
         m.state_norm = self.controller.state_norm()
@@ -483,7 +531,9 @@ class LiquidInference(Node):
         stat.add('jit compilations', str(_compilations[0]))
         stat.add('state resets', str(self.controller.resets))
         stat.add('tracing', f'{self.tracing.config.protocol} {self.tracing.config.endpoint} '
-                            f'ratio {self.sampling_ratio}' if self.tracing.enabled else 'off')
+                            f'head ratio {self.sampling_ratio}, slow above '
+                            f'{self.slow_threshold * 1e3:.2f} ms' if self.tracing.enabled else 'off')
+        stat.add('traces kept', ', '.join(f'{r} {n}' for r, n in self.sampler.kept.items()))
         stat.add('spans exported / dropped', f'{self.tracing.exported_spans} / '
                                              f'{self.tracing.dropped_spans}')
         return stat

@@ -38,7 +38,7 @@ from .config import INFERENCE_PARAMS, InferenceConfig, parse_inference_config
 from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, Accuracy, Controller, DriftScore,
                         LatencyRing, nominal_dt)
 from .fields import has_header, numeric_getters, numeric_setters
-from .metrics import InferenceMetrics
+from .metrics import InferenceMetrics, model_info_labels
 
 NODE_NAME = 'liquid_inference'
 _log = logging.getLogger('liquid_edge_ros_monitor.liquid_inference')
@@ -83,6 +83,9 @@ class LiquidInference(Node):
         self._load(c)
         self._setup_tracing(c)
         self.metrics = InferenceMetrics(c.robot, self.get_fully_qualified_name())
+        # Deployment tracking and span-queue drops, exported with the other metrics.
+        self.metrics.model_info = model_info_labels(self.model_path, self.model)
+        self.metrics.tracing = self.tracing
         self._endpoint = attach(self.metrics, c.metrics_address, c.metrics_port)
         self.metrics_port: Optional[int] = self._endpoint.port if self._endpoint else None
         self._updater = Updater(self)

@@ -76,8 +76,18 @@ def _readable(name: str, path: Optional[str]) -> Optional[str]:
     return os.path.abspath(path)
 
 
+def _blank_is_unset(args: argparse.Namespace) -> None:
+    """An empty option is an option not given (launch arguments left at their '' default)."""
+    for name in ('ca_file', 'username', 'password_file', 'scrape_interval', 'config_template'):
+        if getattr(args, name) == '':
+            setattr(args, name, None)
+    if not args.robot:
+        args.robot = socket.gethostname()
+
+
 def agent_config(args: argparse.Namespace, template: Dict[str, Any]) -> Dict[str, Any]:
     """robot-agent.yml with the command line's values written in (pure: no files written)."""
+    _blank_is_unset(args)
     url = args.remote_write_url
     if not re.match(r'^https?://[^/\s:]+(:\d+)?(/\S*)?$', url):
         raise AgentError(f"--remote-write-url: must be an http(s) URL, got '{url}'")
@@ -129,6 +139,7 @@ def prometheus_command(prometheus: str, config_path: Path, args: argparse.Namesp
 def cmd_agent(args: argparse.Namespace) -> int:
     """Write the configuration next to the WAL, then exec prometheus (never returns on success)."""
     from .core.share import config_file
+    _blank_is_unset(args)
     template_path = Path(args.config_template) if args.config_template else \
         config_file('prometheus/robot-agent.yml')
     try:

@@ -489,6 +489,17 @@ def test_fleet_rules_and_model_versions_cover_both_robots(fleet):
         (t0, t1), before, after = fleet.outage, fleet.record['wal_before'], fleet.record['wal_after']
         print('WAL bytes per hour of outage, per robot:',
               {ROBOTS[k]: (after[k] - before[k]) / (t1 - t0) * 3600 for k in before})
+    # Figures for docs/BENCHMARKS.md: what the center holds and what a robot's link carries.
+    from prometheus_client.parser import text_string_to_metric_families
+    status, body = central.request('/metrics')
+    assert status == 200
+    own = {s.name: s.value for fam in text_string_to_metric_families(body.decode())
+           for s in fam.samples if not s.labels}
+    sent = fleet.agents['a'].metrics()
+    print('central: resident bytes', own.get('process_resident_memory_bytes'), 'head series',
+          own.get('prometheus_tsdb_head_series'), '| agent a: samples sent',
+          sent.get('prometheus_remote_storage_samples_total'), 'bytes sent',
+          sent.get('prometheus_remote_storage_bytes_total'))
 
 
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason='Prometheus 2.42: remote write resumes at the restart time, '

@@ -73,7 +73,9 @@ class Relay:
         self._lock = threading.Lock()
         self._open: List[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
-        threading.Timer(lifetime_s, self.close).start()
+        self._timer = threading.Timer(lifetime_s, self.close)
+        self._timer.daemon = True
+        self._timer.start()
 
     def _accept(self) -> None:
         while not self.closed.is_set():
@@ -128,7 +130,12 @@ class Relay:
         self.cut_.clear()
 
     def close(self) -> None:
+        self._timer.cancel()
         self.closed.set()
+        try:
+            self.server.shutdown(socket.SHUT_RDWR)     # wakes the blocked accept() (Linux)
+        except OSError:
+            pass
         self.server.close()
         self._drop_all()
 

@@ -531,11 +531,15 @@ def test_an_agent_restarted_during_an_outage_loses_nothing(fleet):
         stamps = raw_samples(central, ROBOTS['b'], t0 - 3, t1 + 3)
         return stamps if stamps and stamps[-1] >= t1 + 1 else None
     try:
-        stamps = wait_for(landed, 60, 'robot B writing again after the restart', interval=1.0)
+        # When it works, B writes again within a few seconds of the restore; one run in three here
+        # had not resumed after 60 s (the restarted agent sent nothing at all): also a loss.
+        stamps = wait_for(landed, 30, 'robot B writing again after the restart', interval=1.0)
     except AssertionError:
         stamps = raw_samples(central, ROBOTS['b'], t0 - 3, t1 + 3)
-        pytest.fail(f'{len(stamps)} samples, gaps {gaps(stamps)}, from {t0 - 3} to {t1 + 3}, '
-                    f'restarted {restarted}; agent B:\n{agent.process.output()[-3000:]}')
+        fleet.record['restart'] = (0, int(restarted - 3 - t0 - 1), 'not resumed')
+        raise AssertionError(f'robot B not writing 30 s after the restore: {len(stamps)} samples '
+                             f'from {t0 - 3:.1f} to {t1 + 3:.1f}, agent ready again at '
+                             f'{restarted:.1f}; agent B:\n{agent.process.output()[-3000:]}') from None
     before_restart = [t for t in stamps if t0 + 1 <= t <= restarted - 3]
     print(f'restart during an outage: {len(before_restart)} of about {int(restarted - 3 - t0 - 1)} '
           f'samples from before the restart landed; gaps {gaps(stamps)}')

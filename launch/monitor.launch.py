@@ -32,14 +32,60 @@ Launch arguments:
   full name (`/robot1/topic_monitor:`), then `ros__parameters:`.
 - `namespace`: namespace of the node; relative topic names in the parameters resolve inside it.
 - `use_sim_time`: 'true' to measure against /clock (simulation, bag replay).
+- `agent`: 'true' to also start the robot's Prometheus agent (`liquid-edge-monitor agent`: scrapes
+  the three exporters, keeps samples in its WAL while the link is down, remote-writes them to the
+  central server; config/prometheus/robot-agent.yml). With it: `agent_remote_write_url` (required),
+  `agent_robot` (the robot label, equal to the nodes' `robot` parameter; default the host name),
+  `agent_ca_file`, `agent_username`, `agent_password_file` (TLS and basic auth towards the center),
+  `agent_storage_path` (the WAL; about 1 GB per day offline at the shipped 5 s interval is ample).
+
+    ros2 launch liquid_edge_ros_monitor monitor.launch.py agent:=true \\
+        agent_remote_write_url:=https://central:9090/api/v1/write agent_ca_file:=/etc/le/ca.pem \\
+        agent_username:=robot agent_password_file:=/etc/le/remote-write.password
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, ExecuteProcess
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
-from launch_ros.substitutions import FindPackageShare
+from launch_ros.substitutions import FindPackagePrefix, FindPackageShare
+
+
+def agent_actions() -> list:
+    """`agent:=true`: the Prometheus agent beside the nodes, through the installed CLI (which
+    checks its arguments, writes the configuration and becomes `prometheus`; empty options count
+    as not given)."""
+    cli = PathJoinSubstitution([FindPackagePrefix('liquid_edge_ros_monitor'), 'lib',
+                                'liquid_edge_ros_monitor', 'liquid-edge-monitor'])
+    command = [cli, 'agent',
+               '--remote-write-url', LaunchConfiguration('agent_remote_write_url'),
+               '--robot', LaunchConfiguration('agent_robot'),
+               '--ca-file', LaunchConfiguration('agent_ca_file'),
+               '--username', LaunchConfiguration('agent_username'),
+               '--password-file', LaunchConfiguration('agent_password_file'),
+               '--storage-path', LaunchConfiguration('agent_storage_path')]
+    return [
+        DeclareLaunchArgument('agent', default_value='false',
+                              description="'true' to start the robot's Prometheus agent too."),
+        DeclareLaunchArgument('agent_remote_write_url', default_value='',
+                              description="The central server's remote-write URL "
+                                          '(https://host:9090/api/v1/write).'),
+        DeclareLaunchArgument('agent_robot', default_value='',
+                              description="Robot label: the nodes' robot parameter "
+                                          '(empty: the host name).'),
+        DeclareLaunchArgument('agent_ca_file', default_value='',
+                              description="CA certificate of the central server's TLS "
+                                          '(empty: the system CAs).'),
+        DeclareLaunchArgument('agent_username', default_value='',
+                              description='Basic auth user towards the central server (empty: none).'),
+        DeclareLaunchArgument('agent_password_file', default_value='',
+                              description='File with the basic auth password.'),
+        DeclareLaunchArgument('agent_storage_path', default_value='/var/lib/liquid_edge/agent',
+                              description="The agent's write-ahead log (kept through link outages)."),
+        ExecuteProcess(cmd=command, name='liquid_edge_agent', output='screen',
+                       condition=IfCondition(LaunchConfiguration('agent'))),
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -89,4 +135,5 @@ def generate_launch_description() -> LaunchDescription:
             output='screen',
             emulate_tty=True,
         ),
+        *agent_actions(),
     ])

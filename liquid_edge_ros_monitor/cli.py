@@ -3,6 +3,8 @@
     liquid-edge-monitor demo [--duration S] [--metrics-port P]    robot, controller, monitors, live table
     liquid-edge-monitor run --params-file FILE [--duration S] [--live]
     liquid-edge-monitor lnn-run --model M.npz --inputs X.npy [--timespans T.npy] --output Y.npy
+    liquid-edge-monitor agent --remote-write-url URL [--robot R] [--ca-file F] [--username U
+                              --password-file F] [--storage-path DIR]     Prometheus agent (fleets)
 
 `run` hosts topic_monitor, node_monitor and liquid_inference (those with a section in the file) in
 one process on one executor; each reads its own `<node name>: ros__parameters:` section, exactly as
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
+
+from .agent import AgentError
 
 PROG = 'liquid-edge-monitor'
 
@@ -72,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument('--live', action='store_true', help='print the live table')
     from .lnn.run import add_arguments as lnn_run_arguments
     lnn_run_arguments(sub.add_parser('lnn-run', help='run an input sequence through an LNN model file'))
+    from .agent import add_arguments as agent_arguments
+    agent_arguments(sub.add_parser('agent', help='the robot\'s Prometheus agent: scrape the three '
+                                                 'exporters, remote-write to a central server'))
     return ap
 
 
@@ -229,8 +236,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == 'lnn-run':
             from .lnn.run import lnn_run
             return lnn_run(args)
+        if args.command == 'agent':
+            from .agent import cmd_agent
+            return cmd_agent(args)
         return {'demo': cmd_demo, 'run': cmd_run}[args.command](args)
-    except (UsageError, FileNotFoundError) as exc:
+    except (UsageError, FileNotFoundError, AgentError) as exc:
         print(f'{PROG}: error: {exc}', file=sys.stderr)
         return 2
 

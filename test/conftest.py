@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, TypeVar
+from typing import Callable, Dict, Iterator, List, Optional, TypeVar
 
 import pytest
 
@@ -55,11 +55,14 @@ def free_port() -> int:
 class RosProcess:
     """A real node in its own process (`python -m module args...`), stopped with SIGINT like Ctrl-C."""
 
-    def __init__(self, module: str, args: List[str], log_path: Path) -> None:
+    def __init__(self, module: str, args: List[str], log_path: Path,
+                 env: Optional[Dict[str, str]] = None) -> None:
+        """`env`: variables set over the test's environment (e.g. another ROS_DOMAIN_ID)."""
         self.log_path = log_path
         self._log = open(log_path, 'wb')
         self.proc = subprocess.Popen([sys.executable, '-m', module, *args], stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=os.environ.copy(), cwd=REPO)
+                                     stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                                     cwd=REPO)
 
     def output(self) -> str:
         if not self._log.closed:

@@ -44,8 +44,9 @@ def _section(demo: Dict, node: str) -> Dict:
     return copy.deepcopy(demo[f'/**/{node}']['ros__parameters'])
 
 
-def stack_parameters(ports: Dict[str, int]) -> Dict:
-    """config/demo.yaml with short periods, the given metrics ports and the test's expectations."""
+def stack_parameters(ports: Dict[str, int], robot: Optional[str] = None) -> Dict:
+    """config/demo.yaml with short periods, the given metrics ports and the test's expectations;
+    `robot`: the robot label of every node (default: the host name)."""
     demo = yaml.safe_load(DEMO_CONFIG.read_text())
     periods = {'update_period': UPDATE_PERIOD, 'diagnostic_updater': {'period': UPDATE_PERIOD}}
 
@@ -64,6 +65,9 @@ def stack_parameters(ports: Dict[str, int]) -> Dict:
     inference = _section(demo, 'liquid_inference')
     inference.update(periods, metrics_port=ports['liquid_inference'])
     inference['tracing']['enabled'] = False
+    if robot is not None:
+        for section in (topic, node, inference):
+            section['robot'] = robot
     return {f'/**/{n}': {'ros__parameters': p} for n, p in
             (('topic_monitor', topic), ('node_monitor', node), ('liquid_inference', inference))}
 
@@ -77,13 +81,17 @@ MODULES = {'sim_robot': 'liquid_edge_ros_monitor.sim_robot',
 
 class DemoStack:
     """sim_robot, extra_robot, topic_monitor, node_monitor and liquid_inference in namespace `ns`,
-    each its own process; `ports[node]` is each exporter's metrics port."""
+    each its own process; `ports[node]` is each exporter's metrics port. `robot` labels every
+    series (default: the host name); `env` is set over the test's environment in every process
+    (a second robot in another ROS_DOMAIN_ID)."""
 
-    def __init__(self, ns: str, tmp: Path) -> None:
-        self.ns, self.tmp = ns, tmp
+    def __init__(self, ns: str, tmp: Path, robot: Optional[str] = None,
+                 env: Optional[Dict[str, str]] = None) -> None:
+        self.ns, self.tmp, self.env = ns, tmp, env
         self.ports = {n: free_port() for n in JOBS}
         self.params_file = tmp / 'params.yaml'
-        self.params_file.write_text(yaml.dump(stack_parameters(self.ports), Dumper=_NoAliases))
+        self.params_file.write_text(yaml.dump(stack_parameters(self.ports, robot),
+                                              Dumper=_NoAliases))
         self.procs: List[RosProcess] = []
         self.extra: Optional[RosProcess] = None
         self.stopped: List[RosProcess] = []     # stopped on purpose by the test
@@ -92,7 +100,7 @@ class DemoStack:
     def _start(self, executable: str, *args: str) -> RosProcess:
         log = self.tmp / f'{executable}-{len(self.procs)}.log'
         proc = RosProcess(MODULES[executable],
-                          ['--ros-args', '-r', f'__ns:={self.ns}', *args], log)
+                          ['--ros-args', '-r', f'__ns:={self.ns}', *args], log, self.env)
         self.procs.append(proc)
         return proc
 

@@ -1,4 +1,4 @@
-"""The metric names the alert rules and the Grafana dashboard query, read from their PromQL.
+"""The metric names the alert and fleet rules and the Grafana dashboards query, read from their PromQL.
 
 Shared by test_prometheus_config.py (names against the docs/METRICS.md contract) and the live-scrape
 test (names against what the running nodes export), so a renamed metric cannot leave a rule or a
@@ -19,6 +19,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 ALERTS_FILE = REPO / 'config' / 'prometheus' / 'alerts.yml'
 DASHBOARD_FILE = REPO / 'config' / 'grafana' / 'liquid_edge_dashboard.json'
+#: The central server's per-robot recording rules and fleet alerts, and the fleet dashboard on them.
+FLEET_RULES_FILE = REPO / 'config' / 'prometheus' / 'fleet.yml'
+FLEET_DASHBOARD_FILE = REPO / 'config' / 'grafana' / 'liquid_edge_fleet_dashboard.json'
 
 #: Series that Prometheus itself writes, never in an exporter's scrape.
 PROMETHEUS_SERIES = frozenset({'up', 'ALERTS', 'ALERTS_FOR_STATE', 'scrape_duration_seconds',
@@ -70,6 +73,17 @@ def alert_rules(path: Path = ALERTS_FILE) -> List[Dict]:
     return [rule for group in doc['groups'] for rule in group['rules'] if 'alert' in rule]
 
 
+def recording_rules(path: Path = FLEET_RULES_FILE) -> List[Dict]:
+    """Every recording rule of a Prometheus rule file, across its groups."""
+    doc = yaml.safe_load(path.read_text())
+    return [rule for group in doc['groups'] for rule in group['rules'] if 'record' in rule]
+
+
+def recorded_names() -> Set[str]:
+    """The series fleet.yml's recording rules write (`robot:...`): Prometheus makes them, no exporter."""
+    return {rule['record'] for rule in recording_rules()}
+
+
 def variable_selector(query: str) -> str:
     """The series selector inside a Grafana `label_values(<selector>, <label>)` variable query."""
     match = _LABEL_VALUES.match(query)
@@ -105,13 +119,15 @@ def annotation_queries(rule: Dict) -> List[str]:
 
 
 def metric_names_used() -> Set[str]:
-    """Base names of the exporter metrics that alerts.yml (expressions and annotation queries) and
-    the dashboard query (Prometheus's own series such as `up` and `ALERTS` left out): each must
-    appear in a live scrape of the nodes."""
+    """Base names of the exporter metrics that alerts.yml (expressions and annotation queries),
+    fleet.yml (recording and alert rules) and both dashboards query (Prometheus's own series such as
+    `up` and `ALERTS`, and the series fleet.yml records, left out): each must appear in a live
+    scrape of the nodes."""
     names: Set[str] = set()
-    for rule in alert_rules():
+    for rule in alert_rules() + alert_rules(FLEET_RULES_FILE) + recording_rules():
         for expr in [rule['expr']] + annotation_queries(rule):
             names |= metric_names_in(expr)
-    for _where, expr in dashboard_exprs():
-        names |= metric_names_in(expr)
-    return names - PROMETHEUS_SERIES
+    for path in (DASHBOARD_FILE, FLEET_DASHBOARD_FILE):
+        for _where, expr in dashboard_exprs(path):
+            names |= metric_names_in(expr)
+    return names - PROMETHEUS_SERIES - recorded_names()

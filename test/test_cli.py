@@ -125,3 +125,45 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
     # The simulated robot and the controller went down with the demo.
     assert wait_for(lambda: all(not c.is_running() or c.status() == psutil.STATUS_ZOMBIE
                                 for c in children), 10, 'sim_robot and liquid_inference to exit')
+
+
+def _agent_args(tmp_path, *extra: str) -> list:
+    return ['agent', '--remote-write-url', 'https://central.example:9090/api/v1/write',
+            '--robot', 'r7', '--storage-path', str(tmp_path / 'wal'), *extra]
+
+
+def test_agent_prints_the_shipped_config_with_this_robot_filled_in(tmp_path):
+    ca, pw = tmp_path / 'ca.pem', tmp_path / 'pw'
+    ca.write_text('x')
+    pw.write_text('secret')
+    p = run_cli(*_agent_args(tmp_path, '--ca-file', str(ca), '--username', 'robot',
+                             '--password-file', str(pw), '--ports', '9201,9202,9203',
+                             '--print-config'))
+    assert p.returncode == 0, p.stderr
+    text, command = p.stdout.rsplit('# ', 1)
+    config = yaml.safe_load(text)
+    assert config['global']['external_labels'] == {'robot': 'r7'}
+    (remote,) = config['remote_write']
+    assert remote['url'] == 'https://central.example:9090/api/v1/write'
+    assert remote['tls_config'] == {'ca_file': str(ca)}
+    assert remote['basic_auth'] == {'username': 'robot', 'password_file': str(pw)}
+    assert [sc['static_configs'][0]['targets'] for sc in config['scrape_configs']] == \
+        [['localhost:9201'], ['localhost:9202'], ['localhost:9203']]
+    assert '--enable-feature=agent' in command and f'--storage.agent.path={tmp_path / "wal"}' in command
+    assert '--storage.agent.retention.max-time=26h' in command
+    assert not (tmp_path / 'wal').exists(), '--print-config starts and writes nothing'
+
+
+@pytest.mark.parametrize('extra, problem', [
+    (['--remote-write-url', 'ftp://x'], '--remote-write-url: must be an http(s) URL'),
+    (['--username', 'robot'], '--username and --password-file go together'),
+    (['--ca-file', '/nonexistent/ca.pem'], '--ca-file: /nonexistent/ca.pem: not a readable file'),
+    (['--ports', '9108,9109'], '--ports: must be three ports'),
+    (['--scrape-interval', 'fast'], "--scrape-interval: must be a Prometheus duration"),
+])
+def test_agent_rejects_bad_arguments_in_one_line(tmp_path, extra, problem):
+    p = run_cli(*_agent_args(tmp_path, *extra))
+    assert p.returncode == 2
+    lines = own_lines(p.stderr)
+    assert len(lines) == 1 and problem in lines[0], p.stderr
+    assert not (tmp_path / 'wal').exists()

@@ -8,10 +8,8 @@ import json
 import logging
 import math
 import time
-from typing import Dict, List
 
 import numpy as np
-import pytest
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -20,7 +18,7 @@ from sensor_msgs.msg import Imu
 from conftest import free_port, wait_for
 from otlp_receiver import OtlpReceiver
 from ros_helpers import sample_value, scrape
-from test_inference_node import FEATURES, GOLDEN, Counter, start_inference
+from test_inference_node import GOLDEN, Counter, start_inference
 
 from liquid_edge_ros_monitor.inference.tail_sampling import TailSampler, TokenBucket
 

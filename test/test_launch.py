@@ -25,7 +25,9 @@ EXPECTED: Dict[str, Dict[str, Set[str]]] = {
         'configs': {'topic_monitor.yaml', 'node_monitor.yaml'},
         'includes': set(),
         'arguments': {'params_file', 'node_params_file', 'node_monitor', 'namespace',
-                      'use_sim_time'},
+                      'use_sim_time', 'agent', 'agent_remote_write_url', 'agent_robot',
+                      'agent_ca_file', 'agent_username', 'agent_password_file',
+                      'agent_storage_path'},
     },
     'inference.launch.py': {
         'executables': {'liquid_inference'},
@@ -151,6 +153,28 @@ def test_referenced_config_files_exist(name: str) -> None:
     assert not missing, f'{name} references config files not in config/: {missing}'
 
 
+def test_monitor_launch_starts_the_agent_through_the_installed_cli_with_options_it_knows() -> None:
+    """agent:=true runs `<prefix>/lib/<pkg>/liquid-edge-monitor agent` with one option per
+    agent_* argument: each option must be one the agent command accepts."""
+    import argparse
+    from liquid_edge_ros_monitor.agent import add_arguments
+    tree = _tree('monitor.launch.py')
+    assert 'liquid-edge-monitor' in _console_scripts()
+    assert {'liquid-edge-monitor', 'agent', 'lib'} <= _strings(tree)
+    assert _calls(tree, 'ExecuteProcess') and _first_arg_strings(_calls(tree, 'FindPackagePrefix')) \
+        == [PACKAGE]
+    # The command's options, read from the list literal that follows 'agent'.
+    (command,) = [n for n in ast.walk(tree) if isinstance(n, ast.List) and any(
+        isinstance(e, ast.Constant) and e.value == 'agent' for e in n.elts)]
+    options = [e.value for e in command.elts
+               if isinstance(e, ast.Constant) and str(e.value).startswith('--')]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    known = {o for a in parser._actions for o in a.option_strings}
+    assert set(options) <= known and '--remote-write-url' in options, options
+    assert len(options) == 6
+
+
 # ---- through the launch API (ROS 2 install only) -----------------------------------------------------
 
 @pytest.fixture
@@ -214,6 +238,9 @@ def test_monitor_launch_description(api: Any) -> None:
     assert 'node_monitor.yaml' in _texts(args['node_params_file'].default_value)
     assert _nodes(api, ld) == [(PACKAGE, 'topic_monitor', 'topic_monitor'),
                                (PACKAGE, 'node_monitor', 'node_monitor')]
+    agents = [e for e in ld.entities if type(e) is api.actions.ExecuteProcess]
+    assert len(agents) == 1 and agents[0].condition is not None   # agent:=true only
+    assert _text(api, args['agent'].default_value) == 'false'
 
 
 def test_inference_launch_description(api: Any) -> None:

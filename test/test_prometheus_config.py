@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from conftest import free_port, wait_for
-from prom_names import (ALERTS_FILE, DASHBOARD_FILE, REPO, alert_rules, dashboard_exprs,
-                        metric_names_in, metric_names_used)
+from prom_names import (ALERTS_FILE, DASHBOARD_FILE, FLEET_DASHBOARD_FILE, FLEET_RULES_FILE, REPO,
+                        alert_rules, dashboard_exprs, metric_names_in, metric_names_used,
+                        recorded_names, recording_rules)
 
 PROM_DIR = REPO / 'config' / 'prometheus'
 ALERTS_TEST_FILE = PROM_DIR / 'alerts_test.yml'
@@ -230,8 +231,9 @@ def test_dashboard_declares_the_prometheus_input_and_the_robot_and_topic_variabl
         assert variable['includeAll'] and variable['allValue'] == '.*'
 
 
-def test_every_dashboard_panel_has_an_id_a_place_and_the_input_datasource():
-    dashboard = _dashboard()
+@pytest.mark.parametrize('path', [DASHBOARD_FILE, FLEET_DASHBOARD_FILE], ids=lambda p: p.stem)
+def test_every_dashboard_panel_has_an_id_a_place_and_the_input_datasource(path: Path):
+    dashboard = json.loads(path.read_text())
     panels = _panels(dashboard)
     ids = [panel['id'] for panel in panels]
     assert len(ids) == len(set(ids)), 'duplicate panel ids'
@@ -269,16 +271,81 @@ def test_dashboard_shows_what_the_issue_asks_for():
 
 
 @needs_promtool
-def test_every_dashboard_query_is_valid_promql(tmp_path: Path):
+@pytest.mark.parametrize('path, at_least', [(DASHBOARD_FILE, 30), (FLEET_DASHBOARD_FILE, 10)],
+                         ids=lambda p: getattr(p, 'stem', str(p)))
+def test_every_dashboard_query_is_valid_promql(tmp_path: Path, path: Path, at_least: int):
     """Each query, with Grafana's variables filled in, becomes a recording rule in a group named
     after its panel: promtool's parser then names the panel of any query it rejects."""
     groups = []
-    for i, (where, expr) in enumerate(dashboard_exprs()):
+    for i, (where, expr) in enumerate(dashboard_exprs(path)):
         for variable, value in sorted(GRAFANA_VARIABLES.items(), key=lambda kv: -len(kv[0])):
             expr = expr.replace('${' + variable[1:] + '}', value).replace(variable, value)
         assert '$' not in expr, f'{where}: unknown Grafana variable in {expr!r}'
         groups.append({'name': f'{i} {where}', 'rules': [{'record': f'dashboard:query_{i}', 'expr': expr}]})
-    assert len(groups) > 30
+    assert len(groups) > at_least
     rules = tmp_path / 'dashboard_rules.yml'
     rules.write_text(yaml.safe_dump({'groups': groups}))
     assert f'SUCCESS: {len(groups)} rules found' in _promtool('check', 'rules', str(rules))
+
+
+# --- fleet: robot agents, central server, fleet rules and dashboard ------------------------------
+
+AGENT_FILE = PROM_DIR / 'robot-agent.yml'
+CENTRAL_FILE = PROM_DIR / 'central.yml'
+FLEET_TEST_FILE = PROM_DIR / 'fleet_test.yml'
+
+
+def _hours(duration: str) -> float:
+    units = {'ms': 1 / 3.6e6, 's': 1 / 3600, 'm': 1 / 60, 'h': 1, 'd': 24, 'w': 168, 'y': 8760}
+    return sum(float(n) * units[u] for n, u in re.findall(r'(\d+)(ms|s|m|h|d|w|y)', duration))
+
+
+@needs_promtool
+def test_promtool_checks_the_agent_and_central_configs_and_the_fleet_rules():
+    assert 'SUCCESS' in _promtool('check', 'config', AGENT_FILE.name, cwd=PROM_DIR)
+    assert 'SUCCESS: 2 rule files found' in _promtool('check', 'config', CENTRAL_FILE.name, cwd=PROM_DIR)
+    n = len(recording_rules()) + len(alert_rules(FLEET_RULES_FILE))
+    assert f'SUCCESS: {n} rules found' in _promtool('check', 'rules', str(FLEET_RULES_FILE))
+    assert 'SUCCESS' in _promtool('test', 'rules', str(FLEET_TEST_FILE))
+
+
+def test_every_fleet_rule_is_unit_tested():
+    tests = yaml.safe_load(FLEET_TEST_FILE.read_text())
+    assert tests['rule_files'] == ['fleet.yml']
+    exprs = {t['expr'] for case in tests['tests'] for t in case.get('promql_expr_test', [])}
+    assert recorded_names() <= exprs, f'not unit-tested: {sorted(recorded_names() - exprs)}'
+    fires, silent = set(), set()
+    for case in tests['tests']:
+        for check in case.get('alert_rule_test', []):
+            (fires if check.get('exp_alerts') else silent).add(check['alertname'])
+    names = {rule['alert'] for rule in alert_rules(FLEET_RULES_FILE)}
+    assert names and names <= fires and names <= silent
+    for rule in alert_rules(FLEET_RULES_FILE):
+        assert rule['labels']['severity'] == 'info' and rule['annotations']['summary'], rule['alert']
+
+
+def test_the_agent_and_the_center_keep_a_day_offline():
+    from liquid_edge_ros_monitor.agent import DEFAULT_RETENTION
+    central = yaml.safe_load(CENTRAL_FILE.read_text())
+    window = _hours(central['storage']['tsdb']['out_of_order_time_window'])
+    assert window >= 24 and _hours(DEFAULT_RETENTION) >= 24
+    assert central['rule_files'] == ['alerts.yml', 'fleet.yml']
+    agent = yaml.safe_load(AGENT_FILE.read_text())
+    assert 'robot' in agent['global']['external_labels']
+    (remote,) = agent['remote_write']
+    assert remote['url'].startswith('https://')
+    assert set(remote['tls_config']) == {'ca_file'} and set(remote['basic_auth']) == {'username', 'password_file'}
+    scrape = yaml.safe_load(PROMETHEUS_FILE.read_text())['scrape_configs']
+    assert agent['scrape_configs'] == scrape, 'robot-agent.yml scrapes what prometheus.yml scrapes'
+    assert 'rule_files' not in agent, 'an agent evaluates no rules'
+
+
+def test_fleet_dashboard_has_the_robot_variable_and_reads_only_rules_fleet_yml_defines():
+    dashboard = json.loads(FLEET_DASHBOARD_FILE.read_text())
+    assert dashboard['uid'] != _dashboard()['uid']
+    assert [v['name'] for v in dashboard['templating']['list']] == ['robot']
+    exprs = [expr for _where, expr in dashboard_exprs(FLEET_DASHBOARD_FILE)]
+    used_records = {n for e in exprs for n in metric_names_in(e) if ':' in n}
+    assert used_records == recorded_names(), 'each fleet.yml recording rule, and no other, is shown'
+    assert any('liquid_edge_model_info' in e for e in exprs)
+    assert any('liquid_edge_inference_spans_dropped_total' in e for e in exprs)

@@ -1,7 +1,9 @@
 """The inference node's Prometheus collector (`liquid_edge_inference_*`, `liquid_edge_model_*`)."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, Iterator, Optional, Tuple
+import hashlib
+import os
+from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
@@ -15,6 +17,22 @@ from ..core.histogram import LatencyHistogram
 INFERENCE_BUCKETS: Tuple[float, ...] = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+#: Labels of `liquid_edge_model_info`, besides robot and node.
+MODEL_INFO_LABELS = ('model', 'sha256', 'cell', 'mode', 'units')
+
+
+def model_info_labels(path: str, model: Any) -> Dict[str, str]:
+    """The labels of `liquid_edge_model_info` for a loaded model: its file name, the sha256 of the
+    weights file (so `count by (sha256)` shows the versions deployed across a fleet), cell, mode,
+    units. Reads the file once, at load time, off the hot path."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return {'model': os.path.splitext(os.path.basename(path))[0], 'sha256': digest.hexdigest(),
+            'cell': str(model.cell), 'mode': str(model.mode or ''), 'units': str(model.units)}
 
 
 class InferenceMetrics(Collector):
@@ -40,6 +58,8 @@ class InferenceMetrics(Collector):
         self.power: Dict[str, float] = {}       # source -> watts
         self.traces_kept: Dict[str, int] = {}      # reason -> kept callbacks (tracing on only)
         self.traces_dropped: Dict[str, int] = {}   # rate_limited / queue_full
+        self.model_info: Optional[Dict[str, str]] = None   # model_info_labels(), set once loaded
+        self.tracing: Optional[Any] = None      # a Tracing: its span counters, read at scrape time
 
     def add_latencies(self, stage: str, values_s: np.ndarray) -> None:
         self.hist[stage].add(values_s)
@@ -57,7 +77,7 @@ class InferenceMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         fams = self._families()
         (latency, inferences, errors, jit, misses, drift, norm, accuracy, energy, power, kept,
-         dropped) = fams
+         dropped, info, spans_dropped, spans_failed) = fams
         lab = self.labels
         for stage, h in self.hist.items():
             latency.add_metric([stage] + lab, h.buckets(), h.total)
@@ -77,6 +97,11 @@ class InferenceMetrics(Collector):
             kept.add_metric([reason] + lab, n)
         for reason, n in list(self.traces_dropped.items()):
             dropped.add_metric([reason] + lab, n)
+        if self.model_info is not None:
+            info.add_metric([self.model_info[k] for k in MODEL_INFO_LABELS] + lab, 1)
+        tracing = self.tracing
+        spans_dropped.add_metric(lab, tracing.dropped_spans if tracing is not None else 0)
+        spans_failed.add_metric(lab, tracing.failed_spans if tracing is not None else 0)
         return iter(fams)
 
     @staticmethod
@@ -121,4 +146,13 @@ class InferenceMetrics(Collector):
                                 'tracing.max_anomalies_per_s, not head-sampled) or queue_full '
                                 '(export backlog).',
                                 labels=['reason'] + lab),
+            GaugeMetricFamily('liquid_edge_model_info',
+                              'The loaded model (always 1): file name, sha256 of the weights file, '
+                              'cell, mode, units.', labels=list(MODEL_INFO_LABELS) + lab),
+            CounterMetricFamily('liquid_edge_inference_spans_dropped',
+                                'Spans dropped because the bounded export queue was full '
+                                '(collector dead or slow); memory never grows.', labels=lab),
+            CounterMetricFamily('liquid_edge_inference_spans_export_failed',
+                                'Spans lost because their export failed (collector unreachable '
+                                'or refusing).', labels=lab),
         )

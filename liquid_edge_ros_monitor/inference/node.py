@@ -42,7 +42,7 @@ from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, STEP_FAILED, Accur
                          DriftScore, LatencyRing, LogThrottle, input_timeout, nominal_dt)
 from .controller import OK as STEP_OK
 from .fields import has_header, numeric_getters, numeric_setters
-from .metrics import InferenceMetrics
+from .metrics import InferenceMetrics, model_info_labels
 from .tail_sampling import TailSampler
 from .trace_export import CallbackRecord, new_ids
 
@@ -92,6 +92,9 @@ class LiquidInference(Node):
         self._load(c)
         self._setup_tracing(c)
         self.metrics = InferenceMetrics(c.robot, self.get_fully_qualified_name())
+        # Deployment tracking and span-queue drops, exported with the other metrics.
+        self.metrics.model_info = model_info_labels(self.model_path, self.model)
+        self.metrics.tracing = self.tracing
         self._endpoint = attach(self.metrics, c.metrics_address, c.metrics_port)
         self.metrics_port: Optional[int] = self._endpoint.port if self._endpoint else None
         self._updater = Updater(self)

@@ -1,0 +1,166 @@
+"""`liquid-edge-monitor agent`: the robot's Prometheus agent (remote write to a central server).
+
+Why a command and not only a launch argument: Prometheus is not a ROS node, and robots run the
+monitors both under `ros2 launch` and under `liquid-edge-monitor run` (or systemd). One command
+that turns the shipped `config/prometheus/robot-agent.yml` into a ready configuration (robot name,
+central URL, CA, user, scrape ports) and then *becomes* `prometheus --enable-feature=agent` (exec:
+signals reach Prometheus itself, which shuts down cleanly on SIGINT and SIGTERM) serves all three;
+`monitor.launch.py agent:=true` runs it beside the nodes. Bad input: one line, exit 2, before
+Prometheus starts.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import re
+import shutil
+import socket
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+#: The scrape jobs of robot-agent.yml -> the metrics port each exporter defaults to.
+JOB_PORTS = {'liquid_edge_topic_monitor': 9108, 'liquid_edge_node_monitor': 9109,
+             'liquid_edge_inference': 9110}
+DEFAULT_STORAGE = '/var/lib/liquid_edge/agent'
+DEFAULT_RETENTION = '26h'        # a day offline plus head-room (robot-agent.yml says why)
+DEFAULT_LISTEN = '127.0.0.1:9095'
+FLUSH_DEADLINE = '4s'
+_DURATION = re.compile(r'^(\d+(ms|s|m|h|d|w|y))+$')
+
+
+class AgentError(Exception):
+    """A one-line problem with the agent's arguments."""
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument('--remote-write-url', required=True,
+                    help='the central server\'s receiver, e.g. https://central:9090/api/v1/write')
+    ap.add_argument('--robot', default=socket.gethostname(),
+                    help='robot label; must equal the nodes\' robot parameter (default: host name)')
+    ap.add_argument('--ca-file', help='CA certificate of the central server (https)')
+    ap.add_argument('--username', help='basic auth user of the central server')
+    ap.add_argument('--password-file', help='file holding the basic auth password')
+    ap.add_argument('--storage-path', default=DEFAULT_STORAGE,
+                    help=f'WAL directory (default {DEFAULT_STORAGE}; about 1 GB per day offline)')
+    ap.add_argument('--retention', default=DEFAULT_RETENTION,
+                    help=f'longest outage the WAL rides out (default {DEFAULT_RETENTION})')
+    ap.add_argument('--listen-address', default=DEFAULT_LISTEN,
+                    help=f'the agent\'s own /metrics and health endpoints (default {DEFAULT_LISTEN})')
+    ap.add_argument('--targets', default='localhost',
+                    help='host of the three exporters (default localhost)')
+    ap.add_argument('--ports', default=','.join(str(p) for p in JOB_PORTS.values()),
+                    help='metrics ports of topic_monitor,node_monitor,liquid_inference '
+                         '(default 9108,9109,9110)')
+    ap.add_argument('--scrape-interval', default=None,
+                    help='override robot-agent.yml\'s scrape interval (e.g. 5s)')
+    ap.add_argument('--config-template', default=None,
+                    help='agent config to start from (default: the shipped robot-agent.yml)')
+    ap.add_argument('--print-config', action='store_true',
+                    help='print the configuration and the prometheus command, start nothing')
+
+
+def _duration(name: str, text: str) -> str:
+    if not _DURATION.match(text):
+        raise AgentError(f"{name}: must be a Prometheus duration such as 5s or 26h, got '{text}'")
+    return text
+
+
+def _readable(name: str, path: Optional[str]) -> Optional[str]:
+    if path is None:
+        return None
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise AgentError(f'{name}: {path}: not a readable file')
+    return os.path.abspath(path)
+
+
+def _blank_is_unset(args: argparse.Namespace) -> None:
+    """An empty option is an option not given (launch arguments left at their '' default)."""
+    for name in ('ca_file', 'username', 'password_file', 'scrape_interval', 'config_template'):
+        if getattr(args, name) == '':
+            setattr(args, name, None)
+    if not args.robot:
+        args.robot = socket.gethostname()
+
+
+def agent_config(args: argparse.Namespace, template: Dict[str, Any]) -> Dict[str, Any]:
+    """robot-agent.yml with the command line's values written in (pure: no files written)."""
+    _blank_is_unset(args)
+    url = args.remote_write_url
+    if not re.match(r'^https?://[^/\s:]+(:\d+)?(/\S*)?$', url):
+        raise AgentError(f"--remote-write-url: must be an http(s) URL, got '{url}'")
+    if not args.robot or not re.match(r'^[\w.:/-]+$', args.robot):
+        raise AgentError(f"--robot: must be a non-empty name, got '{args.robot}'")
+    if (args.username is None) != (args.password_file is None):
+        raise AgentError('--username and --password-file go together')
+    try:
+        ports = [int(p) for p in args.ports.split(',')]
+    except ValueError:
+        ports = []
+    if len(ports) != len(JOB_PORTS) or not all(0 < p < 65536 for p in ports):
+        raise AgentError(f"--ports: must be three ports (topic_monitor,node_monitor,"
+                         f"liquid_inference), got '{args.ports}'")
+    ca = _readable('--ca-file', args.ca_file)
+    password = _readable('--password-file', args.password_file)
+
+    config = copy.deepcopy(template)
+    config.setdefault('global', {}).setdefault('external_labels', {})['robot'] = args.robot
+    if args.scrape_interval:
+        interval = _duration('--scrape-interval', args.scrape_interval)
+        config['global']['scrape_interval'] = interval
+        config['global']['scrape_timeout'] = interval
+    by_job = dict(zip(JOB_PORTS, ports))
+    for scrape in config.get('scrape_configs', []):
+        if scrape['job_name'] in by_job:
+            scrape['static_configs'] = [{'targets': [f'{args.targets}:{by_job[scrape["job_name"]]}']}]
+    (remote,) = config['remote_write']
+    remote['url'] = url
+    remote.pop('tls_config', None)
+    remote.pop('basic_auth', None)
+    if ca is not None:
+        remote['tls_config'] = {'ca_file': ca}
+    if password is not None:
+        remote['basic_auth'] = {'username': args.username, 'password_file': password}
+    return config
+
+
+def prometheus_command(prometheus: str, config_path: Path, args: argparse.Namespace) -> List[str]:
+    return [prometheus, '--enable-feature=agent', f'--config.file={config_path}',
+            f'--storage.agent.path={args.storage_path}',
+            f'--storage.agent.retention.max-time={_duration("--retention", args.retention)}',
+            '--storage.agent.wal-compression', f'--web.listen-address={args.listen_address}',
+            # A stop waits this long for unsent samples (default 1 min, which a dead link always
+            # uses up): under 5 s, so that ros2 launch's SIGINT-then-SIGTERM stops it cleanly.
+            f'--storage.remote.flush-deadline={FLUSH_DEADLINE}', '--log.level=warn']
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    """Write the configuration next to the WAL, then exec prometheus (never returns on success)."""
+    from .core.share import config_file
+    _blank_is_unset(args)
+    template_path = Path(args.config_template) if args.config_template else \
+        config_file('prometheus/robot-agent.yml')
+    try:
+        template = yaml.safe_load(template_path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise AgentError(f'{template_path}: cannot read the agent configuration: {exc}') from None
+    config = agent_config(args, template)
+    prometheus = shutil.which('prometheus')
+    storage = Path(args.storage_path)
+    config_path = storage / 'robot-agent.yml'
+    command = prometheus_command(prometheus or 'prometheus', config_path, args)
+    text = yaml.safe_dump(config, sort_keys=False)
+    if args.print_config:
+        print(text + '# ' + ' '.join(command))
+        return 0
+    if prometheus is None:
+        raise AgentError('prometheus: not found on PATH (Debian package prometheus, 2.39 or later)')
+    try:
+        storage.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(text)
+    except OSError as exc:
+        raise AgentError(f'--storage-path: {storage}: {exc.strerror}') from None
+    os.execv(prometheus, command)
+    return 0   # not reached

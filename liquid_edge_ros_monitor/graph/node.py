@@ -310,8 +310,8 @@ class NodeMonitor(Node):
         super().destroy_node()
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    return node_main(NODE_NAME, NodeMonitor, (ConfigError, OSError), args)
+def main(args: Optional[List[str]] = None, stop: Any = None) -> int:
+    return node_main(NODE_NAME, NodeMonitor, (ConfigError, OSError), args, stop=stop)
 
 
 if __name__ == '__main__':

@@ -332,8 +332,8 @@ class TopicMonitor(Node):
         super().destroy_node()
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    return node_main(NODE_NAME, TopicMonitor, (ConfigError, OSError), args)
+def main(args: Optional[List[str]] = None, stop: Any = None) -> int:
+    return node_main(NODE_NAME, TopicMonitor, (ConfigError, OSError), args, stop=stop)
 
 
 if __name__ == '__main__':

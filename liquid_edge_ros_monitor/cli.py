@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-import yaml
 
 PROG = 'liquid-edge-monitor'
 
@@ -32,17 +31,12 @@ class UsageError(Exception):
 def check_params_file(path: str) -> Tuple[Path, Dict[str, Any]]:
     """Fail early, in one line naming the file, on what rcl would reject less clearly; return the
     path and the parsed file."""
+    from .core.params_file import ParamsFileError, load_params_file
     p = Path(path)
-    if not p.is_file():
-        raise UsageError(f'{path}: params file not found')
     try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise UsageError(f'{path}: cannot read params file: {exc.strerror}') from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, 'problem_mark', None)
-        where = f' at line {mark.line + 1}' if mark is not None else ''
-        raise UsageError(f'{path}: not valid YAML{where}') from None
+        data = load_params_file(path)
+    except ParamsFileError as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(data, dict) or not any(
             isinstance(v, dict) and 'ros__parameters' in v for v in data.values()):
         raise UsageError(f"{path}: no '<node name>: ros__parameters:' section")

@@ -20,6 +20,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
+from .params_file import ParamsFileError, check_params_files
 from .stop import StartupInterrupted, StopSignals
 
 #: How often the executor loop looks at the stop request (it wakes for work in between anyway).
@@ -44,11 +45,13 @@ def rclpy_errors() -> Tuple[Type[BaseException], ...]:
     invalid `--ros-args`, a parameter of the wrong type."""
     from rclpy._rclpy_pybind11 import RCLError
     from rclpy.exceptions import ParameterException
-    return (RCLError, ParameterException)
+    return (RCLError, ParameterException, ParamsFileError)
 
 
 def init(args: Optional[List[str]]) -> None:
-    """rclpy.init without rclpy's signal handlers (ours are in `core/stop.py`)."""
+    """rclpy.init without rclpy's signal handlers (ours are in `core/stop.py`), after checking
+    the params files it will read (ParamsFileError: one line naming the file)."""
+    check_params_files(sys.argv if args is None else args)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 

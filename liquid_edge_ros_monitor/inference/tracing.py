@@ -184,6 +184,10 @@ class TracingConfig:
             enabled = not _parse_bool('OTEL_SDK_DISABLED', get('OTEL_SDK_DISABLED'))
         if 'enabled' in overrides:
             enabled = _parse_bool(param('enabled'), overrides['enabled'])
+        if not enabled:
+            # Settings that will not be used never stop the controller (an endpoint left in the
+            # environment of a robot whose tracing is off, say).
+            return cls(enabled=False)
 
         if 'protocol' in overrides:
             protocol = _parse_protocol(param('protocol'), overrides['protocol'])

@@ -67,7 +67,8 @@ class TopicMetrics(Collector):
             jitter.add_metric(labels, s.jitter_s)
             dropped.add_metric(labels, s.dropped_total)
             for reason, n in (('zero', s.zero_stamps_total), ('future', s.future_stamps_total),
-                              ('unreadable', s.unreadable_stamps_total)):
+                              ('unreadable', s.unreadable_stamps_total),
+                              ('negative', s.negative_stamps_total)):
                 stamps.add_metric(labels + [reason], n)
             hists = self._hist.get(r.name)
             if hists is None:   # removed while we were collecting
@@ -104,7 +105,7 @@ class TopicMetrics(Collector):
             GaugeMetricFamily('liquid_edge_topic_status',
                               'Diagnostic level: 0 OK, 1 WARN, 2 ERROR, 3 STALE.', labels=lab),
             CounterMetricFamily('liquid_edge_topic_invalid_stamps',
-                                'Messages whose header.stamp was zero, in the future or unreadable.',
+                                'Messages whose header.stamp was zero, negative, in the future or unreadable.',
                                 labels=lab + ['reason']),
             GaugeMetricFamily('liquid_edge_topic_info', 'The topic\'s message type (value is 1).',
                               labels=lab + ['type']),

@@ -76,6 +76,8 @@ class TopicSnapshot:
     future_stamps_total: int
     unreadable_stamps_total: int
     overflowed: bool
+    negative_stamps_window: int = 0
+    negative_stamps_total: int = 0
     # Samples that arrived since the previous snapshot, for histograms (seconds).
     new_header_latency_s: np.ndarray = field(default_factory=lambda: _EMPTY, repr=False,
                                              compare=False)
@@ -84,15 +86,18 @@ class TopicSnapshot:
 
 
 def _classify(arrival: np.ndarray, stamps: np.ndarray, tolerance_ns: int
-              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Header latencies (ns) of the measurable samples, and the masks of the unreadable, zero and
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Header latencies (ns) of the measurable samples, and the masks of the unreadable, zero,
+    negative (before 1970: a latency of decades would poison the histogram's sum for good) and
     future stamps, which are counted but never measured. A stamp at most `tolerance_ns` ahead of
     its arrival is clock jitter (sim time's /clock steps, PTP skew) and measures as latency 0."""
     unreadable = stamps == MISSING
     zero = stamps == 0
+    negative = ~unreadable & (stamps < 0)
     lat = arrival - stamps
     future = ~unreadable & ~zero & (lat < -tolerance_ns)
-    return np.maximum(lat[~unreadable & ~zero & ~future], 0), unreadable, zero, future
+    good = ~unreadable & ~zero & ~negative & ~future
+    return np.maximum(lat[good], 0), unreadable, zero, negative, future
 
 
 class TopicWindow:
@@ -127,6 +132,7 @@ class TopicWindow:
         self.zero_stamps_total = 0
         self.future_stamps_total = 0
         self.unreadable_stamps_total = 0
+        self.negative_stamps_total = 0
 
     def record(self, arrival_ns: int, size: int, transport_ns: int, seq: int,
                stamp_ns: int = MISSING) -> None:
@@ -197,10 +203,11 @@ class TopicWindow:
         mean_size = float(cols[self.SIZE].mean()) if n else 0.0
 
         header_q = None
-        zero_w = future_w = 0
+        zero_w = future_w = negative_w = 0
         if self.has_header and n:
-            lat, _, zero, future = _classify(arrival, cols[self.STAMP], self.future_tolerance_ns)
-            zero_w, future_w = int(zero.sum()), int(future.sum())
+            lat, _, zero, negative, future = _classify(arrival, cols[self.STAMP],
+                                                       self.future_tolerance_ns)
+            zero_w, future_w, negative_w = int(zero.sum()), int(future.sum()), int(negative.sum())
             header_q = Quantiles.of(lat)
         transport = cols[self.TRANSPORT]
         transport_q = Quantiles.of(transport[transport != MISSING]) if n else None
@@ -217,12 +224,15 @@ class TopicWindow:
             future_stamps_window=future_w, zero_stamps_total=self.zero_stamps_total,
             future_stamps_total=self.future_stamps_total,
             unreadable_stamps_total=self.unreadable_stamps_total, overflowed=overflowed,
+            negative_stamps_window=negative_w, negative_stamps_total=self.negative_stamps_total,
             new_header_latency_s=new_header, new_transport_latency_s=new_transport)
 
     def _count_stamps(self, arrival: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """Update the invalid-stamp counters for new samples; return their good latencies (s)."""
-        lat, unreadable, zero, future = _classify(arrival, stamps, self.future_tolerance_ns)
+        lat, unreadable, zero, negative, future = _classify(arrival, stamps,
+                                                            self.future_tolerance_ns)
         self.unreadable_stamps_total += int(unreadable.sum())
+        self.negative_stamps_total += int(negative.sum())
         self.zero_stamps_total += int(zero.sum())
         self.future_stamps_total += int(future.sum())
         return lat / NS

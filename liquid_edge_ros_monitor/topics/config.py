@@ -57,6 +57,11 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('discovery.stale_timeout', 'double', 0.0,
               'Silence after which a discovered topic is STALE, seconds; 0 = only when its '
               'publishers vanish.', non_negative),
+    ParamSpec('discovery.forget_after', 'double', 300.0,
+              'A discovered topic without publishers this long is forgotten: its /diagnostics '
+              'status and metric series go (topics come and go on a robot that runs for days), '
+              'seconds; 0 = never. Listed topics are never forgotten: they read STALE.',
+              non_negative),
     ParamSpec('defaults.tolerance', 'double', 0.1,
               'Default allowed relative deviation from expected_rate.', fraction),
     ParamSpec('defaults.max_latency', 'double', 0.0,
@@ -124,6 +129,7 @@ class DiscoveryConfig:
     exclude: Tuple[str, ...] = ()
     period: float = 1.0
     stale_timeout: float = 0.0
+    forget_after: float = 300.0
 
     def matches(self, topic: str) -> bool:
         """Whether a resolved topic name is to be discovered."""
@@ -221,5 +227,6 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
         discovery=DiscoveryConfig(
             enabled=g['discovery.enabled'], include=tuple(g['discovery.include']),
             exclude=tuple(g['discovery.exclude']), period=g['discovery.period'],
-            stale_timeout=g['discovery.stale_timeout']),
+            stale_timeout=g['discovery.stale_timeout'],
+            forget_after=g['discovery.forget_after']),
         topics=tuple(topics))

@@ -6,7 +6,7 @@ per update period with numpy (`LatencyHistogram.add`), not per message.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, Iterator, Tuple
+from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric)
@@ -24,8 +24,11 @@ class TopicMetrics(Collector):
     the dict's own atomic assignment.
     """
 
-    def __init__(self, robot: str) -> None:
+    def __init__(self, robot: str, now_ns: Optional[Callable[[], int]] = None) -> None:
         self.robot = robot
+        #: The clock the reports were computed with (the node's), so the last-message age is
+        #: read at scrape time rather than frozen at the last statistics update.
+        self._now_ns = now_ns
         self._reports: Dict[str, TopicReport] = {}
         self._hist: Dict[str, Tuple[LatencyHistogram, LatencyHistogram]] = {}
 
@@ -51,7 +54,8 @@ class TopicMetrics(Collector):
         reports = list(self._reports.values())
         fams = self._families()
         (messages, bytes_, rate, jitter, latency, transport, dropped, pubs, status, stamps,
-         info) = fams
+         info, age) = fams
+        now = self._now_ns() if self._now_ns is not None else None
         for r in reports:
             labels = [r.name, self.robot]
             s = r.snapshot
@@ -60,6 +64,9 @@ class TopicMetrics(Collector):
             info.add_metric([r.name, self.robot, r.state.type_name or 'unknown'], 1)
             if s is None:
                 continue
+            if s.age_s is not None:          # absent until the first message
+                late = max(0, now - s.time_ns) / 1e9 if now is not None else 0.0
+                age.add_metric(labels, s.age_s + late)
             messages.add_metric(labels, s.messages_total)
             bytes_.add_metric(labels, s.bytes_total)
             if s.rate_hz is not None:        # unknown with < 2 messages in the window
@@ -109,4 +116,7 @@ class TopicMetrics(Collector):
                                 labels=lab + ['reason']),
             GaugeMetricFamily('liquid_edge_topic_info', 'The topic\'s message type (value is 1).',
                               labels=lab + ['type']),
+            GaugeMetricFamily('liquid_edge_topic_last_message_age_seconds',
+                              'Seconds since the last message arrived (absent before the first).',
+                              labels=lab),
         )

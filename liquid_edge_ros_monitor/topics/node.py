@@ -16,6 +16,7 @@ import queue
 import socket
 import sys
 import threading
+import time
 from typing import Any, Dict, List, Optional
 
 from rclpy.clock import Clock, ClockType
@@ -66,6 +67,8 @@ class TopicTrack:
         self.applied_epoch = 0        # the epoch the receiver thread last handed over
         self.updated_ns: Optional[int] = None
         self.report: Optional[TopicReport] = None
+        self.unpublished_since_ns: Optional[int] = None   # steady clock; None while published
+        self.forgotten = False
 
     def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any,
                publishers_changed: bool) -> TopicReport:
@@ -119,6 +122,10 @@ class TopicMonitor(Node):
         super().__init__(NODE_NAME, **kwargs)
         self.config = self._read_config()
         self._tracks: Dict[str, TopicTrack] = {}
+        #: Discovered topics forgotten for want of publishers, while they stay in the graph (a
+        #: subscriber keeps them there): not re-added until a publisher comes back.
+        self._forgotten: set = set()
+        self._forget_queue: 'queue.SimpleQueue[str]' = queue.SimpleQueue()
         self._errors_logged: set = set()
         self._timebase = _TimeBase()
         # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
@@ -130,7 +137,8 @@ class TopicMonitor(Node):
                                               daemon=True)
         self._updater = Updater(self)
         self._updater.setHardwareID(self.config.robot)
-        self._metrics = TopicMetrics(self.config.robot)
+        self._metrics = TopicMetrics(self.config.robot,
+                                     now_ns=lambda: self.get_clock().now().nanoseconds)
         self._endpoint = attach(self._metrics, self.config.metrics_address,
                                 self.config.metrics_port)
         self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
@@ -182,15 +190,46 @@ class TopicMonitor(Node):
     def _discover(self) -> None:
         topics = dict(self.get_topic_names_and_types())
         discovery = self.config.discovery
+        self._forgotten.intersection_update(topics)     # bounded by what the graph holds
         for name in topics:
             if name not in self._tracks and discovery.matches(name):
+                if name in self._forgotten:
+                    if not self.count_publishers(name):
+                        continue
+                    self._forgotten.discard(name)
                 self._add_track(name, self.config.for_discovered(name))
+        now = time.monotonic_ns()
+        forget_ns = int(discovery.forget_after * 1e9)
         for track in list(self._tracks.values()):
             try:
                 self._refresh(track, topics.get(track.name, []))
             except Exception as exc:   # one odd topic must never stop the monitor
                 track.problem = f'cannot monitor: {exc}'
                 self._log_once(track.name, track.problem)
+            if track.publishers:
+                track.unpublished_since_ns = None
+            elif track.unpublished_since_ns is None:
+                track.unpublished_since_ns = now
+            elif (forget_ns and not track.config.listed
+                  and now - track.unpublished_since_ns >= forget_ns):
+                self._forget(track)
+
+    def _forget(self, track: TopicTrack) -> None:
+        """Drop a discovered topic that has had no publisher for `discovery.forget_after`: its
+        subscription, /diagnostics status and metric series (removed by the statistics thread,
+        the only one that writes them, so a report computed meanwhile cannot bring them back)."""
+        del self._tracks[track.name]
+        track.forgotten = True
+        if track.subscription is not None:
+            self._receiver.remove(track.subscription)
+            self.destroy_subscription(track.subscription)
+            track.subscription = None
+        self._updater.removeByName(track.name)
+        self._forgotten.add(track.name)
+        self._forget_queue.put(track.name)
+        self._errors_logged = {e for e in self._errors_logged if e[0] != track.name}
+        self.get_logger().debug(f'{track.name}: forgotten (no publisher for '
+                                f'{self.config.discovery.forget_after:g} s)')
 
     def _refresh(self, track: TopicTrack, types: List[str]) -> None:
         infos = self.get_publishers_info_by_topic(track.name) if types else []
@@ -297,10 +336,14 @@ class TopicMonitor(Node):
                 return
             now, work = item
             for track, window, pending, changed in work:
+                if track.forgotten:
+                    continue
                 try:
                     self._metrics.update(track.update(now, window, pending, changed))
                 except Exception as exc:
                     self._log_once(track.name, f'statistics failed: {exc!r}')
+            while not self._forget_queue.empty():
+                self._metrics.remove(self._forget_queue.get())
 
     def _on_receive_error(self, sub: Any, exc: BaseException) -> None:
         self._log_once(sub.topic_name, f'receiving failed: {exc!r}')

@@ -50,6 +50,28 @@ def test_collector_renders_every_series_with_robot_label():
     assert 'topic="/imu"' not in generate_latest(registry).decode()
 
 
+def test_fast_text_rendering_is_the_generic_exposition_byte_for_byte():
+    """The endpoint renders the topic collector with `render_text()` (eight times faster at 1,000
+    topics); it must say exactly what prometheus_client would say for `collect()`."""
+    metrics = TopicMetrics('r "1"\\', now_ns=lambda: 11 * NS)
+    metrics.update(_report('/imu'))
+    metrics.update(_report('/chatter', has_header=False))
+    metrics.update(_report('/none', publishers=0))
+    silent = TopicState(type_name='', publishers=0, silent_for_s=None, subscribed=False,
+                        has_header=False)
+    metrics.update(report('/never', TopicConfig(name='/never'), silent, None))
+    one = TopicWindow(5.0, 10, has_header=True)
+    one.record(10 * NS, 5, 1, 1, -NS)
+    metrics.update(report('/one', TopicConfig(name='/one'), silent, one.snapshot(10 * NS, True)))
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    text = metrics.render_text()
+    assert text == generate_latest(registry).decode()
+    assert 'liquid_edge_topic_last_message_age_seconds{robot="r \\"1\\"\\\\",topic="/imu"}' in text
+    metrics.remove('/imu')
+    assert 'topic="/imu"' not in metrics.render_text()
+
+
 def test_live_table_has_one_row_per_topic_with_status():
     text = render([_report('/imu'), _report('/chatter', has_header=False, publishers=0)])
     lines = text.splitlines()

@@ -6,11 +6,12 @@ per update period with numpy (`LatencyHistogram.add`), not per message.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from ..core.histogram import LatencyHistogram
 from .health import TopicReport
@@ -31,6 +32,7 @@ class TopicMetrics(Collector):
         self._now_ns = now_ns
         self._reports: Dict[str, TopicReport] = {}
         self._hist: Dict[str, Tuple[LatencyHistogram, LatencyHistogram]] = {}
+        self._labels: Dict[str, str] = {}       # topic -> 'robot="...",topic="..."'
 
     def update(self, report: TopicReport) -> None:
         name = report.name
@@ -46,6 +48,83 @@ class TopicMetrics(Collector):
     def remove(self, name: str) -> None:
         self._reports.pop(name, None)
         self._hist.pop(name, None)
+        self._labels.pop(name, None)
+
+    def render_text(self) -> str:
+        """The text exposition (format 0.0.4) of `collect()`, byte for byte, written directly.
+
+        With a thousand topics `collect()` + prometheus_client's generic formatter take about
+        0.5 s per scrape on a 2-core VM (51,000 samples built as objects, then formatted one by
+        one), and several seconds under load; the endpoint calls this instead (`exposition.py`):
+        label strings are made once per topic, lines with plain string operations.
+        """
+        now = self._now_ns() if self._now_ns is not None else None
+        rows = []
+        for r in list(self._reports.values()):
+            lab = self._labels.get(r.name)
+            if lab is None:
+                lab = self._labels[r.name] = f'robot="{_esc(self.robot)}",topic="{_esc(r.name)}"'
+            rows.append((r, lab, r.snapshot, self._hist.get(r.name)))
+        f = floatToGoString
+        fams = self._families()
+        out: List[str] = []
+
+        def head(i: int) -> None:
+            fam = fams[i]
+            name = fam.name + ('_total' if fam.type == 'counter' else '')
+            out.append(f'# HELP {name} {_esc_help(fam.documentation)}\n# TYPE {name} {fam.type}\n')
+
+        def simple(i: int, value: Callable[[Any, Any], Any], snapshot: bool = True) -> None:
+            head(i)
+            name = fams[i].name + ('_total' if fams[i].type == 'counter' else '')
+            for r, lab, s, _h in rows:
+                if snapshot and s is None:
+                    continue
+                v = value(r, s)
+                if v is not None:
+                    out.append(f'{name}{{{lab}}} {f(v)}\n')
+
+        def hist(i: int, which: int, header_only: bool) -> None:
+            head(i)
+            name = fams[i].name
+            for r, lab, s, h in rows:
+                if s is None or h is None or (header_only and not r.state.has_header):
+                    continue
+                hh = h[which]
+                buckets = hh.buckets()
+                out.extend(f'{name}_bucket{{le="{le}",{lab}}} {f(c)}\n' for le, c in buckets)
+                out.append(f'{name}_count{{{lab}}} {f(buckets[-1][1])}\n'
+                           f'{name}_sum{{{lab}}} {f(hh.total)}\n')
+
+        simple(0, lambda r, s: s.messages_total)
+        simple(1, lambda r, s: s.bytes_total)
+        simple(2, lambda r, s: s.rate_hz)
+        simple(3, lambda r, s: s.jitter_s)
+        hist(4, 0, header_only=True)
+        hist(5, 1, header_only=False)
+        simple(6, lambda r, s: s.dropped_total)
+        simple(7, lambda r, s: r.state.publishers, snapshot=False)
+        simple(8, lambda r, s: r.level, snapshot=False)
+        head(9)
+        for r, lab, s, _h in rows:
+            if s is None:
+                continue
+            for reason, n in (('zero', s.zero_stamps_total), ('future', s.future_stamps_total),
+                              ('unreadable', s.unreadable_stamps_total),
+                              ('negative', s.negative_stamps_total)):
+                out.append(f'liquid_edge_topic_invalid_stamps_total{{reason="{reason}",{lab}}} '
+                           f'{f(n)}\n')
+        head(10)
+        for r, lab, s, h in rows:
+            out.append(f'liquid_edge_topic_info{{{lab},type="{_esc(r.state.type_name or "unknown")}"}}'
+                       ' 1.0\n')
+
+        def age(r: Any, s: Any) -> Optional[float]:
+            if s.age_s is None:
+                return None
+            return s.age_s + (max(0, now - s.time_ns) / 1e9 if now is not None else 0.0)
+        simple(11, age)
+        return ''.join(out)
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
@@ -120,3 +199,12 @@ class TopicMetrics(Collector):
                               'Seconds since the last message arrived (absent before the first).',
                               labels=lab),
         )
+
+
+def _esc(value: str) -> str:
+    """A label value as the text format writes it."""
+    return value.replace('\\', r'\\').replace('\n', r'\n').replace('"', r'\"')
+
+
+def _esc_help(text: str) -> str:
+    return text.replace('\\', r'\\').replace('\n', r'\n')

@@ -7,7 +7,9 @@ and its children, as a terminal's Ctrl-C or `timeout -s INT` does):
 - `group3`: SIGINT to the group, a second 50 ms later, a third 300 ms later (a non-interactive
   `ros2 launch` forwards SIGINT after the group had one; people press Ctrl-C twice);
 - `sigterm`: one SIGTERM (systemd, docker stop, launch after its sigterm_timeout);
-- `startup`: one SIGINT while the process is still starting (imports, JAX warm-up, discovery).
+- `startup`: one SIGINT while the process is still starting (imports, JAX warm-up, discovery),
+  once its handlers are installed (`entry.py` does that first; a signal in the interpreter's own
+  first moments, before any of our code runs, cannot be caught by a Python program).
 
 Each must exit 0 with no traceback. "Gone within 2 s" is measured, not asserted (a loaded CI
 machine is not a benchmark); the deadline on the wait is generous. With LIQUID_EDGE_SIGNAL_TABLE
@@ -51,15 +53,15 @@ def _run_params(tmp: Path) -> Path:
 def _executables(tmp: Path) -> dict:
     return {
         'sim_robot': ([*ENTRY, 'sim_robot', '--ros-args', '-p', 'camera.enabled:=false',
-                       '-p', 'scan.enabled:=false'], ['publishing '], 0.3),
+                       '-p', 'scan.enabled:=false'], ['publishing '], 0.0),
         'topic_monitor': ([*ENTRY, 'topic_monitor', '--ros-args', '-p', 'metrics_port:=0'],
-                          ['monitoring '], 0.3),
+                          ['monitoring '], 0.0),
         'node_monitor': ([*ENTRY, 'node_monitor', '--ros-args', '-p', 'metrics_port:=0',
-                          '-p', 'expected_nodes:=[/absent_node]'], ['watching '], 0.3),
+                          '-p', 'expected_nodes:=[/absent_node]'], ['watching '], 0.0),
         'liquid_inference': ([*ENTRY, 'liquid_inference', '--ros-args', '-p', 'metrics_port:=0'],
-                             ['; tracing '], 1.0),
+                             ['; tracing '], 0.7),
         'run': ([*CLI, 'run', '--params-file', str(_run_params(tmp))],
-                ['monitoring ', 'watching ', '; tracing '], 1.0),
+                ['monitoring ', 'watching ', '; tracing '], 0.7),
         'demo': ([*CLI, 'demo', '--no-live', '--metrics-port', '0'],
                  ['monitoring ', 'watching ', '; tracing '], 1.0),
     }
@@ -105,6 +107,9 @@ def test_stops_cleanly(tmp_path, executable, pattern):
             text = log_path.read_text(errors='replace')
             return all(m in text for m in ready_marks)
         if pattern == 'startup':
+            # Once our handlers are in (before that, the interpreter's own first moments: no
+            # Python program can catch a signal there), plus a point further into start-up.
+            wait_for(lambda: _catches_sigterm(proc.pid), 30, f'{executable} signal handlers')
             time.sleep(startup_delay)   # a point in start-up, not a synchronisation
             was_ready = ready()
         else:
@@ -133,6 +138,19 @@ def test_stops_cleanly(tmp_path, executable, pattern):
     assert 'exit code -' not in out, out
     for pid in children:        # the demo's robot and controller are gone too
         wait_for(lambda: not _alive(pid), 15, f'demo child {pid} to exit')
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a SIGTERM handler (core/stop.py installs SIGINT's and SIGTERM's
+    together; Python itself catches only SIGINT), from /proc/<pid>/status SigCgt."""
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith('SigCgt:'):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    except OSError:
+        pass
+    return False
 
 
 def _alive(pid: int) -> bool:

@@ -72,3 +72,21 @@ def test_an_empty_list_that_means_none_is_honoured(ros_process):
                                   if 'monitoring ' in ln), None), 60, 'the start-up line')
     assert 'discovering [] except' in line, line
     assert p.stop() == 0
+
+
+@pytest.mark.parametrize('env, args', [
+    ({'OTEL_SDK_DISABLED': 'true'}, []),
+    ({}, ['-p', 'tracing.enabled:=false']),
+])
+def test_disabled_tracing_starts_with_an_invalid_endpoint(ros_process, monkeypatch, env, args):
+    """Settings that will not be used never stop the controller (it used to refuse to start)."""
+    from conftest import wait_for
+    monkeypatch.setenv('OTEL_EXPORTER_OTLP_ENDPOINT', 'localhost:4317')   # no scheme: invalid
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    p = ros_process('liquid_edge_ros_monitor.entry', 'liquid_inference', '--ros-args',
+                    '-p', 'metrics_port:=-1', *args)
+    wait_for(lambda: '; tracing off' in p.output() or p.proc.poll() is not None, 90,
+             'the controller to start')
+    assert '; tracing off' in p.output(), p.output()
+    assert p.stop() == 0

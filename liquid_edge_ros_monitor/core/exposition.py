@@ -42,8 +42,9 @@ class MetricsEndpoint:
             self._server = make_server(addr, port, self._app, Server, handler_class=_SilentHandler)
         except OSError as exc:
             raise OSError(f'metrics_port {port} on {address}: {exc.strerror}') from exc
-        threading.Thread(target=self._server.serve_forever, name='metrics_http',
-                         daemon=True).start()
+        # A short poll: shutdown() waits for it, and a node's stop should not (0.5 s by default).
+        threading.Thread(target=self._server.serve_forever, kwargs={'poll_interval': 0.05},
+                         name='metrics_http', daemon=True).start()
         self.address, self.port = address, self._server.server_port
         self.users = 0
 

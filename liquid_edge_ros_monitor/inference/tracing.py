@@ -269,6 +269,10 @@ class TracingConfig:
             raise _problem(param(str(exc).split(':', 1)[0]), str(exc).split(': ', 1)[1]) from None
 
 
+#: How long `Tracing.shutdown` waits for the final flush when the latest export failed, seconds.
+UNREACHABLE_FLUSH_S = 0.25
+
+
 class _CountingExporter(SpanExporter):
     """Wraps the OTLP exporter: counts exported and failed spans per batch (off the hot path) and
     makes shutdown idempotent, so `Tracing.shutdown` may abort it while the SDK's own shutdown is
@@ -280,6 +284,7 @@ class _CountingExporter(SpanExporter):
         self._closed = False
         self.exported = 0
         self.failed = 0
+        self.last_failed = False     # the latest export failed: the collector is unreachable
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         if self._closed:
@@ -293,6 +298,7 @@ class _CountingExporter(SpanExporter):
             self.exported += len(spans)
         else:
             self.failed += len(spans)
+        self.last_failed = result is not SpanExportResult.SUCCESS
         return result
 
     def shutdown(self) -> None:
@@ -392,6 +398,10 @@ class Tracing:
             self._done = True
         atexit.unregister(self._shutdown_at_exit)
         timeout = self.config.export_timeout_s if timeout_s is None else max(0.0, timeout_s)
+        if self._exporter is not None and self._exporter.last_failed:
+            # The collector refused the latest batch: a flush would only wait out the exporter's
+            # retries (the stop of a robot's controller should not); keep a short grace.
+            timeout = min(timeout, UNREACHABLE_FLUSH_S)
         clean = self._bounded(self._provider.shutdown, timeout)
         if not clean and self._exporter is not None:
             # Interrupts the exporter's retry backoff and closes its channel/session; the SDK's

@@ -1,9 +1,11 @@
 """Prometheus exposition: one HTTP endpoint per (address, port) in a process, with the process and
 platform collectors; each node attaches its own collector to it.
 
-The text format (0.0.4) is served, always: a collector with a `render_text()` method (the topic
-monitor's: 51,000 samples at 1,000 topics) writes its own lines, which prometheus_client's generic
-formatter takes about eight times longer to produce; the others go through the registry as usual.
+A collector with a `render_text(openmetrics)` method (the topic monitor's: 51,000 samples at
+1,000 topics) writes its own lines, which prometheus_client's generic formatter takes about eight
+times longer to produce; the others go through prometheus_client as usual. The format follows the
+scraper's Accept header as prometheus_client's own server does (OpenMetrics for Prometheus, which
+carries the exemplars; the text format 0.0.4 otherwise).
 """
 from __future__ import annotations
 
@@ -12,9 +14,9 @@ import threading
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from wsgiref.simple_server import make_server
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import (CONTENT_TYPE_PLAIN_0_0_4, ThreadingWSGIServer,
-                                          _get_best_family, _SilentHandler)
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import (ThreadingWSGIServer, _get_best_family, _SilentHandler,
+                                          choose_encoder)
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -30,9 +32,11 @@ class MetricsEndpoint:
 
     def __init__(self, address: str, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        #: collectors that render their own text (`render_text()`), outside the registry
+        #: the registry without the collectors that render their own text (`text_collectors`)
+        self._generic = CollectorRegistry(auto_describe=True)
+        for c in (ProcessCollector(registry=None), PlatformCollector(registry=None)):
+            self.registry.register(c)
+            self._generic.register(c)
         self.text_collectors: List[Any] = []
 
         class Server(ThreadingWSGIServer):
@@ -48,17 +52,22 @@ class MetricsEndpoint:
         self.address, self.port = address, self._server.server_port
         self.users = 0
 
-    def render(self) -> bytes:
-        """The whole scrape, in the text format 0.0.4."""
-        body = generate_latest(self.registry)
-        return body + ''.join(c.render_text() for c in list(self.text_collectors)).encode()
+    def render(self, accept: str = '') -> Tuple[bytes, str]:
+        """The whole scrape in the format `accept` asks for, and its content type."""
+        encoder, content_type = choose_encoder(accept)
+        openmetrics = content_type.startswith('application/openmetrics-text')
+        body = encoder(self._generic)
+        extra = ''.join(c.render_text(openmetrics) for c in list(self.text_collectors)).encode()
+        if openmetrics and body.endswith(b'# EOF\n'):
+            return body[:-len(b'# EOF\n')] + extra + b'# EOF\n', content_type
+        return body + extra, content_type
 
     def _app(self, environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get('PATH_INFO') == '/favicon.ico':
             start_response('200 OK', [])
             return [b'']
-        body = self.render()
-        headers = [('Content-Type', CONTENT_TYPE_PLAIN_0_0_4)]
+        body, content_type = self.render(environ.get('HTTP_ACCEPT', ''))
+        headers = [('Content-Type', content_type)]
         if 'gzip' in environ.get('HTTP_ACCEPT_ENCODING', ''):
             body = gzip.compress(body, compresslevel=1)
             headers.append(('Content-Encoding', 'gzip'))
@@ -86,10 +95,11 @@ def attach(collector: Collector, address: str, port: int) -> Optional[MetricsEnd
             _endpoints[(address, ep.port)] = ep
             if port:
                 _endpoints[(address, port)] = ep
+        ep.registry.register(collector)
         if hasattr(collector, 'render_text'):
             ep.text_collectors.append(collector)
         else:
-            ep.registry.register(collector)
+            ep._generic.register(collector)
         ep.users += 1
         return ep
 
@@ -99,13 +109,14 @@ def detach(collector: Collector, ep: Optional[MetricsEndpoint]) -> None:
     if ep is None:
         return
     with _endpoints_lock:
+        try:
+            ep.registry.unregister(collector)
+        except KeyError:
+            return
         if collector in ep.text_collectors:
             ep.text_collectors.remove(collector)
         else:
-            try:
-                ep.registry.unregister(collector)
-            except KeyError:
-                return
+            ep._generic.unregister(collector)
         ep.users -= 1
         if ep.users == 0:
             for key in [k for k, v in _endpoints.items() if v is ep]:

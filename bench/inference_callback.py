@@ -1,13 +1,15 @@
 """What tracing costs the real inference callback: `LiquidInference._on_input` on a real node (model,
-features, JAX step, DDS publish), traced four ways side by side in one process.
+features, JAX step, DDS publish), traced several ways side by side in one process.
 
     .venv/bin/python bench/inference_callback.py [--calls 2000] [--rate 200] [--rounds 3]
 
-Cases: tracing off (the baseline), on with sampling ratio 0, on with sampling 0.1 and 1 exporting to
-a live OTLP receiver (grpc, in another process), and on with sampling 1 with the collector dead
-(closed port). Each case calls the callback at `--rate` Hz (as a sensor would) and records its duration;
-the cases alternate over `--rounds` rounds so machine load hits them alike. Reported: median and
-p99 per callback, and the median's ratio to the untraced callback.
+Cases: tracing off (the baseline); tail sampling with head ratio 0 (only anomalies would be kept,
+and the inputs are normal: the cost every callback pays for its ids and marks); head ratio 0.1 and
+1 exporting to a live OTLP receiver (grpc, in another process); head ratio 1 with the collector
+dead (closed port). Each case calls the callback at `--rate` Hz (as a sensor would; 0 = back to
+back) and records its duration; the cases alternate over `--rounds` rounds so machine load hits
+them alike. Reported: median and p99 per callback, the median's ratio to the untraced callback,
+and the traces each case kept.
 """
 from __future__ import annotations
 
@@ -36,6 +38,12 @@ with OtlpReceiver('grpc') as rx:
 '''
 
 
+def cpu_model() -> str:
+    with open('/proc/cpuinfo') as f:
+        return next((line.split(':', 1)[1].strip() for line in f
+                     if line.startswith('model name')), 'unknown')
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -48,7 +56,11 @@ def main() -> None:
     ap.add_argument('--rate', type=float, default=200.0,
                     help='callbacks per second; 0 = back to back')
     ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--switch-interval', type=float, default=0.0,
+                    help='sys.setswitchinterval for this process, s (0 = leave the default)')
     args = ap.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
 
     import rclpy
     from rclpy.parameter import Parameter
@@ -63,10 +75,10 @@ def main() -> None:
     rclpy.init()
     cases = {
         'off': {'tracing.enabled': False},
-        'on, ratio 0': {'tracing.sampling_ratio': 0.0, 'tracing.endpoint': live},
-        'on, ratio 0.1, live grpc': {'tracing.sampling_ratio': 0.1, 'tracing.endpoint': live},
-        'on, ratio 1, live grpc': {'tracing.sampling_ratio': 1.0, 'tracing.endpoint': live},
-        'on, ratio 1, dead collector': {'tracing.sampling_ratio': 1.0, 'tracing.endpoint': dead},
+        'tail, head 0, live grpc': {'tracing.sampling_ratio': 0.0, 'tracing.endpoint': live},
+        'tail, head 0.1, live grpc': {'tracing.sampling_ratio': 0.1, 'tracing.endpoint': live},
+        'tail, head 1, live grpc': {'tracing.sampling_ratio': 1.0, 'tracing.endpoint': live},
+        'tail, head 1, dead collector': {'tracing.sampling_ratio': 1.0, 'tracing.endpoint': dead},
     }
     nodes: Dict[str, Any] = {}
     try:
@@ -100,12 +112,14 @@ def main() -> None:
         pace = f'{args.rate:.0f} Hz' if args.rate > 0 else 'back to back'
         print(f'model: {model.describe()}; {args.calls} calls x {args.rounds} rounds, {pace}, '
               'per case')
-        print(f'{"case":30s} {"median us":>10s} {"p99 us":>10s} {"ratio":>7s}')
+        print(f'CPU: {cpu_model()}')
+        print(f'{"case":30s} {"median us":>10s} {"p99 us":>10s} {"ratio":>7s}  traces kept')
         for label, t in times.items():
             a = np.asarray(t) * 1e6
+            kept = {r: n for r, n in nodes[label].sampler.kept.items() if n}
             print(f'{label:30s} {np.median(a):10.1f} {np.percentile(a, 99):10.1f} '
-                  f'{np.median(a) / (base * 1e6):7.3f}')
-        sent = nodes['on, ratio 1, live grpc'].tracing
+                  f'{np.median(a) / (base * 1e6):7.3f}  {kept if label != "off" else ""}')
+        sent = nodes['tail, head 1, live grpc'].tracing
         sent.force_flush(10.0)
         print(f'live receiver: {sent.exported_spans} spans exported, {sent.dropped_spans} dropped')
     finally:

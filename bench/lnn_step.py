@@ -12,7 +12,12 @@ the machine affects both. Without torch installed only our columns are printed.
 
 Our variants: ``jit`` is ``Model.step`` (one jitted function, output included); ``aot`` is the same
 function compiled ahead of time (``jit(...).lower(...).compile()``), which skips the jit dispatch's
-cache lookup.
+cache lookup; ``bound`` is ``Model.bound_step()`` (the parameters compiled in as constants) called
+as the inference node calls it: numpy input and dt from the host, the output back to numpy.
+
+``--dispatch sync`` (the default, as the inference node runs) turns off JAX's asynchronous CPU
+dispatch before anything is computed, so a step runs on the calling thread; ``--dispatch async``
+is JAX's default. Run both to compare (one process each: the setting is read once).
 """
 from __future__ import annotations
 
@@ -63,6 +68,12 @@ def _ours_random(cls: str, n: int, units: int) -> Model:
     return Model(hyper, params)
 
 
+def _cpu_model() -> str:
+    with open('/proc/cpuinfo') as f:
+        return next((line.split(':', 1)[1].strip() for line in f
+                     if line.startswith('model name')), platform.processor() or 'unknown')
+
+
 def _time(fn: Callable[[int], None], steps: int, warmup: int) -> np.ndarray:
     for i in range(warmup):
         fn(i)
@@ -88,6 +99,16 @@ def _ours_fns(m: Model, xs: np.ndarray, dts: np.ndarray) -> Dict[str, Callable[[
             y.block_until_ready()
             state['h'] = h
         fns[name] = run
+    bound = m.bound_step()
+    xn = [np.asarray(x) for x in xs]
+    dn = [np.float32(d) for d in dts]
+    state_b = {'h': m.init_state()}
+
+    def run_bound(i: int) -> None:
+        h, y = bound(state_b['h'], xn[i % len(xn)], dn[i % len(dn)])
+        np.asarray(y)
+        state_b['h'] = h
+    fns['bound'] = run_bound
     return fns
 
 
@@ -135,7 +156,7 @@ def bench(steps: int, warmup: int) -> List[Dict[str, Any]]:
             for k, parts in samples.items():
                 row[k] = _stats(np.concatenate(parts))
             if 'torch' in row:
-                for k in ('jit', 'aot'):
+                for k in ('jit', 'aot', 'bound'):
                     row[f'{k}_over_torch_p50'] = row[k]['p50_us'] / row['torch']['p50_us']
                     row[f'{k}_over_torch_p99'] = row[k]['p99_us'] / row['torch']['p99_us']
             rows.append(row)
@@ -146,11 +167,13 @@ def bench(steps: int, warmup: int) -> List[Dict[str, Any]]:
 def _line(r: Dict[str, Any]) -> str:
     s = (f"{r['cell']:3s} in={r['inputs']:2d} units={r['units']:2d}  "
          f"jit p50 {r['jit']['p50_us']:7.1f} p99 {r['jit']['p99_us']:7.1f} us | "
-         f"aot p50 {r['aot']['p50_us']:7.1f} p99 {r['aot']['p99_us']:7.1f} us")
+         f"aot p50 {r['aot']['p50_us']:7.1f} p99 {r['aot']['p99_us']:7.1f} us | "
+         f"bound p50 {r['bound']['p50_us']:7.1f} p99 {r['bound']['p99_us']:7.1f} us")
     if 'torch' in r:
         s += (f" | torch p50 {r['torch']['p50_us']:7.1f} p99 {r['torch']['p99_us']:7.1f} us"
               f" | jit/torch p50 {r['jit_over_torch_p50']:.2f} p99 {r['jit_over_torch_p99']:.2f}"
-              f" aot/torch p50 {r['aot_over_torch_p50']:.2f}")
+              f" aot/torch p50 {r['aot_over_torch_p50']:.2f}"
+              f" bound/torch p50 {r['bound_over_torch_p50']:.2f}")
     return s
 
 
@@ -159,14 +182,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--steps', type=int, default=5000, help='timed steps per variant')
     ap.add_argument('--warmup', type=int, default=500)
     ap.add_argument('--out', default=str(REPO / 'bench' / 'results' / 'lnn_step.json'))
+    ap.add_argument('--dispatch', choices=('sync', 'async'), default='sync',
+                    help="JAX's CPU dispatch: sync as the inference node runs (default), or async")
     args = ap.parse_args(argv)
+    if args.dispatch == 'sync':
+        jax.config.update('jax_cpu_enable_async_dispatch', False)
     if torch is None:
         print('torch/ncps not installed (dev-only, see requirements-dev.txt): '
               'torch columns skipped, our latencies only', flush=True)
     env = {'python': platform.python_version(), 'jax': jax.__version__,
            'torch': torch.__version__ if torch is not None else None,
            'torch_threads': torch.get_num_threads() if torch is not None else None,
-           'machine': platform.machine(), 'jax_backend': jax.default_backend()}
+           'machine': platform.machine(), 'jax_backend': jax.default_backend(),
+           'dispatch': args.dispatch, 'cpu': _cpu_model()}
     print(json.dumps(env), flush=True)
     rows = bench(args.steps, args.warmup)
     out = Path(args.out)

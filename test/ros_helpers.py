@@ -61,8 +61,15 @@ class DiagnosticsListener:
         self.node.destroy_node()
 
 
-def scrape(port: int, timeout: float = 5.0) -> str:
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=timeout) as r:
+OPENMETRICS = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
+
+
+def scrape(port: int, timeout: float = 5.0, openmetrics: bool = False) -> str:
+    """A scrape in the Prometheus text format, or in OpenMetrics (with exemplars) as Prometheus
+    itself asks for by default."""
+    req = urllib.request.Request(f'http://127.0.0.1:{port}/metrics',
+                                 headers={'Accept': OPENMETRICS} if openmetrics else {})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.read().decode()
 
 

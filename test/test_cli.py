@@ -116,6 +116,8 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
     acc = [float(a) for a in re.findall(r'^liquid_inference: outputs OK accuracy (\S+)$', out, re.M)]
     # The shipped model on sim_robot's motion (0.3 m/s, 0.2 rad/s): right most of the time.
     assert acc and acc[-1] >= 0.85, out
+    # The controller's stamped command: its header latency is the sensor-to-command latency.
+    assert re.search(r'^/cmd_vel_lnn +[\d.]+ +- +[\d.]+ ms ', last, re.M), last
     for topic in ('/imu/data', '/odom', '/scan', '/camera/image_raw', '/chatter'):
         assert re.search(rf'^{re.escape(topic)} .* OK ', out, re.M), f'{topic} never OK:\n{out}'
         row = re.search(rf'^{re.escape(topic)} +(\S+) .*  (OK|WARN|ERROR|STALE) ', last, re.M)

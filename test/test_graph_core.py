@@ -9,6 +9,7 @@ from liquid_edge_ros_monitor.core.params import ConfigError
 from liquid_edge_ros_monitor.graph.checks import ERROR, OK, WARN, Endpoint, check_graph
 from liquid_edge_ros_monitor.graph.host import (DiskReading, HostSample, evaluate_host, prime_cpu,
                                           sample_host)
+from liquid_edge_ros_monitor.graph import host as host_mod
 from liquid_edge_ros_monitor.graph.config import Band, HostConfig, parse_node_config
 from liquid_edge_ros_monitor.graph.node import fqn, node_summary, qos_check
 from liquid_edge_ros_monitor.graph.tracker import NodeTracker
@@ -201,6 +202,81 @@ def test_real_host_sample(tmp_path):
     assert isinstance(s.disks[str(tmp_path / 'absent')], str)
 
 
+def test_a_part_without_a_fresh_reading_is_stale_and_its_values_are_left_out():
+    from liquid_edge_ros_monitor.graph.metrics import NodeMonitorMetrics
+    readings = {'cpu': ((0.5, (0.4, 0.6), (1.0, 1.0, 1.0)), 100.0),
+                'memory': ((2 * 2**30, 8 * 2**30), 95.0),            # 5 s old, limit 4 s
+                'disk /': (DiskReading(50, 100), 99.5),
+                'temperature': ({'acpitz/0': 40.0}, 99.9)}            # battery: never read
+    s = host_mod.assemble(readings, ['/', '/nfs'], now=100.0, max_age=4.0, started=90.0)
+    assert s.cpu_total == 0.5 and s.memory_used is None and set(s.disks) == {'/'}
+    assert set(s.stale) == {'memory', 'disk /nfs', 'battery'}
+    st = by_name(s)
+    assert {n: x.level for n, x in st.items()} == {
+        'host cpu': 0, 'host memory': 3, 'host disk /': 0, 'host disk /nfs': 3,
+        'host temperature': 0, 'host battery': 3}
+    assert st['host memory'].message.startswith('memory not sampled for 5.0 s (limit 4 s)')
+    assert st['host disk /nfs'].message.startswith('disk /nfs not sampled for 10.0 s')
+    # Before the limit a part never read is pending: no status yet, not a STALE one.
+    early = host_mod.assemble(readings, ['/', '/nfs'], now=100.0, max_age=20.0, started=90.0)
+    assert early.pending == {'disk /nfs', 'battery'} and not early.stale
+    assert 'host disk /nfs' not in by_name(early)
+    m = NodeMonitorMetrics('r')
+    m.host_source = lambda: s
+    from prometheus_client.core import CollectorRegistry
+    from prometheus_client.exposition import generate_latest
+    reg = CollectorRegistry()
+    reg.register(m)
+    text = generate_latest(reg).decode()
+    assert 'liquid_edge_host_memory_used_bytes{' not in text         # absent, not frozen
+    assert 'liquid_edge_host_cpu_usage_ratio{cpu="total",robot="r"} 0.5' in text
+    assert 'liquid_edge_host_sample_age_seconds{part="memory",robot="r"} 5.0' in text
+    assert 'sensor="battery"' not in text
+
+
+def test_a_blocked_disk_freezes_only_itself_and_the_first_cpu_sample_is_real(monkeypatch):
+    """Fault injection: disk_usage on one path blocks (a hung NFS mount cannot be made here)."""
+    import threading
+    import time
+
+    import psutil
+
+    from conftest import wait_for
+    hung = threading.Event()
+    real = psutil.disk_usage
+
+    def disk_usage(path):
+        if path == '/hung':
+            hung.wait(30)
+        return real('/')
+    monkeypatch.setattr(psutil, 'disk_usage', disk_usage)
+    sampler = host_mod.HostSampler(['/', '/hung'], period=0.1)
+    busy = threading.Event()
+
+    def spin():               # keep a core busy so that a real CPU sample cannot read 0 %
+        while not busy.is_set():
+            pass
+    burner = threading.Thread(target=spin, daemon=True)
+    burner.start()
+    try:
+        sampler.start()
+        first = wait_for(lambda: sampler.snapshot().cpu_total, 5, 'a first CPU sample')
+        assert first > 0.0
+        wait_for(lambda: 'disk /hung' in sampler.snapshot().stale, 5, 'the hung disk stale')
+        cpu_ages = []
+        for _ in range(3):
+            t0 = time.monotonic()
+            wait_for(lambda: time.monotonic() > t0 + 0.15, 2, 'a period')
+            s = sampler.snapshot()
+            cpu_ages.append(s.ages['cpu'])
+            assert s.fresh('cpu') and s.fresh('memory') and '/' in s.disks and '/hung' not in s.disks
+        assert max(cpu_ages) <= sampler.max_age
+    finally:
+        busy.set()
+        hung.set()
+        sampler.stop(2.0)
+
+
 # ---- parameters ----------------------------------------------------------------------------------
 
 def test_expected_nodes_are_optional():
@@ -244,3 +320,56 @@ def test_unknown_parameter_is_an_error():
     with pytest.raises(ConfigError, match="parameter 'host.cpu_warning': unknown"):
         parse_node_config({'expected_nodes': ['/x']}, given=['expected_nodes', 'host.cpu_warning',
                                                              'use_sim_time'])
+
+
+def test_qos_is_checked_once_per_distinct_pair_of_profiles_not_per_endpoint_pair():
+    """151 publishers and 150 subscriptions of one topic (22,650 pairs), one subscription with
+    an incompatible profile: two checks, and the 151 incompatible pairs still listed."""
+    calls = []
+
+    def counting(pub, sub):
+        calls.append(1)
+        return qos_check(pub, sub)
+    pubs = [Endpoint(f'/p{i}', 'std_msgs/msg/String', qos()) for i in range(151)]
+    subs = [Endpoint(f'/s{i}', 'std_msgs/msg/String', qos()) for i in range(149)]
+    subs.append(Endpoint('/picky', 'std_msgs/msg/String',
+                         qos(durability=DurabilityPolicy.TRANSIENT_LOCAL)))
+    r = check_graph({'/t': (pubs, subs)}, counting)
+    assert len(calls) == 2
+    assert r.qos_incompatibilities == {'/t': 151}
+    assert {i.nodes[1] for i in r.issues if i.kind == 'qos_incompatible'} == {'/picky'}
+
+
+def test_a_temperature_sensor_that_vanishes_is_lost_not_absent(monkeypatch):
+    """Fault injection: psutil reports two sensors, then one, then none (a driver went away)."""
+    import psutil
+
+    from conftest import wait_for
+    Entry = type('Entry', (), {})
+
+    def entry(label, current):
+        e = Entry()
+        e.label, e.current = label, current
+        return e
+    reports = [{'coretemp': [entry('Core 0', 50.0), entry('Core 1', 52.0)]}]
+    monkeypatch.setattr(psutil, 'sensors_temperatures', lambda: reports[-1], raising=False)
+    sampler = host_mod.HostSampler([], period=0.05)
+    sampler.start()
+    try:
+        def temp_status():
+            s = sampler.snapshot()
+            return by_name(s).get('host temperature') if s.fresh('temperature') else None
+        wait_for(lambda: (temp_status() or host_mod.HostStatus('', 9, '')).level == OK, 5,
+                 'two sensors')
+        reports.append({'coretemp': [entry('Core 0', 51.0)]})
+        st = wait_for(lambda: (lambda t: t if t and t.level == WARN else None)(temp_status()), 5,
+                      'one sensor lost')
+        assert st.message == 'sensor lost: coretemp/Core 1; hottest coretemp/Core 0 51.0 C'
+        reports.append({})
+        st = wait_for(lambda: (lambda t: t if t and 'hottest' not in t.message else None)(
+            temp_status()), 5, 'both lost')
+        assert st.level == WARN and st.message == 'sensor lost: coretemp/Core 0, coretemp/Core 1'
+    finally:
+        sampler.stop(1.0)
+    # A host that never had a sensor still says so, OK.
+    assert by_name(sample(temperatures={}))['host temperature'].level == OK

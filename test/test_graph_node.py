@@ -117,7 +117,8 @@ def test_host_statuses_and_metrics(monitor):
              'unreadable disk path WARN')
     assert listener.message(f'node_monitor: host disk {missing}').startswith(f'cannot read {missing}')
     assert listener.level('node_monitor: host disk /') is not None
-    assert listener.status('node_monitor: host cpu').message.startswith('CPU ')
+    wait_for(lambda: listener.message('node_monitor: host cpu').startswith('CPU '), 10,
+             'a CPU sample (one host period after the start: psutil measures since a prime)')
     text = wait_for(lambda: (lambda t: t if 'liquid_edge_host_cpu_usage_ratio' in t and
                              'cpu="total"' in t else None)(scrape(port)), 10, 'host metrics')
     cpu = sample_value(text, 'liquid_edge_host_cpu_usage_ratio', cpu='total')
@@ -225,3 +226,53 @@ def test_runs_without_expected_nodes_and_says_so(ros, ros_process):
     finally:
         listener.close()
     assert proc.stop() == 0, proc.output()
+
+
+def test_a_hung_disk_is_stale_and_absent_while_the_rest_of_the_host_stays_live(ros, monkeypatch):
+    """Fault injection: disk_usage blocks on one path (a hung NFS mount). That disk goes STALE on
+    /diagnostics and its metrics disappear; CPU, memory and the other disk keep being sampled."""
+    import threading
+
+    import psutil
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from liquid_edge_ros_monitor.graph.node import NodeMonitor
+    hung = threading.Event()
+    real = psutil.disk_usage
+
+    def disk_usage(path):
+        if path == '/hung':
+            hung.wait(60)
+        return real('/')
+    monkeypatch.setattr(psutil, 'disk_usage', disk_usage)
+    port = free_port()
+    listener = DiagnosticsListener('test_hung_listener')
+    node = NodeMonitor(namespace='/nm_hung', cli_args=['--ros-args', '-r', '__node:=hung_monitor'],
+                       parameter_overrides=[
+                           Parameter('expected_nodes', value=['/nm_hung/nobody']),
+                           Parameter('metrics_port', value=port),
+                           Parameter('graph.enabled', value=False),
+                           Parameter('diagnostic_updater.period', value=0.2),
+                           Parameter('host.period', value=0.2),
+                           Parameter('host.disk_paths', value=['/', '/hung'])])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: listener.level('hung_monitor: host disk /hung') == 3, 10, 'hung disk STALE')
+        assert 'disk /hung not sampled for' in listener.message('hung_monitor: host disk /hung')
+        wait_for(lambda: listener.level('hung_monitor: host cpu') in (0, 1), 10, 'cpu live')
+        assert listener.level('hung_monitor: host disk /') == 0
+        assert listener.level('hung_monitor: host memory') in (0, 1, 2)
+        text = scrape(port)
+        assert sample_value(text, 'liquid_edge_host_disk_free_ratio', path='/hung') is None
+        assert sample_value(text, 'liquid_edge_host_disk_free_ratio', path='/') > 0
+        assert sample_value(text, 'liquid_edge_host_sample_age_seconds', part='cpu') <= 0.4
+        assert sample_value(text, 'liquid_edge_host_cpu_usage_ratio', cpu='total') is not None
+    finally:
+        hung.set()
+        executor.shutdown(timeout_sec=2)
+        node.destroy_node()
+        listener.close()

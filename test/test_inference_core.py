@@ -11,6 +11,7 @@ from conftest import REPO
 from liquid_edge_ros_monitor.core.params import ConfigError
 from liquid_edge_ros_monitor.inference.controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, OK, Accuracy,
                                                Controller, DriftScore, LatencyRing, nominal_dt)
+from liquid_edge_ros_monitor.inference import controller as controller_mod
 from liquid_edge_ros_monitor.inference.config import parse_inference_config
 from liquid_edge_ros_monitor.lnn import Model, load_model
 from liquid_edge_ros_monitor.inference.fields import has_header, numeric_getters, numeric_setters
@@ -61,6 +62,41 @@ def test_non_finite_output_gives_the_safe_command_and_resets(model, hold):
     assert status == NON_FINITE_OUTPUT and np.isfinite(y).all()
     assert y.tolist() == pytest.approx([0.3, 0.2] if hold else [0.0, 0.0])
     assert c.resets == 1 and float(np.abs(np.asarray(c.h)).max()) == 0.0
+
+
+@pytest.mark.parametrize('hold', [False, True])
+def test_a_step_that_raises_gives_the_safe_command_and_resets(model, hold):
+    """Fault injection: the jitted step throws (an XLA runtime error cannot be caused on demand)."""
+    c = Controller(model, hold_on_non_finite=hold)
+    y_good, _ = c.forward(np.ones(5, dtype=np.float32), 0.005)
+
+    def boom(*_args):
+        raise RuntimeError('INTERNAL: device lost\nsecond line')
+    c._step = boom
+    y, status = c.forward(np.ones(5, dtype=np.float32), 0.005)
+    assert status == controller_mod.STEP_FAILED and np.isfinite(y).all()
+    assert np.array_equal(y, y_good if hold else np.zeros(2, dtype=np.float32))
+    assert c.resets == 1 and float(np.abs(np.asarray(c.h)).max()) == 0.0
+    assert 'device lost' in str(c.last_error)
+
+
+def test_input_timeout_defaults_to_ten_input_periods():
+    m = load_model(GOLDEN)
+    trained = Model(m.hyper, m.tensors(), training={'dt': 0.02})
+    fast = Model(m.hyper, m.tensors(), training={'dt': 0.001})
+    timeout = controller_mod.input_timeout
+    assert timeout(0.0, trained, 0.0) == pytest.approx(0.2)       # 50 Hz input
+    assert timeout(0.0, fast, 0.0) == pytest.approx(0.1)          # floor: scheduling jitter
+    assert timeout(0.0, trained, 0.05) == pytest.approx(0.5)      # dt_default wins
+    assert timeout(0.3, trained, 0.0) == 0.3                      # the parameter wins
+    assert timeout(0.0, m, 0.0) == 1.0       # period unknown: not 10 x ncps's nominal 1.0
+
+
+def test_log_throttle_lets_one_line_through_per_interval_and_counts_the_rest():
+    t = controller_mod.LogThrottle(10.0)
+    assert t.allow(100.0) == 0
+    assert [t.allow(100.0 + i * 0.005) for i in range(1, 200)] == [None] * 199
+    assert t.allow(110.0) == 199 and t.allow(110.1) is None
 
 
 def test_nominal_dt_prefers_the_parameter_then_the_training_period(model):
@@ -139,6 +175,9 @@ def test_bad_field_paths_name_the_path(cls, path, fragment):
     ({'features': ['Angular.Z']}, 'features', 'not a field path'),
     ({'input_type': 'Imu'}, 'input_type', 'not a message type'),
     ({'on_non_finite': 'explode'}, 'on_non_finite', 'must be one of zero, hold'),
+    ({'on_input_stale': 'coast'}, 'on_input_stale', 'must be one of zero, hold, stop'),
+    ({'input_timeout': -0.1}, 'input_timeout', '>= 0'),
+    ({'max_step_failures': 0}, 'max_step_failures', 'must be'),
     ({'tracing.sampling_ratio': 1.5}, 'tracing.sampling_ratio', 'must be in [0, 1]'),
     ({'tracing.protocol': 'udp'}, 'tracing.protocol', 'grpc or http/protobuf'),
     ({'latency_budget': 0.0}, 'latency_budget', '> 0'),

@@ -193,7 +193,7 @@ def test_overflowing_model_publishes_safe_commands_and_reports_error(ros, ros_pr
     counter = Counter(ns)
     listener = DiagnosticsListener('test_inf_listener')
     try:
-        ros_process('liquid_edge_ros_monitor.inference.node', '--ros-args', '-r', f'__ns:={ns}',
+        node = ros_process('liquid_edge_ros_monitor.inference.node', '--ros-args', '-r', f'__ns:={ns}',
                     '-p', f'model_path:={bad}', '-p', FEATURES, '-p', 'tracing.enabled:=false',
                     '-p', 'metrics_port:=-1', '-p', 'diagnostic_updater.period:=0.25')
         ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}', *SIM)
@@ -201,6 +201,10 @@ def test_overflowing_model_publishes_safe_commands_and_reports_error(ros, ros_pr
         assert set(counter.commands) == {(0.0, 0.0)}
         wait_for(lambda: listener.level('liquid_inference: outputs') == 2, 10, 'outputs ERROR')
         assert 'state reset' in listener.message('liquid_inference: outputs')
+        assert node.stop() == 0
+        # One ERROR line per throttle interval, not one per message (200 a second here).
+        lines = [x for x in own_lines(node.output()) if 'non-finite output' in x]
+        assert 1 <= len(lines) <= 2, lines
     finally:
         listener.close()
         counter.close()
@@ -246,7 +250,12 @@ def test_sampling_ratio_decides_how_many_inputs_are_traced(ros, ratio):
                                          'linear_acceleration.y', 'linear_acceleration.z',
                                          'angular_velocity.x']),
             Parameter('metrics_port', value=-1), Parameter('tracing.endpoint', value=rx.endpoint),
-            Parameter('tracing.sampling_ratio', value=ratio)])
+            Parameter('tracing.sampling_ratio', value=ratio),
+            # head sampling alone: no start-up traces, no callback slow or late (a loaded CI
+            # machine can stretch one past the 5 ms input period)
+            Parameter('tracing.startup_traces', value=0),
+            Parameter('tracing.slow_threshold', value=10.0),
+            Parameter('control_period', value=10.0)])
         try:
             msg = Imu()
             for i in range(n):
@@ -286,3 +295,206 @@ def test_control_rate_steps_from_the_latest_input(ros, ros_process):
         assert counter.imu - imu0 > 2 * (len(counter.commands) - cmd0)   # the input is faster
     finally:
         counter.close()
+
+
+def set_sim_parameter(node: Node, target: str, name: str, value) -> None:
+    """Set one parameter of a running sim_robot through its parameter service."""
+    from rclpy.parameter import Parameter
+    from rclpy.parameter_client import AsyncParameterClient
+    client = AsyncParameterClient(node, target)
+    wait_for(lambda: client.wait_for_services(0.1), 20, f'{target} parameter services')
+    future = client.set_parameters([Parameter(name, value=value)])
+    wait_for(future.done, 10, f'set {name}')
+    assert future.result().results[0].successful
+
+
+@pytest.mark.parametrize('control_rate', [50.0, 0.0])
+def test_a_silent_sensor_stops_the_controller(ros, ros_process, control_rate):
+    """The IMU pauses (sim_robot's own parameter): past input_timeout the node publishes the zero
+    command (at the control rate, or once without one), never the last network output again,
+    reports ERROR 'input stale for X s', counts it; when the IMU is back it steps again."""
+    ns = f'/li_stale{int(control_rate)}'
+    port = free_port()
+    counter = Counter(ns)
+    listener = DiagnosticsListener(f'test_stale_listener{int(control_rate)}')
+    try:
+        start_inference(ros_process, ns, '-p', 'tracing.enabled:=false', '-p', f'metrics_port:={port}',
+                        '-p', f'control_rate:={control_rate}', '-p', 'input_timeout:=0.4')
+        ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}', *SIM)
+        wait_for(lambda: len(counter.commands) > 20, 40, 'commands flowing')
+        assert counter.commands[-1] != (0.0, 0.0)
+        set_sim_parameter(counter.node, f'{ns}/sim_robot', 'imu.paused', True)
+        wait_for(lambda: listener.level('liquid_inference: inputs') == 2, 10, 'inputs ERROR')
+        text = listener.message('liquid_inference: inputs')
+        assert text.startswith('input stale for ') and f'{ns}/imu/data' in text, text
+        assert float(text.split()[3]) > 0.4, text
+        stale_at = len(counter.commands)
+        if control_rate:
+            assert 'publishing the zero command at 50 Hz' in text, text
+            wait_for(lambda: len(counter.commands) > stale_at + 25, 10, '25 commands while stale')
+            assert set(counter.commands[stale_at:]) == {(0.0, 0.0)}
+        else:
+            assert 'publishing the zero command once' in text, text
+            wait_for(lambda: counter.commands[-1] == (0.0, 0.0), 5, 'the zero command')
+            n = len(counter.commands)
+            deadline = time.monotonic() + 1.0
+            wait_for(lambda: time.monotonic() > deadline, 3, '1 s of silence')
+            assert len(counter.commands) == n and counter.commands.count((0.0, 0.0)) == 1
+        # One outage here; a loaded machine may add a short one before the pause, never none.
+        assert sample_value(scrape(port), 'liquid_edge_inference_errors_total',
+                            reason='input_stale') >= 1
+        set_sim_parameter(counter.node, f'{ns}/sim_robot', 'imu.paused', False)
+        n = len(counter.commands)
+        wait_for(lambda: any(c != (0.0, 0.0) for c in counter.commands[n:]), 10,
+                 'non-zero commands once the IMU is back')
+        wait_for(lambda: listener.level('liquid_inference: inputs') != 2, 10, 'inputs not ERROR')
+    finally:
+        listener.close()
+        counter.close()
+
+
+def make_node(ns: str, *params):
+    from rclpy.parameter import Parameter
+
+    from liquid_edge_ros_monitor.inference.node import LiquidInference
+    return LiquidInference(namespace=ns, parameter_overrides=[
+        Parameter('model_path', value=str(GOLDEN)),
+        Parameter('features', value=['angular_velocity.z', 'linear_acceleration.x',
+                                     'linear_acceleration.y', 'linear_acceleration.z',
+                                     'angular_velocity.x']),
+        Parameter('tracing.enabled', value=False), *params])
+
+
+def test_an_input_stepped_again_gets_the_real_elapsed_time(ros):
+    """control_rate above the input rate: the repeated input's dt is the time since the previous
+    step, not the nominal period (1.0 s for this model, which has no training period)."""
+    from rclpy.parameter import Parameter
+    node = make_node('/li_dt', Parameter('metrics_port', value=-1),
+                     Parameter('control_rate', value=50.0), Parameter('input_timeout', value=5.0))
+    dts = []
+    forward = node.controller.forward
+    node.controller.forward = lambda x, dt: (dts.append(dt), forward(x, dt))[1]   # observe only
+    try:
+        msg = Imu()
+        msg.header.stamp.sec = 100
+        node._keep_latest(msg, {})
+        node._on_control()                                  # first step: the nominal period
+        t0 = time.monotonic()
+        wait_for(lambda: time.monotonic() > t0 + 0.03, 2, '30 ms')
+        node._on_control()                                  # the same input again
+        fresh = Imu()
+        fresh.header.stamp.sec, fresh.header.stamp.nanosec = 100, 50_000_000
+        node._keep_latest(fresh, {})
+        node._on_control()                                  # a new input: from the stamps
+        assert dts[0] == 1.0
+        assert 0.03 <= dts[1] < 0.5, dts
+        assert dts[2] == pytest.approx(0.05)
+    finally:
+        node.destroy_node()
+
+
+def test_a_step_that_raises_publishes_the_safe_command_and_stops_after_n_in_a_row(ros):
+    """Fault injection (the step throws): each failure publishes the safe command, is counted and
+    reported ERROR, the node keeps running and recovers; max_step_failures in a row: the safe
+    command goes out, then the node stops (SystemExit 1)."""
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    ns = '/li_boom'
+    port = free_port()
+    counter = Counter(ns)
+    listener = DiagnosticsListener('test_boom_listener')
+    node = make_node(ns, Parameter('metrics_port', value=port),
+                     Parameter('max_step_failures', value=3),
+                     Parameter('diagnostic_updater.period', value=0.25))
+    talker = Node('boom_talker', namespace=ns)
+    pub = talker.create_publisher(Imu, 'imu/data', 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    exits = []
+
+    def spin():
+        try:
+            executor.spin()
+        except SystemExit as e:
+            exits.append(e.code)
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    step = node.controller._step
+
+    def boom(*_args):
+        raise RuntimeError('INTERNAL: injected step failure')
+    msg = Imu()
+    msg.angular_velocity.z, msg.linear_acceleration.y = 0.2, 0.06
+    try:
+        def primed():
+            pub.publish(msg)
+            return counter.commands
+        wait_for(primed, 20, 'a first command', interval=0.1)
+        assert counter.commands[-1] != (0.0, 0.0)
+        for _ in range(2):                           # two failures: below the limit of 3
+            node.controller._step = boom
+            n = len(counter.commands)
+            pub.publish(msg)
+            wait_for(lambda: len(counter.commands) > n, 10, 'a command after the failure')
+            assert counter.commands[-1] == (0.0, 0.0)
+            wait_for(lambda: listener.level('liquid_inference: outputs') == 2, 10, 'outputs ERROR')
+            assert 'injected step failure' in listener.message('liquid_inference: outputs')
+            node.controller._step = step             # a good step resets the run of failures
+            n = len(counter.commands)
+            pub.publish(msg)
+            wait_for(lambda: len(counter.commands) > n, 10, 'a command after recovery')
+            assert counter.commands[-1] != (0.0, 0.0) and thread.is_alive()
+        failed = sample_value(scrape(port), 'liquid_edge_inference_errors_total',
+                              reason='step_failed')
+        assert failed >= 2 and failed == counter.commands.count((0.0, 0.0))   # one safe command each
+        node.controller._step = boom                 # now three in a row
+        for i in range(3):
+            n = len(counter.commands)
+            pub.publish(msg)
+            wait_for(lambda: len(counter.commands) > n, 10, f'failure {i + 1}')
+            assert counter.commands[-1] == (0.0, 0.0)
+        thread.join(10)
+        assert exits == [1] and not thread.is_alive()
+    finally:
+        executor.shutdown(timeout_sec=2)
+        talker.destroy_node()
+        node.destroy_node()
+        listener.close()
+        counter.close()
+
+
+def test_accuracy_is_never_scored_against_old_ground_truth(ros):
+    """ground_truth.max_age: truth older than it is not scored against, and the accuracy gauge
+    is absent (not the last value) until fresh truth comes."""
+    from nav_msgs.msg import Odometry
+    from rclpy.parameter import Parameter
+    node = make_node('/li_truth', Parameter('metrics_port', value=-1),
+                     Parameter('ground_truth.topic', value='odom'),
+                     Parameter('ground_truth.max_age', value=0.05),
+                     Parameter('input_timeout', value=5.0))
+    try:
+        truth = Odometry()
+        msg = Imu()
+        node._on_truth(truth)
+        for i in range(5):
+            msg.header.stamp.nanosec = i * 5_000_000
+            node._on_message(msg, {})
+        assert node.accuracy.count == 5
+        node._update()
+        assert node.metrics.accuracy is not None
+        t0 = time.monotonic()
+        wait_for(lambda: time.monotonic() > t0 + 0.1, 2, 'the truth to age past 50 ms')
+        for i in range(5, 10):
+            msg.header.stamp.nanosec = i * 5_000_000
+            node._on_message(msg, {})
+        assert node.accuracy.count == 5                # not scored against the old truth
+        node._update()
+        assert node.metrics.accuracy is None
+        from liquid_edge_ros_monitor.core.diagnostics import DiagnosticStatusWrapper
+        stat = node._status_outputs(DiagnosticStatusWrapper())
+        assert stat.level == b'\x01' and 'accuracy not scored' in stat.message, stat.message
+        node._on_truth(truth)
+        node._on_message(msg, {})
+        assert node.accuracy.count == 6
+    finally:
+        node.destroy_node()

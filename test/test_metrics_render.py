@@ -20,6 +20,27 @@ def test_histogram_buckets_are_less_or_equal_and_cumulative():
     assert h.total == 0.0005 + 0.001 + 0.002 + 0.01 + 5.0
 
 
+def test_an_exemplar_sits_in_its_values_bucket_and_only_in_openmetrics():
+    from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
+
+    from liquid_edge_ros_monitor.inference.metrics import InferenceMetrics
+    m = InferenceMetrics('r1', '/li')
+    m.add_latencies('callback', np.array([0.0004, 0.003]))
+    m.add_exemplar('callback', 0.003, 0xabc, 0x12, 1700000000.0)
+    m.add_exemplar('callback', 0.0004, 0xdef, 0x34, 1700000001.0)
+    m.add_exemplar('callback', 0.0045, 0x123, 0x56, 1700000002.0)    # replaces 0xabc's: same bucket
+    buckets = m.hist['callback'].buckets()
+    with_ex = {b[0]: b[2] for b in buckets if len(b) == 3}
+    assert set(with_ex) == {'0.0005', '0.005'}
+    assert with_ex['0.005'].labels == {'trace_id': '%032x' % 0x123, 'span_id': '%016x' % 0x56}
+    assert with_ex['0.005'].value == 0.0045
+    registry = CollectorRegistry()
+    registry.register(m)
+    om = openmetrics(registry).decode()
+    assert 'trace_id="%032x"' % 0x123 in om and 'trace_id="%032x"' % 0xabc not in om
+    assert 'trace_id' not in generate_latest(registry).decode()
+
+
 def _report(name, has_header=True, lag_ns=2_000_000, publishers=1):
     w = TopicWindow(5.0, 1000, has_header=has_header)
     for i in range(100):
@@ -70,6 +91,10 @@ def test_fast_text_rendering_is_the_generic_exposition_byte_for_byte():
     assert text == generate_latest(registry).decode()
     om = openmetrics_latest(registry).decode()
     assert metrics.render_text(openmetrics=True) + '# EOF\n' == om
+    metrics.down_reason = lambda: 'statistics thread stopped'     # a dead thread: gauges go
+    assert metrics.render_text() == generate_latest(registry).decode()
+    assert metrics.render_text(True) + '# EOF\n' == openmetrics_latest(registry).decode()
+    metrics.down_reason = None
     assert 'liquid_edge_topic_last_message_age_seconds{robot="r \\"1\\"\\\\",topic="/imu"}' in text
     metrics.remove('/imu')
     assert 'topic="/imu"' not in metrics.render_text()

@@ -65,7 +65,7 @@ def rewritten_configs(tmp: Path, ports: Dict[str, int]) -> Path:
 class PrometheusServer:
     """`prometheus` on a free loopback port with its storage in tmp; `api(path)` returns `data`."""
 
-    def __init__(self, config: Path, tmp: Path) -> None:
+    def __init__(self, config: Path, tmp: Path, *flags: str) -> None:
         self.url = f'http://127.0.0.1:{free_port()}'
         self.log_path = tmp / 'prometheus.log'
         self._log = open(self.log_path, 'wb')
@@ -73,7 +73,7 @@ class PrometheusServer:
         # and the UI/API bound to loopback only.
         self.proc = subprocess.Popen(
             [PROMETHEUS, f'--config.file={config}', f'--storage.tsdb.path={tmp / "tsdb"}',
-             f'--web.listen-address={self.url.split("//")[1]}', '--log.level=warn'],
+             f'--web.listen-address={self.url.split("//")[1]}', '--log.level=warn', *flags],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp)
 
     def get(self, path: str, **query: str) -> Optional[bytes]:

@@ -66,7 +66,7 @@ def test_key_values_carry_units_in_keys():
     assert kv['type'] == 'sensor_msgs/msg/Imu'
     assert all('(' in k for k in kv if k not in ('topic', 'type', 'publishers', 'messages total',
                                                   'messages in window', 'dropped total',
-                                                  'dropped in window'))
+                                                  'dropped in window', 'lost by the monitor total'))
 
 
 @pytest.mark.parametrize('lvl', [OK, WARN, ERROR, STALE])

@@ -3,6 +3,8 @@ a message package, and a robot on simulated time."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -47,6 +49,76 @@ def test_topic_of_an_unimportable_type_warns_and_others_are_measured(ros, ros_pr
             return 0.0 if value == 'unknown' else float(value)
         wait_for(lambda: chatter_rate() > 1, 20, '/u/chatter measured beside it')
     finally:
+        listener.close()
+
+
+def _hide_nav_msgs(tmp_path) -> str:
+    """A PYTHONPATH entry whose sitecustomize makes nav_msgs unimportable in that process."""
+    hide = tmp_path / 'hide'
+    hide.mkdir(exist_ok=True)
+    (hide / 'sitecustomize.py').write_text(
+        'import sys\n'
+        'class _Hide:\n'
+        '    def find_spec(self, name, path=None, target=None):\n'
+        '        if name == "nav_msgs" or name.startswith("nav_msgs."):\n'
+        '            raise ModuleNotFoundError(f"No module named {name!r}")\n'
+        'sys.meta_path.insert(0, _Hide())\n')
+    return str(hide)
+
+
+def test_a_topic_that_changes_to_an_unimportable_type_stays_warn(ros, ros_process, tmp_path):
+    """/tc/changing is a String topic, measured; its publisher is replaced by an Odometry one,
+    a type the monitor cannot import: WARN naming the type, and it stays WARN (not OK 'rate
+    unknown' on the old type's subscription, which receives nothing) discovery after discovery."""
+    from nav_msgs.msg import Odometry
+    from std_msgs.msg import String
+    listener = Listener(truth_topic=None)
+    talker = Node('tc_talker', namespace='/tc')
+    executor = SingleThreadedExecutor()
+    executor.add_node(talker)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    pub = talker.create_publisher(String, 'changing', 10)
+    current = {'pub': pub, 'msg': String(data='hello')}
+
+    lock = threading.Lock()
+
+    def tick():
+        with lock:
+            current['pub'].publish(current['msg'])
+    talker.create_timer(0.02, tick)
+    env_path = os.environ.get('PYTHONPATH', '')
+    hide = _hide_nav_msgs(tmp_path)
+    os.environ['PYTHONPATH'] = f'{hide}{os.pathsep}{env_path}' if env_path else hide
+    try:
+        ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args',
+                    '-p', 'metrics_port:=-1', '-p', 'discovery.include:=["/tc/.*"]',
+                    '-p', 'discovery.period:=0.2', '-p', 'update_period:=0.2',
+                    '-p', 'diagnostic_updater.period:=0.2')
+    finally:
+        os.environ['PYTHONPATH'] = env_path
+    name = '/tc/changing'
+    try:
+        wait_for(lambda: listener.values(name).get('rate (Hz)', 'unknown') != 'unknown', 30,
+                 '/tc/changing measured as a String topic')
+        with lock:      # one participant cannot hold two types on a topic: String goes first
+            talker.destroy_publisher(pub)
+            current['msg'] = Odometry()
+            current['pub'] = talker.create_publisher(Odometry, 'changing', 10)
+        s = wait_for(lambda: (lambda s: s if s and s.level == DiagnosticStatus.WARN else None)(
+            listener.status(name)), 20, 'WARN on /tc/changing')
+        assert "type 'nav_msgs/msg/Odometry' cannot be imported" in s.message
+        # Ten discovery periods later it still says so (the old code cleared it after one).
+        deadline = time.monotonic() + 2.0
+        seen = set()
+        while time.monotonic() < deadline:
+            st = listener.status(name)
+            seen.add((st.level, st.message))
+            time.sleep(0.05)     # sampling the status for 2 s, not waiting for an event
+        assert {lvl for lvl, _ in seen} == {DiagnosticStatus.WARN}, seen
+    finally:
+        executor.shutdown(timeout_sec=2)
+        talker.destroy_node()
         listener.close()
 
 
@@ -112,3 +184,264 @@ def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path)
         clock_thread.join(5)
         clock_node.destroy_node()
         listener.close()
+
+
+def test_sim_time_ten_times_faster_does_not_make_topics_flap_stale(ros, ros_process, tmp_path):
+    """/clock at 10x wall speed and the default update_period (1 s of steady clock between
+    reports, 10 s of simulated time): the stall check measures in the steady clock, so the
+    topic never reads 'statistics stalled'."""
+    from rosgraph_msgs.msg import Clock as ClockMsg
+    listener = Listener(truth_topic=None)
+    clock_node = Node('test_clock10')
+    clock_pub = clock_node.create_publisher(ClockMsg, '/clock', 10)
+    start = time.time_ns()
+
+    def tick() -> None:
+        msg = ClockMsg()
+        msg.clock.sec, msg.clock.nanosec = divmod(1_000 * 10**9 + 10 * (time.time_ns() - start),
+                                                  10**9)
+        clock_pub.publish(msg)
+    clock_node.create_timer(0.002, tick)
+    executor = SingleThreadedExecutor()
+    executor.add_node(clock_node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', '__ns:=/st10',
+                    '-p', 'use_sim_time:=true', '-p', 'odom.rate:=50.0',
+                    '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
+                    '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
+        params = tmp_path / 'monitor.yaml'
+        params.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {
+            'use_sim_time': True, 'window': 20.0, 'update_period': 1.0, 'metrics_port': -1,
+            'diagnostic_updater': {'period': 1.0}, 'discovery': {'enabled': False},
+            'topics': ['odom'],
+            'topic': {'odom': {'name': '/st10/odom', 'expected_rate': 0.0, 'stale_timeout': 0.0}}}}}))
+        ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args',
+                    '--params-file', str(params))
+        wait_for(lambda: listener.values('/st10/odom').get('rate (Hz)', 'unknown') != 'unknown',
+                 30, 'a first rate on /st10/odom')
+        seen = []
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:      # sampling the status: 5 s wall, 50 s simulated
+            s = listener.status('/st10/odom')
+            seen.append((s.level, s.message))
+            time.sleep(0.05)
+        stalled = [m for _, m in seen if 'stalled' in m]
+        assert not stalled, stalled[:3]
+    finally:
+        executor.shutdown(timeout_sec=2)
+        thread.join(5)
+        clock_node.destroy_node()
+        listener.close()
+
+
+@pytest.mark.parametrize('thread', ['statistics', 'receiver'])
+def test_a_dead_monitor_thread_shows_in_the_metrics_and_diagnostics(ros, ros_process, capfd,
+                                                                    thread):
+    """Fault injection: one of the monitor's threads raises. /diagnostics: every topic STALE
+    naming the thread; metrics: liquid_edge_monitor_up 0, every status 3, no rate gauges (not the
+    last values, frozen); the death is logged through the node's logger."""
+    from rclpy.parameter import Parameter
+
+    from conftest import free_port
+    from liquid_edge_ros_monitor.topics.node import TopicMonitor
+    from ros_helpers import sample_value, samples, scrape
+    ns = f'/dead_{thread}'
+    ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}',
+                '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
+                '-p', 'camera.enabled:=false', '-p', 'odom.rate:=50.0')
+    port = free_port()
+    listener = Listener(truth_topic=None)
+    node = TopicMonitor(namespace=ns, parameter_overrides=[
+        Parameter('metrics_port', value=port), Parameter('update_period', value=0.2),
+        Parameter('diagnostic_updater.period', value=0.2),
+        Parameter('discovery.include', value=[f'{ns}/(odom|chatter)'])])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    try:
+        wait_for(lambda: sample_value(scrape(port), 'liquid_edge_topic_rate_hz',
+                                      topic=f'{ns}/odom'), 30, 'a rate on odom')
+        assert sample_value(scrape(port), 'liquid_edge_monitor_up') == 1
+
+        def boom(*_args):
+            raise RuntimeError('injected failure')
+        if thread == 'statistics':
+            node._stats_queue.put(('not', 'a', 'tick'))     # the loop's own unpacking raises
+        else:
+            node._receiver._entries = boom                   # the loop's set-up raises
+            node._receiver.remove(node._receiver.group)      # marks the set changed, wakes it
+        text = wait_for(lambda: (lambda t: t if sample_value(t, 'liquid_edge_monitor_up') == 0
+                                 else None)(scrape(port)), 10, 'liquid_edge_monitor_up 0')
+        statuses = {dict(labels)['topic']: v for (name, labels), v in samples(text).items()
+                    if name == 'liquid_edge_topic_status'}
+        assert statuses and set(statuses.values()) == {3.0}, statuses
+        assert 'liquid_edge_topic_rate_hz{' not in text
+        assert sample_value(text, 'liquid_edge_topic_messages_total', topic=f'{ns}/odom') > 0
+        wait_for(lambda: listener.level(f'{ns}/odom') == DiagnosticStatus.STALE[0], 10,
+                 'odom STALE on /diagnostics')
+        assert listener.message(f'{ns}/odom').startswith(f'{thread} thread died (')
+        err = capfd.readouterr().err
+        assert f'{thread} thread died' in err and 'liquid_edge_monitor_up is 0' in err
+    finally:
+        executor.shutdown(timeout_sec=2)
+        node.destroy_node()
+        listener.close()
+
+
+def test_the_handler_times_arrivals_on_the_steady_clock_across_a_wall_clock_step(ros, monkeypatch):
+    """Fault injection: the wall clock (time.time_ns, and with it the DDS reception stamps the
+    handler is given) steps back 10 s in the middle of a 1 kHz stream. The rate still reads
+    1 kHz: arrivals are steady-clock times, the window stays sorted."""
+    import numpy as np
+    from rclpy.parameter import Parameter
+
+    from liquid_edge_ros_monitor.topics.node import TopicMonitor
+    from liquid_edge_ros_monitor.topics.stats import TopicWindow
+    real = time.time_ns
+    step = [0]
+    monkeypatch.setattr(time, 'time_ns', lambda: real() - step[0])
+    node = TopicMonitor(namespace='/wallstep', parameter_overrides=[
+        Parameter('metrics_port', value=-1), Parameter('discovery.enabled', value=False)])
+    try:
+        window = TopicWindow(5.0, 10_000, has_header=False)
+        handler = node._make_handler(window, False)
+        t0 = time.monotonic()
+        for i in range(600):
+            if i == 300:
+                step[0] = 10 * 1_000_000_000
+            wall = time.time_ns()
+            handler(b'x' * 10, {'received_timestamp': wall, 'source_timestamp': wall - 50_000,
+                                'publication_sequence_number': i + 1})
+            while time.monotonic() < t0 + (i + 1) * 0.001:   # pace at 1 kHz (this is the load)
+                pass
+        pending = window.detach()
+        arrivals = np.frombuffer(pending, dtype=np.int64).reshape(600, -1)[:, 0]
+        assert (np.diff(arrivals) >= 0).all()      # wall stamps as arrivals: 10 s back at 300
+        s = window.snapshot(int(arrivals[-1]) + 1_000_000, single_publisher=True, pending=pending)
+        assert s.window_messages == 600 and s.rate_hz == pytest.approx(1000.0, rel=0.1)
+    finally:
+        node.destroy_node()
+
+
+def test_counters_never_go_back_when_a_topic_changes_type(ros, ros_process):
+    """/tc10/x goes from String to Int32 (both importable): the monitor makes a new window for
+    the new type; liquid_edge_topic_messages_total goes on from where it was."""
+    from std_msgs.msg import String
+
+    from conftest import free_port
+    from ros_helpers import sample_value, scrape
+    talker = Node('tc10_talker', namespace='/tc10')
+    executor = SingleThreadedExecutor()
+    executor.add_node(talker)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    lock = threading.Lock()
+    pub = talker.create_publisher(String, 'x', 10)
+    current = {'pub': pub, 'msg': String(data='hello')}
+
+    def tick():
+        with lock:
+            if current['pub'] is not None:
+                current['pub'].publish(current['msg'])
+    talker.create_timer(0.01, tick)
+    int32 = None
+    port = free_port()
+    ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args', '-r', '__node:=tc10_monitor',
+                '-p', f'metrics_port:={port}', '-p', 'discovery.include:=["/tc10/.*"]',
+                '-p', 'discovery.period:=0.2', '-p', 'update_period:=0.2')
+
+    def messages():
+        try:
+            return sample_value(scrape(port), 'liquid_edge_topic_messages_total', topic='/tc10/x')
+        except OSError:
+            return None
+    try:
+        wait_for(lambda: (messages() or 0) > 50, 30, '50 String messages counted')
+        with lock:
+            talker.destroy_publisher(pub)
+            current['pub'] = None
+        # From another process: one DDS participant keeps a topic's first type for a while.
+        int32 = subprocess.Popen([sys.executable, '-c', INT32_TALKER], env=os.environ.copy())
+        seen = [messages()]
+
+        def int32_counted():
+            text = scrape(port)
+            seen.append(sample_value(text, 'liquid_edge_topic_messages_total', topic='/tc10/x'))
+            return sample_value(text, 'liquid_edge_topic_info', topic='/tc10/x',
+                                type='std_msgs/msg/Int32') and seen[-1] > seen[0] + 20
+        wait_for(int32_counted, 30, 'Int32 messages counted on')
+        assert all(b >= a for a, b in zip(seen, seen[1:])), seen
+    finally:
+        if int32 is not None:
+            int32.terminate()
+            int32.wait(10)
+        executor.shutdown(timeout_sec=2)
+        talker.destroy_node()
+
+
+INT32_TALKER = """
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from std_msgs.msg import Int32
+rclpy.init()
+node = rclpy.create_node('tc10_int32', namespace='/tc10')
+pub = node.create_publisher(Int32, 'x', 10)
+node.create_timer(0.01, lambda: pub.publish(Int32(data=7)))
+try:
+    rclpy.spin(node)
+except (KeyboardInterrupt, ExternalShutdownException):
+    pass
+"""
+
+
+def test_the_monitors_own_overflow_is_not_counted_as_the_topics_drops(ros, ros_process):
+    """Fault injection: the receiver thread stalls 300 ms once (as under a CPU spike) while a
+    healthy 1 kHz reliable IMU runs: the monitor's reader queue (depth 100) overwrites ~200
+    messages. They are counted as the monitor's own loss, not as drops of the topic."""
+    from rclpy.parameter import Parameter
+
+    from conftest import free_port
+    from liquid_edge_ros_monitor.topics.node import TopicMonitor
+    from ros_helpers import sample_value, scrape
+    ns = '/ownloss'
+    ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}',
+                '-p', 'imu.rate:=1000.0', '-p', 'imu.reliability:=reliable',
+                '-p', 'odom.enabled:=false', '-p', 'scan.enabled:=false',
+                '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
+    port = free_port()
+    node = TopicMonitor(namespace=ns, parameter_overrides=[
+        Parameter('metrics_port', value=port), Parameter('update_period', value=0.2),
+        Parameter('discovery.include', value=[f'{ns}/imu/data'])])
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+    topic = f'{ns}/imu/data'
+
+    def value(name):
+        return sample_value(scrape(port), name, topic=topic)
+    try:
+        wait_for(lambda: (value('liquid_edge_topic_messages_total') or 0) > 2000, 30,
+                 '2 s of IMU measured')
+        dropped0 = value('liquid_edge_topic_dropped_messages_total')
+        tick = node._receiver._on_tick
+        stalled = threading.Event()
+
+        def stall_once():
+            if not stalled.is_set():
+                stalled.set()
+                time.sleep(0.3)          # the fault: the receiver thread does not take for 300 ms
+            tick()
+        node._receiver._on_tick = stall_once
+        wait_for(stalled.is_set, 5, 'the stall')
+        total0 = value('liquid_edge_topic_messages_total')
+        wait_for(lambda: value('liquid_edge_topic_messages_total') > total0 + 1000, 10,
+                 'a second of messages after the stall, counted')
+        assert value('liquid_edge_topic_dropped_messages_total') == dropped0
+        assert value('liquid_edge_topic_monitor_lost_messages_total') >= 100
+    finally:
+        executor.shutdown(timeout_sec=2)
+        node.destroy_node()

@@ -172,3 +172,65 @@ def test_stamps_slightly_ahead_are_jitter_not_future():
     w.record(now + 1, 10, 0, 2, now + 20 * MS)  # 20 ms ahead: a stamp in the future
     s = w.snapshot(now + 10, single_publisher=True)
     assert (s.future_stamps_window, s.header_latency.count, s.header_latency.max) == (1, 1, 0.0)
+
+
+def test_negative_transport_latency_is_clock_skew_not_an_observation():
+    """A source stamp after the reception stamp (cross-host clock skew): counted apart, never
+    observed, so the transport histogram's _sum cannot fall."""
+    w = TopicWindow(5.0, 1000, has_header=False)
+    for i in range(10):
+        w.record(i * MS, 10, -2 * MS if i % 2 else 3 * MS, i + 1)
+    s = w.snapshot(10 * MS, single_publisher=True)
+    assert (s.new_transport_latency_s >= 0).all() and s.new_transport_latency_s.size == 5
+    assert s.transport_skew_total == 5
+    assert s.transport_latency.count == 5 and s.transport_latency.p50 == pytest.approx(0.003)
+
+
+def test_a_window_that_replaces_another_carries_its_counters_on():
+    old = TopicWindow(5.0, 1000, has_header=True)
+    last = feed(old, 10 * NS, 100.0, 50)
+    old.record(last + 10 * MS, 10, 0, 100, 0)              # a zero stamp, a 49-message gap
+    s_old = old.snapshot(last + 20 * MS, single_publisher=True)
+    new = TopicWindow(5.0, 1000, has_header=False)
+    new.carry_totals(old)
+    new.record(last + 30 * MS, 10, 0, 1)
+    s = new.snapshot(last + 40 * MS, single_publisher=True)
+    assert s.messages_total == s_old.messages_total + 1 == 52
+    assert s.bytes_total == s_old.bytes_total + 10
+    assert s.dropped_total == s_old.dropped_total == 49
+    assert s.zero_stamps_total == 1
+
+
+def test_arrivals_on_a_steady_clock_keep_the_window_sorted_across_a_wall_step():
+    """The wall clock steps back 10 s mid-stream (NTP, a manual date): arrivals from wall stamps
+    would unsort the window (rate 0.0 for a window length); on the steady clock the rate holds.
+    Here, rows as the topic monitor's handler now records them: steady arrival, wall stamp."""
+    w = TopicWindow(5.0, 10_000, has_header=True)
+    steady, wall = 50 * NS, 1_700_000_000 * NS
+    for i in range(1000):
+        if i == 500:
+            wall -= 10 * NS
+        w.record(steady, 10, 50_000, i + 1, wall - MS, wall)
+        steady += MS
+        wall += MS
+    s = w.snapshot(steady, single_publisher=True)
+    assert s.rate_hz == pytest.approx(1000.0, rel=1e-3)
+    assert s.header_latency.p50 == pytest.approx(0.001)
+
+
+def test_a_gap_before_a_full_reader_queue_is_the_monitors_loss_not_a_drop():
+    """The receiver fell behind: the reader queue (depth 100) overwrote 200 messages, then the
+    next take emptied it (100 messages). That gap is the monitor's own loss; a gap elsewhere is
+    a drop of the topic."""
+    w = TopicWindow(5.0, 10_000, has_header=False)
+    for i in range(100):
+        w.record(i * MS, 10, 0, i + 1)
+    for i in range(300, 400):                   # seqs 301..400 after a 300 ms stall
+        w.record(i * MS, 10, 0, i + 1)
+    w.mark_queue_full(100)
+    for i in range(400, 410):
+        if i != 405:                            # one message really lost on the way
+            w.record(i * MS, 10, 0, i + 1)
+    s = w.snapshot(410 * MS, single_publisher=True)
+    assert s.own_lost_total == s.own_lost_window == 200
+    assert s.dropped_total == s.dropped_window == 1

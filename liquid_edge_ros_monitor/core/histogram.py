@@ -2,12 +2,17 @@
 
 prometheus_client's `Histogram.observe` takes one value and a lock per call; our nodes collect
 latencies in arrays off the hot path and add them once per update period instead.
+
+A bucket may carry an OpenMetrics exemplar (the latest one given for a value in that bucket, as
+client_python keeps them): a trace id beside a latency, so a dashboard links a slow bucket to its
+trace. Exemplars are rendered in the OpenMetrics exposition only.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from prometheus_client.samples import Exemplar
 
 
 #: Robot latencies run from tens of microseconds (shared memory) to seconds (a stalled driver).
@@ -23,6 +28,7 @@ class LatencyHistogram:
         self.bounds = np.asarray(bounds, dtype=float)
         self._counts = np.zeros(len(bounds) + 1, dtype=np.int64)   # last is +Inf
         self.total = 0.0
+        self._exemplars: List[Optional[Exemplar]] = [None] * (len(bounds) + 1)
 
     def add(self, values_s: np.ndarray) -> None:
         if values_s.size == 0:
@@ -32,9 +38,17 @@ class LatencyHistogram:
         self._counts += np.bincount(idx, minlength=self._counts.size)
         self.total += float(values_s.sum())
 
+    def set_exemplar(self, value_s: float, labels: Dict[str, str], timestamp_s: float) -> None:
+        """Attach an exemplar to the bucket `value_s` falls in (replacing that bucket's last one)."""
+        i = int(np.searchsorted(self.bounds, value_s, side='left'))
+        self._exemplars[i] = Exemplar(labels, value_s, timestamp_s)
+
     def buckets(self) -> list:
-        """[(le, cumulative count), ...] ending with +Inf, as HistogramMetricFamily wants."""
+        """[(le, cumulative count[, exemplar]), ...] ending with +Inf, as HistogramMetricFamily
+        wants."""
         cum = np.cumsum(self._counts)
-        out = [(repr(float(b)), int(c)) for b, c in zip(self.bounds, cum[:-1])]
-        out.append(('+Inf', int(cum[-1])))
+        les = [repr(float(b)) for b in self.bounds] + ['+Inf']
+        out: list = []
+        for le, c, ex in zip(les, cum, self._exemplars):
+            out.append((le, int(c)) if ex is None else (le, int(c), ex))
         return out

@@ -8,18 +8,27 @@ the only parts with judgement are which record attributes are "extra" (everythin
 
 Off by default: the node calls `enable_json_logging()` when its parameter asks for it. Records are
 formatted only when a handler emits them, so nothing here runs on a path that doesn't log.
+
+A tail-sampled callback has no OpenTelemetry span while it runs (its spans are made afterwards, if
+it is kept), yet its log lines must carry the trace id it will have: such code sets `trace_ids`
+(a ContextVar holding (trace_id, span_id) as ints) for the duration, and the formatter uses it
+when no recording span is current.
 """
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, TextIO
+from typing import Any, Dict, Optional, TextIO, Tuple
 
 from opentelemetry import trace
 
 # Attributes every LogRecord has (plus the ones Formatter.format adds); anything else came from extra=.
+#: (trace_id, span_id) of the work in progress when it has no OpenTelemetry span (yet).
+trace_ids: ContextVar[Optional[Tuple[int, int]]] = ContextVar('liquid_edge_trace_ids', default=None)
+
 _STANDARD = frozenset(vars(logging.LogRecord('', 0, '', 0, '', None, None))) | {'message', 'asctime', 'taskName'}
 
 
@@ -53,10 +62,13 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry['stack'] = self.formatStack(record.stack_info)
         span = trace.get_current_span()
+        ids = trace_ids.get()
         if span.is_recording():
             ctx = span.get_span_context()
-            entry['trace_id'] = format(ctx.trace_id, '032x')
-            entry['span_id'] = format(ctx.span_id, '016x')
+            ids = ctx.trace_id, ctx.span_id
+        if ids is not None:
+            entry['trace_id'] = format(ids[0], '032x')
+            entry['span_id'] = format(ids[1], '016x')
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 

@@ -61,6 +61,35 @@ def _reason(text: str) -> str:
     return text.rstrip(';').strip() or 'incompatible QoS'
 
 
+def _qos_key(qos: Any) -> Any:
+    """A hashable stand-in for a QoS profile (rclpy's is unhashable; its fields are in slots)."""
+    try:
+        hash(qos)
+        return qos
+    except TypeError:
+        pass
+    slots = getattr(type(qos), '__slots__', None)
+    if not slots:
+        return id(qos)          # not comparable: checked on its own
+    return tuple(_hashable(getattr(qos, s, None)) for s in slots)
+
+
+def _hashable(v: Any) -> Any:
+    try:
+        hash(v)
+        return v
+    except TypeError:       # rclpy's Duration: compare by its nanoseconds
+        ns = getattr(v, 'nanoseconds', None)
+        return ('ns', ns) if ns is not None else ('id', id(v))
+
+
+def _groups(endpoints: Sequence[Endpoint]) -> Dict[Any, List[Endpoint]]:
+    out: Dict[Any, List[Endpoint]] = {}
+    for e in endpoints:
+        out.setdefault((e.type, _qos_key(e.qos)), []).append(e)
+    return out
+
+
 def check_topic(topic: str, pubs: Sequence[Endpoint], subs: Sequence[Endpoint],
                 qos_check: QosCheck) -> Tuple[List[GraphIssue], int]:
     """The issues of one topic, and its number of incompatible publisher/subscription pairs."""
@@ -81,19 +110,25 @@ def check_topic(topic: str, pubs: Sequence[Endpoint], subs: Sequence[Endpoint],
         nodes = tuple(sorted({e.node for e in pubs}))
         issues.append(GraphIssue(topic, 'no_subscribers', OK,
                                  f"published by {', '.join(nodes)} but nobody subscribes", nodes))
+    # One check per distinct (publisher profile, subscription profile): a big graph has few
+    # profiles, so this is not publishers x subscriptions checks per topic every period; only
+    # the pairs of an incompatible combination are listed.
     bad = 0
-    for p in pubs:
-        for s in subs:
-            if p.type != s.type:
+    sub_groups = _groups(subs)
+    for (ptype, _), pgroup in _groups(pubs).items():
+        for (stype, _), sgroup in sub_groups.items():
+            if ptype != stype:
                 continue      # reported as multiple_types; such endpoints never match anyway
-            level, reason = qos_check(p.qos, s.qos)
+            level, reason = qos_check(pgroup[0].qos, sgroup[0].qos)
             if level == OK:
                 continue
-            bad += 1
-            issues.append(GraphIssue(
-                topic, 'qos_incompatible', level,
-                f'QoS incompatible: publisher {p.node} -> subscription {s.node}: {_reason(reason)}',
-                (p.node, s.node)))
+            for p in pgroup:
+                for s in sgroup:
+                    bad += 1
+                    issues.append(GraphIssue(
+                        topic, 'qos_incompatible', level,
+                        f'QoS incompatible: publisher {p.node} -> subscription {s.node}: '
+                        f'{_reason(reason)}', (p.node, s.node)))
     return issues, bad
 
 

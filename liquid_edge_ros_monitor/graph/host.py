@@ -1,20 +1,35 @@
-"""Host resources: a psutil sample and its evaluation against thresholds.
+"""Host resources: psutil readings, sampled part by part, and their evaluation against thresholds.
 
-`sample_host` does the reading (it can block: a hung network mount stalls `disk_usage`, so the node
-runs it on its own thread); `evaluate_host` is pure and turns a `HostSample` into statuses, like
-diagnostic_common_diagnostics' cpu, ram and hd monitors in one place. A sensor the host does not have
-(temperatures in a VM, a battery on a desktop) is reported as missing, never as an error.
+Any reading can block (a hung network mount stalls `disk_usage`, a sick sensor driver stalls
+sysfs), so `HostSampler` reads each part (cpu, memory, temperature, battery, each disk path) on
+a thread of its own: one hung part stops only itself. Every part's reading carries its time; a
+part not refreshed within `STALE_PERIODS` sampling periods is stale (its values are left out of
+the sample, the node shows STALE and exports nothing for it, never the frozen value).
+`evaluate_host` is pure and turns a `HostSample` into statuses, like diagnostic_common_diagnostics'
+cpu, ram and hd monitors in one place. A sensor the host does not have (temperatures in a VM, a
+battery on a desktop) is reported as missing, never as an error.
 """
 from __future__ import annotations
 
 import os
+import threading
+import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import (Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import psutil
 
-from ..core.levels import OK, WARN
+from ..core.levels import OK, STALE, WARN
 from .config import Band, HostConfig
+
+CPU, MEMORY, TEMPERATURE, BATTERY = 'cpu', 'memory', 'temperature', 'battery'
+#: A part's reading older than this many sampling periods is stale (one missed sample is jitter).
+STALE_PERIODS = 2.0
+
+
+def disk_part(path: str) -> str:
+    return f'disk {path}'
 
 
 @dataclass(frozen=True)
@@ -29,18 +44,28 @@ class DiskReading:
 
 @dataclass(frozen=True)
 class HostSample:
-    cpu_total: float                          # 0..1 since the previous sample
+    """The latest fresh reading of every part. A part listed in `stale` or `pending` has no fresh
+    reading: its fields are None (cpu, memory), or it is absent (a disk), and mean nothing."""
+    cpu_total: Optional[float]                # 0..1 since the previous sample
     cpu_per_core: Tuple[float, ...]
     load: Optional[Tuple[float, float, float]]
-    memory_used: int
-    memory_total: int
+    memory_used: Optional[int]
+    memory_total: Optional[int]
     disks: Dict[str, Union[DiskReading, str]]           # path -> reading, or why it is unreadable
     temperatures: Optional[Dict[str, float]]            # None: the platform cannot report them
     battery: Optional[Tuple[float, Optional[bool]]]     # (charge 0..1, plugged in), None: no battery
+    ages: Mapping[str, float] = field(default_factory=dict)    # part -> s since its last reading
+    stale: Mapping[str, float] = field(default_factory=dict)   # part -> s without a fresh reading
+    pending: FrozenSet[str] = frozenset()     # parts with no reading yet (not stale yet)
+    max_age: float = 0.0                      # the age beyond which a part is stale, s
+    lost_sensors: FrozenSet[str] = frozenset()  # temperature sensors seen before, gone now
 
     @property
     def memory_ratio(self) -> float:
         return self.memory_used / self.memory_total if self.memory_total else 0.0
+
+    def fresh(self, part: str) -> bool:
+        return part not in self.stale and part not in self.pending
 
 
 @dataclass(frozen=True)
@@ -57,41 +82,173 @@ def prime_cpu() -> None:
     psutil.cpu_percent(None, percpu=True)
 
 
-def sample_host(disk_paths: Sequence[str]) -> HostSample:
-    """Read everything once (blocking; call it off the executor)."""
+CpuReading = Tuple[float, Tuple[float, ...], Optional[Tuple[float, float, float]]]
+
+
+def read_cpu() -> CpuReading:
+    """(total, per core, load average) since this thread's previous call (psutil keeps CPU
+    state per thread: prime on the thread that samples)."""
     per_core = tuple(v / 100.0 for v in psutil.cpu_percent(None, percpu=True))
     total = psutil.cpu_percent(None) / 100.0
     try:
         load: Optional[Tuple[float, float, float]] = tuple(os.getloadavg())  # type: ignore
     except (AttributeError, OSError):
         load = None
+    return total, per_core, load
+
+
+def read_memory() -> Tuple[int, int]:
     vm = psutil.virtual_memory()
-    disks: Dict[str, Union[DiskReading, str]] = {}
+    return vm.total - vm.available, vm.total
+
+
+def read_disk(path: str) -> Union[DiskReading, str]:
+    try:
+        du = psutil.disk_usage(path)
+        return DiskReading(du.free, du.total)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def read_temperatures() -> Optional[Dict[str, float]]:
+    if not hasattr(psutil, 'sensors_temperatures'):
+        return None
+    temps: Dict[str, float] = {}
+    try:
+        for chip, entries in psutil.sensors_temperatures().items():
+            for i, e in enumerate(entries):
+                temps[f'{chip}/{e.label or i}'] = float(e.current)
+    except (OSError, RuntimeError):
+        return None
+    return temps
+
+
+def read_battery() -> Optional[Tuple[float, Optional[bool]]]:
+    if not hasattr(psutil, 'sensors_battery'):
+        return None
+    try:
+        b = psutil.sensors_battery()
+    except (OSError, RuntimeError):
+        return None
+    return None if b is None else (b.percent / 100.0, b.power_plugged)
+
+
+def host_parts(disk_paths: Sequence[str]) -> Dict[str, Callable[[], Any]]:
+    """Part name -> its reading function."""
+    parts: Dict[str, Callable[[], Any]] = {CPU: read_cpu, MEMORY: read_memory}
     for p in disk_paths:
+        parts[disk_part(p)] = (lambda p=p: read_disk(p))
+    parts[TEMPERATURE] = read_temperatures
+    parts[BATTERY] = read_battery
+    return parts
+
+
+def sample_host(disk_paths: Sequence[str]) -> HostSample:
+    """Read everything once, in turn (blocking; tests and one-off use; the node uses
+    `HostSampler`)."""
+    now = time.monotonic()
+    return assemble({part: (read(), now) for part, read in host_parts(disk_paths).items()},
+                    disk_paths, now, max_age=float('inf'), started=now)
+
+
+def assemble(readings: Mapping[str, Tuple[Any, float]], disk_paths: Sequence[str], now: float,
+             max_age: float, started: float,
+             sensors_seen: FrozenSet[str] = frozenset()) -> HostSample:
+    """The latest reading of each part (value, monotonic time) as a `HostSample` at `now`. A part
+    whose reading is older than `max_age`, or that has none `max_age` after `started`, is stale;
+    one with none before that is pending. Neither contributes values. A temperature sensor in
+    `sensors_seen` but not in the fresh reading is lost."""
+    ages: Dict[str, float] = {}
+    stale: Dict[str, float] = {}
+    pending = set()
+    fresh: Dict[str, Any] = {}
+    for part in (CPU, MEMORY, *(disk_part(p) for p in disk_paths), TEMPERATURE, BATTERY):
+        got = readings.get(part)
+        if got is None:
+            waited = now - started
+            if waited > max_age:
+                stale[part] = waited
+            else:
+                pending.add(part)
+            continue
+        age = ages[part] = max(0.0, now - got[1])
+        if age > max_age:
+            stale[part] = age
+        else:
+            fresh[part] = got[0]
+    cpu = fresh.get(CPU)
+    mem = fresh.get(MEMORY)
+    return HostSample(
+        cpu_total=cpu[0] if cpu else None, cpu_per_core=cpu[1] if cpu else (),
+        load=cpu[2] if cpu else None,
+        memory_used=mem[0] if mem else None, memory_total=mem[1] if mem else None,
+        disks={p: fresh[disk_part(p)] for p in disk_paths if disk_part(p) in fresh},
+        temperatures=fresh.get(TEMPERATURE), battery=fresh.get(BATTERY),
+        ages=ages, stale=stale, pending=frozenset(pending), max_age=max_age,
+        lost_sensors=(frozenset(sensors_seen - set(fresh.get(TEMPERATURE) or ()))
+                      if TEMPERATURE in fresh else frozenset()))
+
+
+class HostSampler:
+    """Reads each host part every `period` on a daemon thread of its own, so a reading that
+    blocks (a hung mount) freezes only that part, which then goes stale. The CPU thread primes
+    psutil itself: CPU usage is measured per thread, and a prime on another thread leaves the
+    first sample at 0 %. A hung thread cannot be interrupted; it stays blocked in its own read and
+    is left behind at shutdown (daemon), never duplicated."""
+
+    def __init__(self, disk_paths: Sequence[str], period: float,
+                 on_error: Optional[Callable[[str, BaseException], None]] = None) -> None:
+        self.disk_paths = tuple(disk_paths)
+        self.period = period
+        self.max_age = STALE_PERIODS * period
+        self._parts = host_parts(self.disk_paths)
+        self._on_error = on_error
+        self._readings: Dict[str, Tuple[Any, float]] = {}
+        self._sensors_seen: FrozenSet[str] = frozenset()
+        self._stop = threading.Event()
+        self._threads: List[threading.Thread] = []
+        self.started = time.monotonic()
+
+    def start(self) -> None:
+        self.started = time.monotonic()
+        for part, read in self._parts.items():
+            t = threading.Thread(target=self._loop, args=(part, read), daemon=True,
+                                 name=f'host {part}')
+            t.start()
+            self._threads.append(t)
+
+    def _loop(self, part: str, read: Callable[[], Any]) -> None:
+        if part == CPU:
+            prime_cpu()         # then the first reading, one period later, is a real one
+        elif not self._sample(part, read):
+            return
+        while not self._stop.wait(self.period):
+            if not self._sample(part, read):
+                return
+
+    def _sample(self, part: str, read: Callable[[], Any]) -> bool:
         try:
-            du = psutil.disk_usage(p)
-            disks[p] = DiskReading(du.free, du.total)
-        except OSError as exc:
-            disks[p] = exc.strerror or type(exc).__name__
-    temps: Optional[Dict[str, float]] = None
-    if hasattr(psutil, 'sensors_temperatures'):
-        temps = {}
-        try:
-            for chip, entries in psutil.sensors_temperatures().items():
-                for i, e in enumerate(entries):
-                    temps[f'{chip}/{e.label or i}'] = float(e.current)
-        except (OSError, RuntimeError):
-            temps = None
-    battery = None
-    if hasattr(psutil, 'sensors_battery'):
-        try:
-            b = psutil.sensors_battery()
-        except (OSError, RuntimeError):
-            b = None
-        if b is not None:
-            battery = (b.percent / 100.0, b.power_plugged)
-    return HostSample(total, per_core, load, vm.total - vm.available, vm.total, disks, temps,
-                      battery)
+            value = read()
+        except Exception as exc:      # noqa: BLE001 - the part goes stale, the others carry on
+            if self._on_error is not None:
+                self._on_error(part, exc)
+            return not self._stop.is_set()
+        if part == TEMPERATURE and value:
+            self._sensors_seen = self._sensors_seen | frozenset(value)
+        self._readings[part] = (value, time.monotonic())     # one dict store: atomic
+        return not self._stop.is_set()
+
+    def snapshot(self, now: Optional[float] = None) -> HostSample:
+        return assemble(dict(self._readings), self.disk_paths,
+                        time.monotonic() if now is None else now, self.max_age, self.started,
+                        self._sensors_seen)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the threads; one blocked in a reading is not waited for beyond `timeout`."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
 
 def _gib(n: int) -> str:
@@ -107,9 +264,39 @@ def _limits(band: Band, fmt: str) -> str:
     return ', '.join(parts) or 'none'
 
 
+_LABELS = {CPU: 'CPU', MEMORY: 'memory', TEMPERATURE: 'temperatures', BATTERY: 'battery'}
+
+
+def _stale_status(part: str, s: HostSample) -> HostStatus:
+    age = s.stale[part]
+    label = _LABELS.get(part, part)
+    last = s.ages.get(part)
+    return HostStatus(f'host {part}', STALE,
+                      f'{label} not sampled for {age:.1f} s (limit {s.max_age:g} s): its reading '
+                      'blocks or fails', [('sample age s', f'{age:.1f}' if last is not None
+                                           else 'never sampled')])
+
+
 def evaluate_host(s: HostSample, c: HostConfig) -> List[HostStatus]:
-    """Statuses `host cpu`, `host memory`, `host disk <path>`, `host temperature`, `host battery`."""
+    """Statuses `host cpu`, `host memory`, `host disk <path>`, `host temperature`, `host battery`:
+    STALE for a part without a fresh reading, none yet for a pending one."""
     out: List[HostStatus] = []
+    for part in list(s.stale):
+        out.append(_stale_status(part, s))
+    if s.fresh(CPU):
+        out.append(_cpu_status(s, c))
+    if s.fresh(MEMORY):
+        out.append(_memory_status(s, c))
+    for path, d in s.disks.items():
+        out.append(_disk_status(path, d, c))
+    if s.fresh(TEMPERATURE):
+        out.append(_temperature_status(s, c))
+    if s.fresh(BATTERY):
+        out.append(_battery_status(s, c))
+    return out
+
+
+def _cpu_status(s: HostSample, c: HostConfig) -> HostStatus:
     lvl = c.cpu.level(s.cpu_total)
     msg = f'CPU {s.cpu_total:.0%}' + (' at or above limit' if lvl else '')
     vals = [('usage', f'{s.cpu_total:.3f}'), ('cores', str(len(s.cpu_per_core))),
@@ -117,46 +304,64 @@ def evaluate_host(s: HostSample, c: HostConfig) -> List[HostStatus]:
     vals += [(f'core {i}', f'{v:.3f}') for i, v in enumerate(s.cpu_per_core)]
     if s.load is not None:
         vals.append(('load average 1/5/15 min', ' '.join(f'{x:.2f}' for x in s.load)))
-    out.append(HostStatus('host cpu', lvl, msg, vals))
+    return HostStatus('host cpu', lvl, msg, vals + _age(s, CPU))
 
+
+def _age(s: HostSample, part: str) -> List[Tuple[str, str]]:
+    age = s.ages.get(part)
+    return [] if age is None else [('sample age s', f'{age:.1f}')]
+
+
+def _memory_status(s: HostSample, c: HostConfig) -> HostStatus:
     lvl = c.memory.level(s.memory_ratio)
-    out.append(HostStatus(
+    return HostStatus(
         'host memory', lvl, f'memory {s.memory_ratio:.0%} used' + (' at or above limit' if lvl else ''),
         [('used', _gib(s.memory_used)), ('total', _gib(s.memory_total)),
-         ('usage', f'{s.memory_ratio:.3f}'), ('limits', _limits(c.memory, '{:.0%}'))]))
+         ('usage', f'{s.memory_ratio:.3f}'), ('limits', _limits(c.memory, '{:.0%}'))]
+        + _age(s, MEMORY))
 
-    for path, d in s.disks.items():
-        name = f'host disk {path}'
-        if isinstance(d, str):
-            # A mount can come back (USB drive, network share): WARN, not a start-up error.
-            out.append(HostStatus(name, WARN, f'cannot read {path}: {d}'))
-            continue
-        lvl = c.disk_free.level(d.free_ratio)
-        out.append(HostStatus(
-            name, lvl, f'{d.free_ratio:.1%} free' + (' - below limit' if lvl else ''),
-            [('free', _gib(d.free)), ('total', _gib(d.total)), ('free ratio', f'{d.free_ratio:.4f}'),
-             ('limits (free below)', _limits(c.disk_free, '{:.0%}'))]))
 
+def _disk_status(path: str, d: Union[DiskReading, str], c: HostConfig) -> HostStatus:
+    name = f'host disk {path}'
+    if isinstance(d, str):
+        # A mount can come back (USB drive, network share): WARN, not a start-up error.
+        return HostStatus(name, WARN, f'cannot read {path}: {d}')
+    lvl = c.disk_free.level(d.free_ratio)
+    return HostStatus(
+        name, lvl, f'{d.free_ratio:.1%} free' + (' - below limit' if lvl else ''),
+        [('free', _gib(d.free)), ('total', _gib(d.total)), ('free ratio', f'{d.free_ratio:.4f}'),
+         ('limits (free below)', _limits(c.disk_free, '{:.0%}'))])
+
+
+def _temperature_status(s: HostSample, c: HostConfig) -> HostStatus:
+    if s.lost_sensors:
+        # A sensor that reported before and is gone now (a driver crashed, a board came loose)
+        # is not the same as a host that never had one.
+        lost = ', '.join(sorted(s.lost_sensors))
+        rest = (f'; hottest {max(s.temperatures, key=s.temperatures.__getitem__)} '
+                f'{max(s.temperatures.values()):.1f} C' if s.temperatures else '')
+        return HostStatus('host temperature', WARN, f'sensor lost: {lost}{rest}',
+                          [(k, f'{v:.1f}') for k, v in sorted((s.temperatures or {}).items())]
+                          + [('lost sensors', lost)])
     if not s.temperatures:
         why = 'not supported on this platform' if s.temperatures is None else 'no sensors reported'
-        out.append(HostStatus('host temperature', OK, f'no temperature sensors ({why})'))
-    else:
-        hottest = max(s.temperatures, key=s.temperatures.__getitem__)
-        t = s.temperatures[hottest]
-        lvl = c.temperature.level(t)
-        out.append(HostStatus(
-            'host temperature', lvl, f'hottest {hottest} {t:.1f} C' + (' at or above limit' if lvl else ''),
-            [(k, f'{v:.1f}') for k, v in sorted(s.temperatures.items())]
-            + [('limits', _limits(c.temperature, '{:.0f} C'))]))
+        return HostStatus('host temperature', OK, f'no temperature sensors ({why})')
+    hottest = max(s.temperatures, key=s.temperatures.__getitem__)
+    t = s.temperatures[hottest]
+    lvl = c.temperature.level(t)
+    return HostStatus(
+        'host temperature', lvl, f'hottest {hottest} {t:.1f} C' + (' at or above limit' if lvl else ''),
+        [(k, f'{v:.1f}') for k, v in sorted(s.temperatures.items())]
+        + [('limits', _limits(c.temperature, '{:.0f} C'))])
 
+
+def _battery_status(s: HostSample, c: HostConfig) -> HostStatus:
     if s.battery is None:
-        out.append(HostStatus('host battery', OK, 'no battery'))
-    else:
-        charge, plugged = s.battery
-        lvl = 0 if plugged else c.battery.level(charge)
-        state = {True: 'plugged in', False: 'on battery', None: 'power source unknown'}[plugged]
-        out.append(HostStatus(
-            'host battery', lvl, f'battery {charge:.0%}, {state}' + (' - below limit' if lvl else ''),
-            [('charge', f'{charge:.3f}'), ('plugged', str(plugged)),
-             ('limits (charge below)', _limits(c.battery, '{:.0%}'))]))
-    return out
+        return HostStatus('host battery', OK, 'no battery')
+    charge, plugged = s.battery
+    lvl = 0 if plugged else c.battery.level(charge)
+    state = {True: 'plugged in', False: 'on battery', None: 'power source unknown'}[plugged]
+    return HostStatus(
+        'host battery', lvl, f'battery {charge:.0%}, {state}' + (' - below limit' if lvl else ''),
+        [('charge', f'{charge:.3f}'), ('plugged', str(plugged)),
+         ('limits (charge below)', _limits(c.battery, '{:.0%}'))])

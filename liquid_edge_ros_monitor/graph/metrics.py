@@ -1,7 +1,7 @@
 """The node monitor's Prometheus collector (`liquid_edge_node_*`, `_graph_*`, `_host_*`)."""
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Tuple
+from typing import Any, Callable, Iterable, Iterator, Optional, Tuple
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -10,15 +10,16 @@ from prometheus_client.registry import Collector
 class NodeMonitorMetrics(Collector):
     """Renders the node monitor's latest view: node presence, graph issues, host resources.
 
-    The node swaps in immutable snapshots (`nodes`, `graph`, `host`) whole; `collect` reads them at
-    scrape time.
+    The node swaps in immutable snapshots (`nodes`, `graph`) whole; `collect` reads them at
+    scrape time, and takes the host sample then from `host_source`: a part without a fresh reading
+    is left out (absent, not frozen), and every part read so far shows its sample age.
     """
 
     def __init__(self, robot: str) -> None:
         self.robot = robot
         self.nodes: Tuple[Tuple[str, bool, bool, int], ...] = ()   # (name, expected, up, restarts)
         self.graph: Any = None          # graph.GraphReport
-        self.host: Any = None           # host.HostSample
+        self.host_source: Optional[Callable[[], Any]] = None     # -> host.HostSample
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
@@ -26,7 +27,7 @@ class NodeMonitorMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         fams = self._families()
         (up, restarts, discovered, qos, issues, cpu, load, mem_used, mem_total, mem_ratio,
-         disk_free, disk_ratio, temp, battery, available) = fams
+         disk_free, disk_ratio, temp, battery, available, age) = fams
         r = self.robot
         nodes = self.nodes
         for name, expected, is_up, n_restarts in nodes:
@@ -39,17 +40,19 @@ class NodeMonitorMetrics(Collector):
                 qos.add_metric([topic, r], n)
             for kind_topic in sorted({(i.topic, i.kind) for i in graph.issues}):
                 issues.add_metric([kind_topic[0], kind_topic[1], r], 1)
-        s = self.host
+        s = self.host_source() if self.host_source is not None else None
         if s is not None:
-            cpu.add_metric(['total', r], s.cpu_total)
-            for i, v in enumerate(s.cpu_per_core):
-                cpu.add_metric([str(i), r], v)
+            if s.cpu_total is not None:
+                cpu.add_metric(['total', r], s.cpu_total)
+                for i, v in enumerate(s.cpu_per_core):
+                    cpu.add_metric([str(i), r], v)
             if s.load is not None:
                 for period, v in zip(('1m', '5m', '15m'), s.load):
                     load.add_metric([period, r], v)
-            mem_used.add_metric([r], s.memory_used)
-            mem_total.add_metric([r], s.memory_total)
-            mem_ratio.add_metric([r], s.memory_ratio)
+            if s.memory_total is not None:
+                mem_used.add_metric([r], s.memory_used)
+                mem_total.add_metric([r], s.memory_total)
+                mem_ratio.add_metric([r], s.memory_ratio)
             for path, d in s.disks.items():
                 if not isinstance(d, str):
                     disk_free.add_metric([path, r], d.free)
@@ -58,8 +61,12 @@ class NodeMonitorMetrics(Collector):
                 temp.add_metric([sensor, r], t)
             if s.battery is not None:
                 battery.add_metric([r], s.battery[0])
-            available.add_metric(['temperature', r], 1 if s.temperatures else 0)
-            available.add_metric(['battery', r], 1 if s.battery is not None else 0)
+            if s.fresh('temperature'):
+                available.add_metric(['temperature', r], 1 if s.temperatures else 0)
+            if s.fresh('battery'):
+                available.add_metric(['battery', r], 1 if s.battery is not None else 0)
+            for part, a in s.ages.items():
+                age.add_metric([part, r], a)
         return iter(fams)
 
     @staticmethod
@@ -101,4 +108,8 @@ class NodeMonitorMetrics(Collector):
             GaugeMetricFamily('liquid_edge_host_sensor_available',
                               'Whether the host reports the sensor (1) or has none (0).',
                               labels=['sensor', 'robot']),
+            GaugeMetricFamily('liquid_edge_host_sample_age_seconds',
+                              'Seconds since each host part (cpu, memory, disk <path>, temperature, '
+                              'battery) was last read; a part older than two host periods is '
+                              'stale and its values are absent.', labels=['part', 'robot']),
         )

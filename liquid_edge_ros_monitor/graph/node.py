@@ -15,26 +15,25 @@ from __future__ import annotations
 
 import socket
 import sys
-import threading
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSCompatibility, qos_check_compatible
 
-from ..core.diagnostics import ERROR, OK, WARN, DiagnosticTask, Updater
+from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from ..core.exposition import attach, detach
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
 from .checks import Endpoint, GraphReport, check_graph
 from .config import NODE_PARAMS, NodeMonitorConfig, parse_node_config
-from .host import HostStatus, evaluate_host, prime_cpu, sample_host
+from .host import HostSampler, HostStatus, evaluate_host
 from .metrics import NodeMonitorMetrics
 from .tracker import NodeState, NodeTracker
 
 NODE_NAME = 'node_monitor'
-_LEVELS = (OK, WARN, ERROR)
+_LEVELS = (OK, WARN, ERROR, STALE)
 _QOS_LEVEL = {QoSCompatibility.OK: 0, QoSCompatibility.WARNING: 1, QoSCompatibility.ERROR: 2}
 
 
@@ -172,7 +171,7 @@ class HostTask(DiagnosticTask):
         self._monitor = monitor
 
     def run(self, stat: Any) -> Any:
-        st: Optional[HostStatus] = self._monitor.host_statuses.get(self.getName())
+        st: Optional[HostStatus] = self._monitor.host_statuses().get(self.getName())
         if st is None:
             stat.summary(OK, 'no sample yet')
             return stat
@@ -196,7 +195,6 @@ class NodeMonitor(Node):
         self.tracker = NodeTracker(c.expected_nodes, self.started_ns)
         self.instances: Dict[str, int] = {}     # nodes per name in the graph
         self.graph_report: Optional[GraphReport] = None
-        self.host_statuses: Dict[str, HostStatus] = {}
         self._topic_tasks: Set[str] = set()
         self._node_tasks: Set[str] = set(c.expected_nodes)
         self._updater = Updater(self)
@@ -208,17 +206,15 @@ class NodeMonitor(Node):
         self._endpoint = attach(self._metrics, c.metrics_address, c.metrics_port)
         self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
                                             else None)
-        self._stop = threading.Event()
-        self._host_thread: Optional[threading.Thread] = None
+        self._host: Optional[HostSampler] = None
         if c.host.enabled:
             for name in ('host cpu', 'host memory',
                          *(f'host disk {p}' for p in c.host.disk_paths),
                          'host temperature', 'host battery'):
                 self._updater.add(HostTask(self, name))
-            prime_cpu()
-            self._host_thread = threading.Thread(target=self._host_loop, name='host_sampler',
-                                                 daemon=True)
-            self._host_thread.start()
+            self._host = HostSampler(c.host.disk_paths, c.host.period, self._host_failed)
+            self._metrics.host_source = self._host.snapshot
+            self._host.start()
         self._timer = self.create_timer(c.period, self.check,
                                         clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.check()
@@ -293,26 +289,21 @@ class NodeMonitor(Node):
         self.graph_report = report
         self._metrics.graph = report
 
-    # ---- host (host thread) --------------------------------------------------------------------
+    # ---- host (one sampler thread per part; evaluated when read) ----------------------------------
 
-    def _host_loop(self) -> None:
-        c = self.config.host
-        while not self._stop.wait(c.period):
-            try:
-                sample = sample_host(c.disk_paths)
-                self.host_statuses = {s.name: s for s in evaluate_host(sample, c)}
-                self._metrics.host = sample
-            except Exception as exc:
-                self.get_logger().warning(f'host sample failed: {exc!r}',
-                                          throttle_duration_sec=30.0)
+    def host_statuses(self) -> Dict[str, HostStatus]:
+        """The host statuses now: a part whose reading is too old is STALE, never its last value."""
+        if self._host is None:
+            return {}
+        return {s.name: s for s in evaluate_host(self._host.snapshot(), self.config.host)}
+
+    def _host_failed(self, part: str, exc: BaseException) -> None:
+        self.get_logger().warning(f'host {part} sample failed: {exc!r}', throttle_duration_sec=30.0)
 
     def destroy_node(self) -> None:
-        stop = getattr(self, '_stop', None)
-        if stop is not None:
-            stop.set()
-        t = getattr(self, '_host_thread', None)
-        if t is not None and t.is_alive():
-            t.join(5.0)
+        host = getattr(self, '_host', None)
+        if host is not None:
+            host.stop(2.0)
         metrics = getattr(self, '_metrics', None)
         if metrics is not None:
             detach(metrics, getattr(self, '_endpoint', None))

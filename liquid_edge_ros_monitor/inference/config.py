@@ -64,6 +64,11 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('output_type', 'string', 'geometry_msgs/msg/Twist', 'Type of output_topic.', _type),
     ParamSpec('outputs', 'string_array', ['linear.x', 'angular.z'],
               'Field paths of the command set from the network outputs, in order.', _paths),
+    ParamSpec('output_frame_id', 'string', '',
+              'header.frame_id of a stamped command (an output_type with a header, e.g. '
+              'geometry_msgs/msg/TwistStamped); empty = the input\'s frame_id. Its header.stamp is '
+              'always the input\'s, as for derived data, so a monitor\'s header latency on the '
+              'command topic is the sensor-to-command latency.'),
     ParamSpec('control_rate', 'double', 0.0,
               'Steps per second from the latest input; 0 = one step per input message.',
               non_negative),
@@ -80,6 +85,19 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('on_non_finite', 'string', 'zero',
               'Command published when the output is NaN/Inf: zero, or hold (the last good one).',
               _choice('zero', 'hold')),
+    ParamSpec('input_timeout', 'double', 0.0,
+              'Input older than this is stale and the controller stops acting on it (state reset, '
+              'on_input_stale command, ERROR), seconds; 0 = 10 expected input periods (dt_default, '
+              'else the model\'s training period; at least 0.1 s), or 1 s if neither is known.',
+              non_negative),
+    ParamSpec('on_input_stale', 'string', 'zero',
+              'Command while the input is stale: zero, hold (the last good one), or stop '
+              '(publish nothing). Published at control_rate, or once without one.',
+              _choice('zero', 'hold', 'stop')),
+    ParamSpec('max_step_failures', 'integer', 10,
+              'Network steps that raise, in a row, after which the node publishes the safe '
+              'command and exits with status 1 (each one before: safe command, ERROR, counted).',
+              int_range(1, 1_000_000)),
     ParamSpec('drift_window', 'integer', 200, 'Inputs averaged by the drift score.',
               int_range(1, 1_000_000)),
     ParamSpec('drift_warn', 'double', 3.0,
@@ -93,6 +111,9 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('ground_truth.fields', 'string_array',
               ['twist.twist.linear.x', 'twist.twist.angular.z'],
               'Field paths of the truth, one per output.', _optional_paths),
+    ParamSpec('ground_truth.max_age', 'double', 0.5,
+              'Ground truth older than this is not scored against (liquid_edge_model_accuracy is '
+              'then absent), seconds.', positive),
     ParamSpec('accuracy.tolerance', 'double', 0.05,
               'An output is correct when within this of the truth (output units).', positive),
     ParamSpec('accuracy.window', 'integer', 400, 'Outputs the accuracy is computed over.',
@@ -116,6 +137,15 @@ INFERENCE_PARAMS: Tuple[ParamSpec, ...] = (
               'Share of inputs traced, 0..1; -1 = from OTEL_TRACES_SAMPLER(_ARG).', _ratio_or_unset),
     ParamSpec('tracing.service_name', 'string', '', 'service.name; empty = OTEL_SERVICE_NAME or '
               'liquid_edge_ros_monitor.'),
+    ParamSpec('tracing.slow_threshold', 'double', 0.0,
+              'A callback slower than this is always traced (reason slow), seconds; 0 = '
+              'latency_budget.', non_negative),
+    ParamSpec('tracing.startup_traces', 'integer', 10,
+              'The first callbacks after start that are always traced (reason startup).',
+              int_range(0, 1_000_000)),
+    ParamSpec('tracing.max_anomalies_per_s', 'double', 20.0,
+              'Most always-kept traces (error, deadline, slow, startup) per second; the rest are '
+              'counted as dropped.', positive),
     ParamSpec('json_logging', 'bool', False,
               'Log our Python loggers as JSON lines (with trace_id/span_id inside spans).'),
     ParamSpec('qos_depth', 'integer', 10, 'History depth of the input subscription.',
@@ -137,23 +167,31 @@ class InferenceConfig:
     output_topic: str
     output_type: str
     outputs: Tuple[str, ...]
+    output_frame_id: str
     control_rate: float
     control_period: float
     latency_budget: float
     dt_default: float
     dt_max: float
     hold_on_non_finite: bool
+    input_timeout: float
+    on_input_stale: str
+    max_step_failures: int
     drift_window: int
     drift_warn: float
     truth_topic: str
     truth_type: str
     truth_fields: Tuple[str, ...]
+    truth_max_age: float
     accuracy_tolerance: float
     accuracy_window: int
     accuracy_warn: float
     joules_per_mac: float
     static_watts: float
     tracing: Mapping[str, Any]       # overrides for tracing.TracingConfig.from_env
+    slow_threshold: float            # 0 = latency_budget
+    startup_traces: int
+    max_anomalies_per_s: float
     json_logging: bool
     qos_depth: int
     update_period: float
@@ -188,15 +226,21 @@ def parse_inference_config(values: Mapping[str, Any], hostname: str = 'localhost
         model_path=v['model_path'], input_topic=v['input_topic'], input_type=v['input_type'],
         features=tuple(v['features']), best_effort=v['input_reliability'] == 'best_effort',
         output_topic=v['output_topic'], output_type=v['output_type'],
-        outputs=tuple(v['outputs']), control_rate=v['control_rate'],
+        outputs=tuple(v['outputs']), output_frame_id=v['output_frame_id'],
+        control_rate=v['control_rate'],
         control_period=v['control_period'], latency_budget=v['latency_budget'],
         dt_default=v['dt_default'], dt_max=v['dt_max'],
-        hold_on_non_finite=v['on_non_finite'] == 'hold', drift_window=v['drift_window'],
+        hold_on_non_finite=v['on_non_finite'] == 'hold', input_timeout=v['input_timeout'],
+        on_input_stale=v['on_input_stale'], max_step_failures=v['max_step_failures'],
+        drift_window=v['drift_window'],
         drift_warn=v['drift_warn'], truth_topic=v['ground_truth.topic'],
         truth_type=v['ground_truth.type'], truth_fields=tuple(v['ground_truth.fields']),
+        truth_max_age=v['ground_truth.max_age'],
         accuracy_tolerance=v['accuracy.tolerance'], accuracy_window=v['accuracy.window'],
         accuracy_warn=v['accuracy.warn'], joules_per_mac=v['energy.joules_per_mac'],
-        static_watts=v['energy.static_watts'], tracing=tracing, json_logging=v['json_logging'],
+        static_watts=v['energy.static_watts'], tracing=tracing,
+        slow_threshold=v['tracing.slow_threshold'], startup_traces=v['tracing.startup_traces'],
+        max_anomalies_per_s=v['tracing.max_anomalies_per_s'], json_logging=v['json_logging'],
         qos_depth=v['qos_depth'], update_period=v['update_period'],
         metrics_port=v['metrics_port'], metrics_address=v['metrics_address'],
         robot=v['robot'] or hostname)

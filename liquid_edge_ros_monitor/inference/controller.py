@@ -1,9 +1,10 @@
 """The inference node's pure core: a guarded controller step and the statistics around it (no ROS).
 
 `Controller` owns the hidden state and never hands out a non-finite command: a NaN/Inf input is
-not fed to the network (the state stays as it was), a NaN/Inf output resets the state and yields
-the safe command (zeros, or the last good command). `DriftScore`, `Accuracy` and `LatencyRing`
-are fixed-size and allocation-free per sample, since they run in the control callback.
+not fed to the network (the state stays as it was), a NaN/Inf output or a step that raises resets
+the state and yields the safe command (zeros, or the last good command). `DriftScore`, `Accuracy`
+and `LatencyRing` are fixed-size and allocation-free per sample, since they run in the control
+callback. `input_timeout` and `LogThrottle` are the small policies the node applies around them.
 """
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ from typing import Any, Optional, Tuple
 
 import numpy as np
 
-OK, NON_FINITE_INPUT, NON_FINITE_OUTPUT = 0, 1, 2
+OK, NON_FINITE_INPUT, NON_FINITE_OUTPUT, STEP_FAILED = 0, 1, 2, 3
+
+#: Input timeout when neither dt_default nor the model tells the input period.
+UNKNOWN_PERIOD_TIMEOUT_S = 1.0
+#: Input periods of silence before an input is stale (the default timeout), and its floor.
+TIMEOUT_PERIODS, MIN_TIMEOUT_S = 10, 0.1
 
 
-def nominal_dt(model: Any, dt_default: float) -> float:
-    """The elapsed time of a first step: the parameter, else the training period, else ncps's 1.0."""
+def expected_period(model: Any, dt_default: float) -> Optional[float]:
+    """The input period the network expects: the parameter, else the training period, else None."""
     if dt_default > 0:
         return dt_default
     training = getattr(model, 'training', None) or {}
@@ -23,7 +29,25 @@ def nominal_dt(model: Any, dt_default: float) -> float:
         v = training.get(key)
         if isinstance(v, (int, float)) and v > 0:
             return float(v)
-    return 1.0
+    return None
+
+
+def nominal_dt(model: Any, dt_default: float) -> float:
+    """The elapsed time of a first step: the parameter, else the training period, else ncps's 1.0."""
+    period = expected_period(model, dt_default)
+    return 1.0 if period is None else period
+
+
+def input_timeout(timeout: float, model: Any, dt_default: float) -> float:
+    """Seconds without input after which the controller stops acting on it: the parameter if set,
+    else 10 expected input periods (at least 0.1 s, so scheduling jitter is no outage), else 1 s.
+    A fixed 1 s when the period is unknown: ncps's nominal 1.0 is a unit, not an input rate."""
+    if timeout > 0:
+        return timeout
+    period = expected_period(model, dt_default)
+    if period is None:
+        return UNKNOWN_PERIOD_TIMEOUT_S
+    return max(TIMEOUT_PERIODS * period, MIN_TIMEOUT_S)
 
 
 class Controller:
@@ -31,28 +55,36 @@ class Controller:
 
     def __init__(self, model: Any, hold_on_non_finite: bool = False) -> None:
         self.model = model
-        self._step = model.step
-        self._params = model.params
+        self._step = model.bound_step()
         self.h = model.init_state()
         self.hold = hold_on_non_finite
         self.last_good = np.zeros(model.n_outputs, dtype=np.float32)
         self._zeros = np.zeros(model.n_outputs, dtype=np.float32)
         self.resets = 0
+        self.last_error: Optional[BaseException] = None
 
     def warm_up(self, dt: float) -> None:
         """Compile the step (fixed shapes, so once) and run it twice; the state is left at zero."""
         x = np.zeros(self.model.n_inputs, dtype=np.float32)
         for _ in range(2):
-            h, y = self._step(self._params, self.model.init_state(), x, np.float32(dt))
+            h, y = self._step(self.model.init_state(), x, np.float32(dt))
             np.asarray(y)
         self.h = self.model.init_state()
 
     def forward(self, x: np.ndarray, dt: float) -> Tuple[np.ndarray, int]:
-        """Advance one input; return (command, OK | NON_FINITE_INPUT | NON_FINITE_OUTPUT)."""
+        """Advance one input; return (command, OK | NON_FINITE_INPUT | NON_FINITE_OUTPUT |
+        STEP_FAILED). A step that raises (an XLA runtime error, a device lost) is caught here:
+        the state it may have left half-made is reset and the caller gets the safe command;
+        the exception is kept in `last_error` for the report."""
         if not np.isfinite(x).all():
             return self.safe(), NON_FINITE_INPUT
-        h, y = self._step(self._params, self.h, x, np.float32(dt))
-        y = np.asarray(y)
+        try:
+            h, y = self._step(self.h, x, np.float32(dt))
+            y = np.asarray(y)
+        except Exception as exc:            # noqa: BLE001 - any failure of the step is one outcome
+            self.last_error = exc
+            self.reset()
+            return self.safe(), STEP_FAILED
         if not np.isfinite(y).all():
             self.reset()
             return self.safe(), NON_FINITE_OUTPUT
@@ -62,6 +94,9 @@ class Controller:
 
     def safe(self) -> np.ndarray:
         return self.last_good if self.hold else self._zeros
+
+    def zero(self) -> np.ndarray:
+        return self._zeros
 
     def reset(self) -> None:
         self.h = self.model.init_state()
@@ -113,6 +148,25 @@ class Accuracy:
     @property
     def count(self) -> int:
         return self._n
+
+
+class LogThrottle:
+    """At most one log line per `interval_s`; the lines held back are counted and told with the next.
+    A fault that repeats per message (a non-finite output at 200 Hz) must not flood the log."""
+
+    def __init__(self, interval_s: float = 10.0) -> None:
+        self.interval_s = interval_s
+        self._next = float('-inf')
+        self.suppressed = 0
+
+    def allow(self, now: float) -> Optional[int]:
+        """None: hold this line back. Else log it, with this many similar lines held back before."""
+        if now < self._next:
+            self.suppressed += 1
+            return None
+        self._next = now + self.interval_s
+        n, self.suppressed = self.suppressed, 0
+        return n
 
 
 class LatencyRing:

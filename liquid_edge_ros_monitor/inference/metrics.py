@@ -30,7 +30,7 @@ class InferenceMetrics(Collector):
                      'callback': LatencyHistogram(INFERENCE_BUCKETS)}
         self.inferences = 0
         self.errors: Dict[str, int] = {'non_finite_input': 0, 'non_finite_output': 0,
-                                       'bad_input': 0}
+                                       'bad_input': 0, 'step_failed': 0, 'input_stale': 0}
         self.jit_compilations = 0
         self.deadline_misses = 0
         self.drift: Optional[float] = None
@@ -38,16 +38,26 @@ class InferenceMetrics(Collector):
         self.accuracy: Optional[float] = None
         self.energy: Dict[str, float] = {}      # source -> joules
         self.power: Dict[str, float] = {}       # source -> watts
+        self.traces_kept: Dict[str, int] = {}      # reason -> kept callbacks (tracing on only)
+        self.traces_dropped: Dict[str, int] = {}   # rate_limited / queue_full
 
     def add_latencies(self, stage: str, values_s: np.ndarray) -> None:
         self.hist[stage].add(values_s)
+
+    def add_exemplar(self, stage: str, value_s: float, trace_id: int, span_id: int,
+                     timestamp_s: float) -> None:
+        """Link the `stage` latency bucket of `value_s` to a kept trace."""
+        self.hist[stage].set_exemplar(
+            value_s, {'trace_id': format(trace_id, '032x'), 'span_id': format(span_id, '016x')},
+            timestamp_s)
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
 
     def collect(self) -> Iterator[Metric]:
         fams = self._families()
-        (latency, inferences, errors, jit, misses, drift, norm, accuracy, energy, power) = fams
+        (latency, inferences, errors, jit, misses, drift, norm, accuracy, energy, power, kept,
+         dropped) = fams
         lab = self.labels
         for stage, h in self.hist.items():
             latency.add_metric([stage] + lab, h.buckets(), h.total)
@@ -63,6 +73,10 @@ class InferenceMetrics(Collector):
             energy.add_metric([source] + lab, j)
         for source, w in list(self.power.items()):
             power.add_metric([source] + lab, w)
+        for reason, n in list(self.traces_kept.items()):
+            kept.add_metric([reason] + lab, n)
+        for reason, n in list(self.traces_dropped.items()):
+            dropped.add_metric([reason] + lab, n)
         return iter(fams)
 
     @staticmethod
@@ -76,7 +90,8 @@ class InferenceMetrics(Collector):
             CounterMetricFamily('liquid_edge_inferences', 'Network steps run.', labels=lab),
             CounterMetricFamily('liquid_edge_inference_errors',
                                 'Inputs or outputs rejected: non_finite_input, non_finite_output, '
-                                'bad_input.', labels=['reason'] + lab),
+                                'bad_input; step_failed (the step raised); input_stale (times '
+                                'the input went stale).', labels=['reason'] + lab),
             CounterMetricFamily('liquid_edge_jit_compilations',
                                 'XLA compilations in this process (flat after warm-up).',
                                 labels=lab),
@@ -97,4 +112,13 @@ class InferenceMetrics(Collector):
             GaugeMetricFamily('liquid_edge_inference_power_watts',
                               'Energy rate over the last update period, by source.',
                               labels=['source'] + lab),
+            CounterMetricFamily('liquid_edge_inference_traces_kept',
+                                'Callbacks whose trace was kept, by reason: error, deadline, slow, '
+                                'startup (always kept, rate-limited) or head (sampling ratio).',
+                                labels=['reason'] + lab),
+            CounterMetricFamily('liquid_edge_inference_traces_dropped',
+                                'Traces lost: rate_limited (anomalies over '
+                                'tracing.max_anomalies_per_s, not head-sampled) or queue_full '
+                                '(export backlog).',
+                                labels=['reason'] + lab),
         )

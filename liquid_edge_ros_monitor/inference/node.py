@@ -5,9 +5,13 @@ accuracy, latency ring), `config` (parameters), `fields` (feature paths), `traci
 (OpenTelemetry), `energy` and `metrics`. The model is loaded, compiled and warmed up before the
 input subscription exists, so the first message never waits for XLA.
 
-Per sampled input message (executor thread) one span `liquid_inference.callback` with children
-`preprocess`, `forward`, `publish`; spans are exported by the SDK's batch processor on its own
-thread, so a slow or dead collector never reaches the control loop. Histograms, power and the
+Tracing is tail-sampled (`tail_sampling`): every callback notes a trace id (which its JSON log
+lines carry) and four wall-clock marks, and decides at its end whether the trace is kept: always
+for an error, a deadline miss, a slow callback or one of the first callbacks (rate-limited), else at
+the head sampling ratio. A kept callback is handed to `trace_export` as a compact record and
+becomes the span tree `liquid_inference.callback` > `preprocess`, `forward`, `publish` on another
+thread; the SDK's batch processor exports it, so a slow or dead collector never reaches the control
+loop. Kept traces are also the latency histograms' exemplars. Histograms, power and the
 hidden-state norm are refreshed by a timer every `update_period`, not per message.
 """
 from __future__ import annotations
@@ -15,33 +19,38 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import random
 import socket
 import sys
 import time
-from contextlib import nullcontext
-from typing import Any, List, Optional
+from collections import deque
+from typing import Any, Deque, List, Optional, Tuple
 
 import numpy as np
-from opentelemetry.trace import set_span_in_context, use_span
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..core.diagnostics import ERROR, OK, WARN, FunctionDiagnosticTask, Updater
 from ..core.exposition import attach, detach
+from ..core.jsonlog import trace_ids
 from ..core.msg_types import import_message_type
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
 from .config import INFERENCE_PARAMS, InferenceConfig, parse_inference_config
-from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, Accuracy, Controller, DriftScore,
-                        LatencyRing, nominal_dt)
+from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, STEP_FAILED, Accuracy, Controller,
+                         DriftScore, LatencyRing, LogThrottle, input_timeout, nominal_dt)
+from .controller import OK as STEP_OK
 from .fields import has_header, numeric_getters, numeric_setters
 from .metrics import InferenceMetrics
+from .tail_sampling import TailSampler
+from .trace_export import CallbackRecord, new_ids
 
 NODE_NAME = 'liquid_inference'
 _log = logging.getLogger('liquid_edge_ros_monitor.liquid_inference')
+
+_REASONS = {NON_FINITE_INPUT: 'non_finite_input', NON_FINITE_OUTPUT: 'non_finite_output',
+            STEP_FAILED: 'step_failed'}
 
 _COMPILE_EVENT = '/jax/core/compile/backend_compile_duration'
 _compilations = [0]
@@ -108,6 +117,14 @@ class LiquidInference(Node):
     # ---- set-up --------------------------------------------------------------------------------
 
     def _load(self, c: InferenceConfig) -> None:
+        import jax
+        try:
+            # Run each step on the calling thread: for a small cell, handing it to XLA's CPU
+            # thread and waiting for the result costs more than the step (BENCHMARKS: profile).
+            # Must precede the first computation; a JAX without the flag keeps async dispatch.
+            jax.config.update('jax_cpu_enable_async_dispatch', False)
+        except (AttributeError, KeyError, ValueError):
+            pass
         from ..lnn import load_model
         path = c.model_path or default_model_path()
         self.model = load_model(path)                  # ModelError: one line naming the tensor
@@ -131,6 +148,7 @@ class LiquidInference(Node):
             raise ConfigError('outputs', str(exc)) from None
         self._in_header = has_header(self._in_class)
         self._truth = None
+        self._truth_mono = 0.0       # monotonic receipt time of the truth
         if c.truth_topic:
             self._truth_class = self._import(c.truth_type, 'ground_truth.type')
             try:
@@ -139,6 +157,7 @@ class LiquidInference(Node):
                 raise ConfigError('ground_truth.fields', str(exc)) from None
         self.controller = Controller(m, c.hold_on_non_finite)
         self.dt0 = nominal_dt(m, c.dt_default)
+        self.input_timeout = input_timeout(c.input_timeout, m, c.dt_default)
         _count_compilations()
         t0 = time.perf_counter()
         self.controller.warm_up(self.dt0)
@@ -150,6 +169,11 @@ class LiquidInference(Node):
         self.forward_lat = LatencyRing()
         self._x = np.zeros(m.n_inputs, dtype=np.float32)
         self._last_stamp_ns: Optional[int] = None
+        self._last_step_ns: Optional[int] = None     # monotonic, of the previous step
+        self._input_mono: Optional[float] = None     # monotonic receipt time of the latest input
+        self.stale = False                           # the input is older than input_timeout
+        self.step_failures = 0                       # steps that raised, in a row
+        self._throttles = {'non_finite_output': LogThrottle(), 'step_failed': LogThrottle()}
         self._latest: Optional[Any] = None           # (msg, info) for control_rate mode
         self._period_ema: Optional[float] = None
         self.last_problem: Optional[str] = None
@@ -167,19 +191,21 @@ class LiquidInference(Node):
             tc = TracingConfig.from_env(c.tracing, parameter_prefix='tracing.')
         except ValueError as exc:
             raise ConfigError('tracing', str(exc)) from None
-        # The node samples inputs itself (one random() per input) and the SDK keeps every span it
-        # is given: an unsampled input then costs no span at all, where the SDK's own ratio sampler
-        # would still build and end a non-recording span per input (~40 us on a 2-core VM).
+        # The node decides which callbacks are traced (tail sampling, with the ratio as its head
+        # sampling share) and the SDK keeps every span it is given: an untraced callback costs no
+        # span at all.
         self.sampling_ratio = tc.sampling_ratio
-        if tc.enabled and 0.0 < tc.sampling_ratio < 1.0:
+        if tc.enabled:
             tc = dataclasses.replace(tc, sampling_ratio=1.0)
         self.tracing = setup_tracing(tc, {
             'ros.node.name': self.get_name(), 'ros.node.namespace': self.get_namespace(),
             'ros.domain_id': os.environ.get('ROS_DOMAIN_ID', '0')})
-        self._tracer = self.tracing.tracer
-        self._tracing_on = self.tracing.enabled and self.sampling_ratio > 0.0
-        self._sampled = (lambda: True) if self.sampling_ratio >= 1.0 else (
-            lambda r=self.sampling_ratio, rnd=random.random: rnd() < r)
+        self._kept = self.tracing.kept                  # None when tracing is off
+        self.slow_threshold = c.slow_threshold or c.latency_budget
+        self.sampler = TailSampler(self.sampling_ratio, self.slow_threshold, c.startup_traces,
+                                   c.max_anomalies_per_s)
+        # Kept callbacks' (callback s, forward s, trace id, span id, wall s) for the exemplars.
+        self._exemplars: Deque[Tuple[float, float, int, int, float]] = deque(maxlen=64)
         m = self.model
         self._span_attrs = {'lnn.cell': m.cell, 'lnn.mode': m.mode or '', 'lnn.units': m.units,
                             'lnn.inputs': m.n_inputs, 'lnn.outputs': m.n_outputs,
@@ -201,13 +227,20 @@ class LiquidInference(Node):
                                          else ReliabilityPolicy.RELIABLE))
         self._pub = self.create_publisher(self._out_class, c.output_topic, 10)
         self._out_msg = self._out_class()
+        self._out_header = has_header(self._out_class)
+        if self._out_header and c.output_frame_id:
+            self._out_msg.header.frame_id = c.output_frame_id
         self._out_topic = self._pub.topic_name
-        handler = self._on_input if not c.control_rate else self._keep_latest
+        handler = self._on_message if not c.control_rate else self._keep_latest
         self._sub = self.create_subscription(self._in_class, c.input_topic, handler, qos_in)
         self._in_topic = self._sub.topic_name
         self._span_attrs['ros.topic'] = self._in_topic
         if c.control_rate:
             self._control_timer = self.create_timer(1.0 / c.control_rate, self._on_control)
+        else:       # the control tick watches the input; without one, this timer does
+            self._watchdog = self.create_timer(max(self.input_timeout / 2, 0.005),
+                                               self._on_watchdog,
+                                               clock=Clock(clock_type=ClockType.STEADY_TIME))
         if c.truth_topic:
             self.create_subscription(self._truth_class, c.truth_topic, self._on_truth, 10)
 
@@ -215,47 +248,119 @@ class LiquidInference(Node):
 
     def _keep_latest(self, msg: Any, info: Any) -> None:
         self._latest = (msg, info)
+        self._input_mono = time.monotonic()
 
     def _on_control(self) -> None:
         latest = self._latest
-        if latest is not None:
-            self._on_input(*latest)
+        if latest is None:
+            return
+        if self._input_stale():
+            self._publish_stale_command()
+            return
+        if self.stale:
+            self._input_back()
+        self._on_input(*latest)
+
+    def _on_message(self, msg: Any, info: Any) -> None:
+        self._input_mono = time.monotonic()
+        if self.stale:
+            self._input_back()
+        self._on_input(msg, info)
+
+    def _on_watchdog(self) -> None:
+        """Without control_rate nothing steps when the input stops: say so, once per outage."""
+        if not self.stale and self._input_stale():
+            self._publish_stale_command()
+
+    # ---- stale input: never act on input the node no longer has --------------------------------
+
+    def input_age(self) -> Optional[float]:
+        t = self._input_mono
+        return None if t is None else time.monotonic() - t
+
+    def _input_stale(self) -> bool:
+        """Whether the latest input is older than `input_timeout`. On the change to stale: reset
+        the hidden state (it integrated inputs that no longer describe the world; the next step
+        starts from rest with the nominal dt), count it, say so in the log."""
+        age = self.input_age()
+        if age is None or age <= self.input_timeout:
+            return False
+        if not self.stale:
+            self.stale = True
+            self.controller.reset()
+            self._last_stamp_ns = self._last_step_ns = None
+            self.metrics.errors['input_stale'] += 1
+            self.get_logger().error(f'input stale for {age:.3f} s on {self._in_topic} (timeout '
+                                    f'{self.input_timeout:g} s): state reset, '
+                                    f'{self._stale_action()}')
+        return True
+
+    def _input_back(self) -> None:
+        self.stale = False
+        self.get_logger().info(f'input back on {self._in_topic}: stepping again from a reset state')
+
+    def _stale_action(self) -> str:
+        how = self.config.on_input_stale
+        if how == 'stop':
+            return 'publishing nothing'
+        what = 'the zero command' if how == 'zero' else 'the last good command'
+        return f'publishing {what}' + (f' at {self.config.control_rate:g} Hz'
+                                        if self.config.control_rate else ' once')
+
+    def _publish_stale_command(self) -> None:
+        how = self.config.on_input_stale
+        if how == 'stop':
+            return
+        y = self.controller.zero() if how == 'zero' else self.controller.last_good
+        out = self._out_msg
+        for setter, v in zip(self._setters, y.tolist()):
+            setter(out, v)
+        self._pub.publish(out)
 
     def _on_input(self, msg: Any, info: Any) -> None:
-        """One input: features, step, command; traced when this input is sampled.
+        """One input: features, step, command; its trace kept or not at the end.
 
-        Only the root span is made by the tracer while the work runs; the three children are
-        recorded afterwards from timestamps taken between the stages, so a traced callback pays no
-        context switches for them, and an unsampled input costs one random() and no span.
-        """
+        With tracing on, the callback costs two random ids, four clock reads and a ContextVar
+        set/reset more than without; only a kept one builds a record (a dict and a tuple), and
+        its spans are made on another thread."""
         t0 = time.perf_counter()
         stamp_ns = None
         if self._in_header:
             st = msg.header.stamp
             stamp_ns = st.sec * 1_000_000_000 + st.nanosec
-        if not (self._tracing_on and self._sampled()):
-            self._process(msg, stamp_ns, None)
+        kept = self._kept
+        if kept is None:
+            status = self._process(msg, stamp_ns, None)
         else:
-            span = self._tracer.start_span(
-                'liquid_inference.callback',
-                attributes=self._callback_attributes(msg, info, stamp_ns))
-            marks = self._process(msg, stamp_ns, span)
-            ctx = set_span_in_context(span)
-            start = self._tracer.start_span
-            for name, a, b in (('preprocess', marks[0], marks[1]),
-                               ('forward', marks[1], marks[2]),
-                               ('publish', marks[2], marks[3])):
-                start(name, context=ctx, start_time=a).end(end_time=b)
-            span.end(end_time=marks[3])
+            m0 = time.time_ns()
+            ids = new_ids()
+            token = trace_ids.set(ids)
+            try:
+                marks = [m0, 0, 0, 0]
+                status = self._process(msg, stamp_ns, marks)
+            finally:
+                trace_ids.reset(token)
         took = time.perf_counter() - t0
         self.callback_lat.add(took)
         deadline = self._deadline()
         if deadline and took > deadline:
             self.metrics.deadline_misses += 1
+        if kept is None:
+            return
+        reason = self.sampler.decide(status != STEP_OK, took, deadline, t0)
+        if reason is None:
+            return
+        attrs = self._callback_attributes(msg, info, stamp_ns)
+        attrs['liquid_edge.keep_reason'] = reason
+        error = _REASONS.get(status)
+        if error:
+            attrs['lnn.error'] = error
+        if kept.put(CallbackRecord(ids[0], ids[1], tuple(marks), attrs, error)):
+            self._exemplars.append((took, (marks[2] - marks[1]) * 1e-9, ids[0], ids[1],
+                                    marks[0] * 1e-9))
 
     def _callback_attributes(self, msg: Any, info: Any, stamp_ns: Optional[int]) -> dict:
-        """The root span's attributes, given at creation (one validation pass, no per-attribute
-        locking as with set_attribute)."""
+        """The root span's attributes (built only for a kept callback)."""
         attrs = dict(self._span_attrs)
         attrs['dds.publication_sequence_number'] = int(info.get('publication_sequence_number', 0))
         if stamp_ns is not None:
@@ -263,42 +368,68 @@ class LiquidInference(Node):
             attrs['ros.header.frame_id'] = msg.header.frame_id
         return attrs
 
-    def _process(self, msg: Any, stamp_ns: Optional[int], span: Any) -> Optional[tuple]:
-        """The callback's work. With a `span`: the wall-clock marks (ns) of the stage boundaries
-        for the child spans."""
-        traced = span is not None
-        m0 = time.time_ns() if traced else 0
+    def _process(self, msg: Any, stamp_ns: Optional[int], marks: Optional[list]) -> int:
+        """The callback's work; returns the controller's status. With `marks` (tracing on): fills
+        in the wall-clock ns at the stage boundaries (features done, step done, published)."""
         dt = self._elapsed(stamp_ns)
         x = self._x
         try:
             x[:] = self._features(msg)
         except (TypeError, ValueError):
             x[:] = np.nan       # a field that is not a number: treated as bad input
-        m1 = time.time_ns() if traced else 0
+        if marks is not None:
+            marks[1] = time.time_ns()
         f0 = time.perf_counter()
         y, status = self.controller.forward(x, dt)      # checks x is finite before the step
         self.forward_lat.add(time.perf_counter() - f0)
+        if marks is not None:
+            marks[2] = time.time_ns()
         if status != NON_FINITE_INPUT:
             self.drift.add(x)
-        m2 = time.time_ns() if traced else 0
         out = self._out_msg
         for setter, v in zip(self._setters, y.tolist()):
             setter(out, v)
+        if self._out_header:
+            self._stamp_command(out, msg)
         self._pub.publish(out)
+        if status == STEP_FAILED:
+            self.step_failures += 1
+        elif status == 0:
+            self.step_failures = 0
         if status:
-            self._problem(status, span)
+            self._problem(status)
+            if self.step_failures >= self.config.max_step_failures:
+                self._give_up()
         self.metrics.inferences += 1
-        if self._truth is not None:
-            self.accuracy.add(y, self._truth)
-        return (m0, m1, m2, time.time_ns()) if traced else None
+        if self._truth is not None and self.truth_age() <= self.config.truth_max_age:
+            self.accuracy.add(y, self._truth)     # never against truth of any age
+        if marks is not None:
+            marks[3] = time.time_ns()
+        return status
+
+    def _stamp_command(self, out: Any, msg: Any) -> None:
+        """A stamped command carries its input's stamp (receipt time for a headerless input) and,
+        unless `output_frame_id` is set, its frame."""
+        if self._in_header:
+            out.header.stamp = msg.header.stamp
+            if not self.config.output_frame_id:
+                out.header.frame_id = msg.header.frame_id
+        else:
+            out.header.stamp = self.get_clock().now().to_msg()
 
     def _elapsed(self, stamp_ns: Optional[int]) -> float:
         """Seconds since the previous input, from header stamps (receipt time without a header),
-        clipped to (0, dt_max]; the first input gets the nominal period."""
+        clipped to (0, dt_max]; the first input gets the nominal period. An input stepped again
+        (control_rate above the input rate) or a stamp that went back gets the time that really
+        passed since the previous step, not the nominal period."""
         now = stamp_ns if stamp_ns is not None else self.get_clock().now().nanoseconds
+        step = time.monotonic_ns()
         last, self._last_stamp_ns = self._last_stamp_ns, now
-        if last is None or now <= last:
+        last_step, self._last_step_ns = self._last_step_ns, step
+        if last is None or last_step is None:
             return self.dt0
+        if now <= last:
+            return min(max((step - last_step) * 1e-9, 1e-6), self.config.dt_max)
         dt = min((now - last) * 1e-9, self.config.dt_max)
         ema = self._period_ema
         self._period_ema = dt if ema is None else ema + 0.01 * (dt - ema)
@@ -312,22 +443,41 @@ class LiquidInference(Node):
             return 1.0 / c.control_rate
         return self._period_ema
 
-    def _problem(self, status: int, span: Any) -> None:
-        reason = 'non_finite_input' if status == NON_FINITE_INPUT else 'non_finite_output'
+    def _problem(self, status: int) -> None:
+        reason = _REASONS[status]
         self.metrics.errors[reason] += 1
         self.last_problem = reason
         self.last_problem_ns = time.monotonic_ns()
-        if span is not None:
-            span.set_attribute('lnn.error', reason)
+        if status == NON_FINITE_INPUT:
+            return
         if status == NON_FINITE_OUTPUT:
-            # Inside the span, so the JSON log line carries its trace id.
-            with use_span(span, end_on_exit=False) if span is not None else nullcontext():
-                _log.error('non-finite output: state reset, safe command published',
-                           extra={'reason': reason})
+            text = 'non-finite output: state reset, safe command published'
+        else:
+            text = (f'network step failed ({self.step_failures} in a row, stop at '
+                    f'{self.config.max_step_failures}): {self._step_error()}: state reset, '
+                    'safe command published')
+        # Once per throttle interval (a fault per message would be 200 lines/s at 200 Hz), inside
+        # the callback so the JSON log line carries its trace id.
+        held = self._throttles[reason].allow(time.monotonic())
+        if held is not None:
+            _log.error(text + (f' ({held} similar messages suppressed)' if held else ''),
+                       extra={'reason': reason})
+
+    def _step_error(self) -> str:
+        exc = self.controller.last_error
+        return f'{type(exc).__name__}: {exc}'.splitlines()[0] if exc is not None else 'unknown'
+
+    def _give_up(self) -> None:
+        """Too many failed steps in a row: the safe command is on the wire (published just
+        before); stop the node with status 1 so a supervisor (launch respawn, systemd) sees it."""
+        self.get_logger().fatal(f'{self.step_failures} network steps in a row failed (last: '
+                                f'{self._step_error()}): safe command published, stopping')
+        raise SystemExit(1)
 
     def _on_truth(self, msg: Any) -> None:
         try:
             self._truth = np.asarray(self._truth_get(msg), dtype=np.float32)
+            self._truth_mono = time.monotonic()
         except (TypeError, ValueError):
             self.metrics.errors['bad_input'] += 1
 
@@ -337,10 +487,19 @@ class LiquidInference(Node):
         m = self.metrics
         m.add_latencies('callback', self.callback_lat.take_new())
         m.add_latencies('forward', self.forward_lat.take_new())
+        exemplars = self._exemplars
+        while exemplars:
+            took, fwd, tid, sid, wall = exemplars.popleft()
+            m.add_exemplar('callback', took, tid, sid, wall)
+            m.add_exemplar('forward', fwd, tid, sid, wall)
+        if self._kept is not None:
+            m.traces_kept = dict(self.sampler.kept)
+            m.traces_dropped = {'rate_limited': self.sampler.dropped['rate_limited'],
+                                'queue_full': self._kept.dropped}
         m.jit_compilations = _compilations[0]
         m.drift = self.drift.value
         m.state_norm = self.controller.state_norm()
-        m.accuracy = self.accuracy.value
+        m.accuracy = self.accuracy.value if self._truth_fresh() else None   # absent, not frozen
         now = time.monotonic()
         elapsed, self._last_update = now - self._last_update, now
         done = m.inferences
@@ -372,7 +531,9 @@ class LiquidInference(Node):
         stat.add('jit compilations', str(_compilations[0]))
         stat.add('state resets', str(self.controller.resets))
         stat.add('tracing', f'{self.tracing.config.protocol} {self.tracing.config.endpoint} '
-                            f'ratio {self.sampling_ratio}' if self.tracing.enabled else 'off')
+                            f'head ratio {self.sampling_ratio}, slow above '
+                            f'{self.slow_threshold * 1e3:.2f} ms' if self.tracing.enabled else 'off')
+        stat.add('traces kept', ', '.join(f'{r} {n}' for r, n in self.sampler.kept.items()))
         stat.add('spans exported / dropped', f'{self.tracing.exported_spans} / '
                                              f'{self.tracing.dropped_spans}')
         return stat
@@ -400,7 +561,11 @@ class LiquidInference(Node):
     def _status_inputs(self, stat: Any) -> Any:
         drift = self.drift.value
         bad = self.metrics.errors['non_finite_input']
-        if self._recent_problem() == 'non_finite_input':
+        age = self.input_age()
+        if self.stale and age is not None:
+            stat.summary(ERROR, f'input stale for {age:.2f} s on {self._in_topic} (timeout '
+                                f'{self.input_timeout:g} s): state reset, {self._stale_action()}')
+        elif self._recent_problem() == 'non_finite_input':
             stat.summary(ERROR, f'non-finite input on {self._in_topic}: step skipped, safe command')
         elif drift is not None and self.config.drift_warn and drift > self.config.drift_warn:
             stat.summary(WARN, f'input drift {drift:.2f} above {self.config.drift_warn:.2f}')
@@ -409,14 +574,31 @@ class LiquidInference(Node):
         else:
             stat.summary(OK, 'inputs in distribution' if drift is not None else 'no input yet')
         stat.add('topic', self._in_topic)
+        stat.add('input age s', f'{age:.3f}' if age is not None else 'no input yet')
+        stat.add('input timeout s', f'{self.input_timeout:g}')
+        stat.add('stale episodes', str(self.metrics.errors['input_stale']))
         stat.add('drift', f'{drift:.3f}' if drift is not None else 'n/a')
         stat.add('non-finite inputs', str(bad))
         return stat
 
+    def truth_age(self) -> float:
+        return time.monotonic() - self._truth_mono
+
+    def _truth_fresh(self) -> bool:
+        return self._truth is not None and self.truth_age() <= self.config.truth_max_age
+
     def _status_outputs(self, stat: Any) -> Any:
-        acc = self.accuracy.value
-        if self._recent_problem() == 'non_finite_output':
+        acc = self.accuracy.value if self._truth_fresh() else None
+        problem = self._recent_problem()
+        if problem == 'step_failed':
+            stat.summary(ERROR, f'network step failed: {self._step_error()}: state reset, '
+                                'safe command published')
+        elif problem == 'non_finite_output':
             stat.summary(ERROR, 'non-finite output: state reset, safe command published')
+        elif self._truth is not None and not self._truth_fresh():
+            stat.summary(WARN, f'ground truth on {self.config.truth_topic} is '
+                               f'{self.truth_age():.1f} s old (max age '
+                               f'{self.config.truth_max_age:g} s): accuracy not scored')
         elif acc is not None and acc < self.config.accuracy_warn:
             stat.summary(WARN, f'accuracy {acc:.2f} below {self.config.accuracy_warn:.2f}')
         else:
@@ -424,6 +606,7 @@ class LiquidInference(Node):
                          'publishing' if self.metrics.inferences else 'no output yet')
         stat.add('topic', self._out_topic)
         stat.add('non-finite outputs', str(self.metrics.errors['non_finite_output']))
+        stat.add('failed steps', str(self.metrics.errors['step_failed']))
         stat.add('accuracy', f'{acc:.3f}' if acc is not None else 'no ground truth')
         stat.add('hidden state norm', f'{self.controller.state_norm():.3f}')
         return stat

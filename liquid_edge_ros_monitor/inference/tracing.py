@@ -35,11 +35,14 @@ from urllib.parse import unquote, urlparse
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from .trace_export import KeptTraces
+
 PROTOCOLS = ('grpc', 'http/protobuf')
 DEFAULT_GRPC_ENDPOINT = 'http://localhost:4317'
 DEFAULT_HTTP_BASE_ENDPOINT = 'http://localhost:4318'
 TRACES_PATH = 'v1/traces'
 DEFAULT_SERVICE_NAME = 'liquid_edge_ros_monitor'
+SCOPE = 'liquid_edge_ros_monitor'   # the instrumentation scope of our spans
 DEFAULT_EXPORT_TIMEOUT_S = 10.0  # OTEL_EXPORTER_OTLP_TIMEOUT default (10000 ms)
 # The spec's sampler names; all of them map onto ParentBased(TraceIdRatioBased(ratio)) or its root.
 _SAMPLERS = ('always_on', 'always_off', 'traceidratio', 'parentbased_always_on',
@@ -333,6 +336,31 @@ class _DroppingBatchSpanProcessor(BatchSpanProcessor):
             return
         super().on_end(span)
 
+    def room(self) -> int:
+        """Spans the queue can still take (a large number where the SDK's queue is not visible)."""
+        queue = self._queue
+        return self._limit - len(queue) if queue is not None else self._limit
+
+
+def _frozen_resource(attributes: Mapping[str, Any]) -> Any:
+    """A Resource whose hash is computed once. The OTLP encoder groups spans by resource and so
+    hashes the resource of every span, and `Resource.__hash__` serialises all its attributes to
+    JSON each time (~9 us a span on a 2-core VM); ours never change."""
+    from opentelemetry.sdk.resources import Resource
+
+    class FrozenResource(Resource):
+        def __init__(self, attrs: Mapping[str, Any]) -> None:
+            super().__init__(attrs)
+            self._hash = super().__hash__()
+
+        def __hash__(self) -> int:
+            return self._hash
+
+        def __eq__(self, other: object) -> bool:
+            return super().__eq__(other)
+
+    return FrozenResource(attributes)
+
 
 def _make_exporter(config: TracingConfig) -> Any:
     if config.protocol == 'grpc':
@@ -354,6 +382,12 @@ class Tracing:
         self._provider = provider
         self._exporter = exporter
         self._processor = processor
+        #: Where the inference callback hands its kept (tail-sampled) callbacks; None when off.
+        self.kept: Optional[KeptTraces] = None
+        if provider is not None and processor is not None:
+            from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+            self.kept = KeptTraces(processor, provider.resource, InstrumentationScope(SCOPE),
+                                   max_pending=max(1, config.max_queue_size // 4))
         self._shutdown_lock = threading.Lock()
         self._done = provider is None
         if provider is not None:
@@ -382,11 +416,20 @@ class Tracing:
         """Spans dropped because the export queue was full (collector too slow or dead)."""
         return self._processor.dropped if self._processor is not None else 0
 
+    @property
+    def dropped_traces(self) -> int:
+        """Kept callbacks dropped before they became spans (their hand-over queue was full)."""
+        return self.kept.dropped if self.kept is not None else 0
+
     def force_flush(self, timeout_s: float = 5.0) -> bool:
         """Export what is queued now (tests, and before a planned stop); bounded like `shutdown`."""
         if self._provider is None or self._done:
             return True
-        return self._bounded(lambda: self._provider.force_flush(int(timeout_s * 1000)), timeout_s)
+        start = time.monotonic()
+        if self.kept is not None and not self.kept.flush(timeout_s):
+            return False
+        left = max(0.0, timeout_s - (time.monotonic() - start))
+        return self._bounded(lambda: self._provider.force_flush(int(left * 1000)), left)
 
     def shutdown(self, timeout_s: Optional[float] = None) -> bool:
         """Flush and stop, waiting at most `timeout_s` (default: the export timeout) for the flush,
@@ -398,6 +441,10 @@ class Tracing:
             self._done = True
         atexit.unregister(self._shutdown_at_exit)
         timeout = self.config.export_timeout_s if timeout_s is None else max(0.0, timeout_s)
+        start = time.monotonic()
+        if self.kept is not None:
+            self.kept.close(timeout / 2)
+        timeout = max(0.0, timeout - (time.monotonic() - start))
         if self._exporter is not None and self._exporter.last_failed:
             # The collector refused the latest batch: a flush would only wait out the exporter's
             # retries (the stop of a robot's controller should not); keep a short grace.
@@ -466,7 +513,7 @@ def setup_tracing(config: TracingConfig, resource_attributes: Optional[Mapping[s
         return Tracing(config, trace.NoOpTracer())
     _throttle_exporter_logs()
     from opentelemetry.sdk.resources import (HOST_NAME, SERVICE_NAME, TELEMETRY_SDK_LANGUAGE,
-                                             TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION, Resource)
+                                             TELEMETRY_SDK_NAME, TELEMETRY_SDK_VERSION)
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
     from opentelemetry.sdk.version import __version__ as sdk_version
@@ -478,7 +525,8 @@ def setup_tracing(config: TracingConfig, resource_attributes: Optional[Mapping[s
     attrs[SERVICE_NAME] = config.service_name
     root = TraceIdRatioBased(config.sampling_ratio)
     sampler = ParentBased(root) if config.parent_based else root
-    provider = TracerProvider(sampler=sampler, resource=Resource(attrs), shutdown_on_exit=False)
+    provider = TracerProvider(sampler=sampler, resource=_frozen_resource(attrs),
+                              shutdown_on_exit=False)
     exporter = _CountingExporter(_make_exporter(config))
     processor = _DroppingBatchSpanProcessor(
         exporter, max_queue_size=config.max_queue_size,
@@ -486,5 +534,5 @@ def setup_tracing(config: TracingConfig, resource_attributes: Optional[Mapping[s
         max_export_batch_size=config.max_export_batch_size,
         export_timeout_millis=config.export_timeout_s * 1000.0)
     provider.add_span_processor(processor)
-    tracer = provider.get_tracer('liquid_edge_ros_monitor')
+    tracer = provider.get_tracer(SCOPE)
     return Tracing(config, tracer, provider, exporter, processor)

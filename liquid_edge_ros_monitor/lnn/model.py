@@ -1,7 +1,7 @@
 """`Model`: a loaded CfC or LTC with its jitted step and scan, and what the node reports about it."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +38,18 @@ class Model:
         self.output_names = output_names
         self.training = training
         raw: StepFn = make_step(self.hyper)
+        self._raw_step = raw
         self.step: StepFn = jax.jit(raw)
         self.sequence: SeqFn = jax.jit(make_sequence(raw))
+
+    def bound_step(self) -> Callable[[Any, Any, Any], Any]:
+        """``step(h, x, dt) -> (h_new, y)`` with these parameters compiled in as constants.
+
+        For a control loop that runs one fixed model: the call no longer flattens and checks the
+        parameter pytree (a dict of tensors) each time, which is a third of a small cell's
+        dispatch cost on the CPU. The same numbers as `step(self.params, h, x, dt)`."""
+        raw, params = self._raw_step, self.params
+        return jax.jit(lambda h, x, dt: raw(params, h, x, dt))
 
     def init_state(self) -> jax.Array:
         """The zero state ncps starts from when no hx is given."""

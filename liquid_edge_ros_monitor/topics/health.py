@@ -91,6 +91,10 @@ def evaluate(config: TopicConfig, state: TopicState,
     if snap.dropped_window:
         find(WARN, f'{_n(snap.dropped_window, "message")} dropped in the last '
                    f'{snap.window_s:g} s')
+    if snap.own_lost_window:
+        find(WARN, f'{_n(snap.own_lost_window, "message")} lost by the monitor itself in the '
+                   f'last {snap.window_s:g} s (it fell behind and its reader queue overflowed: '
+                   'not a drop of the topic)')
     if snap.zero_stamps_window:
         find(WARN, f'{_n(snap.zero_stamps_window, "message")} with a zero header.stamp')
     if snap.negative_stamps_window:
@@ -148,7 +152,8 @@ def key_values(r: TopicReport) -> List[Tuple[str, str]]:
                    (f'{label} max (ms)', f'{q.max * 1e3:.3f}')]
     if s.drops_measurable:
         kv += [('dropped in window', str(s.dropped_window)),
-               ('dropped total', str(s.dropped_total))]
+               ('dropped total', str(s.dropped_total)),
+               ('lost by the monitor total', str(s.own_lost_total))]
     else:
         kv.append(('dropped total', f'{s.dropped_total} (not measured: several publishers)'))
     if (s.zero_stamps_total or s.future_stamps_total or s.unreadable_stamps_total

@@ -17,7 +17,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, Dict, List, Optional
+import traceback
+from typing import Any, Callable, Dict, List, Optional
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -40,6 +41,7 @@ from .stats import MISSING, SEQ_RESET, TopicWindow
 NODE_NAME = 'topic_monitor'
 #: Sequence numbers at or above this are not real (rmws without them report UINT64_MAX).
 SEQ_LIMIT = 1 << 62
+NS_PER_S = 1_000_000_000
 _LEVELS = (OK, WARN, ERROR, STALE)
 
 
@@ -63,6 +65,7 @@ class TopicTrack:
         self.publishers = 0
         self.problem: Optional[str] = None
         self.subscribed_ns: Optional[int] = None
+        self.updated_mono: Optional[float] = None   # steady clock: ticks are paced by it
         self.publisher_epoch = 0      # bumped (executor thread) when the publisher count changes
         self.applied_epoch = 0        # the epoch the receiver thread last handed over
         self.updated_ns: Optional[int] = None
@@ -87,25 +90,32 @@ class TopicTrack:
                            subscribed=self.subscription is not None, has_header=self.has_header)
         self.report = report(self.name, self.config, state, snap)
         self.updated_ns = now_ns
+        self.updated_mono = time.monotonic()
         return self.report
 
 
 class TopicTask(DiagnosticTask):
     """The /diagnostics status of one topic."""
 
-    def __init__(self, track: TopicTrack, clock: Any, stall_after_s: float) -> None:
+    def __init__(self, track: TopicTrack, down: Callable[[], Optional[str]],
+                 stall_after_s: float) -> None:
         super().__init__(track.name)
         self._track = track
-        self._clock = clock
-        self._stall_ns = int(stall_after_s * 1e9)
+        self._down = down
+        self._stall_s = stall_after_s
 
     def run(self, stat: Any) -> Any:
+        down = self._down()
+        if down:
+            stat.summary(STALE, f'{down}: the monitor stopped updating this topic')
+            return stat
         r = self._track.report
         if r is None:
             stat.summary(OK, 'starting')
             return stat
-        updated = self._track.updated_ns
-        if updated is not None and self._clock.now().nanoseconds - updated > self._stall_ns:
+        updated = self._track.updated_mono
+        # Steady clock on both sides: ticks are paced by it, and sim time may run at any speed.
+        if updated is not None and time.monotonic() - updated > self._stall_s:
             # The receiver or statistics thread stopped: say so rather than repeat old news.
             stat.summary(STALE, 'statistics stalled: the monitor stopped updating this topic')
             return stat
@@ -130,15 +140,21 @@ class TopicMonitor(Node):
         self._timebase = _TimeBase()
         # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
         self._timebase.sim = self.get_clock().ros_time_is_active
+        self.dead: Optional[str] = None       # why a thread of ours died
+        self._stall_s = 3 * self.config.update_period + 2.0
         self._receiver = RawReceiver(self, self._tick, self.config.update_period,
-                                     on_error=self._on_receive_error)
+                                     on_error=self._on_receive_error,
+                                     on_death=lambda exc: self._thread_died('receiver', exc),
+                                     on_full=self._queue_full,
+                                     queue_depth=self.config.qos_depth)
         self._stats_queue: 'queue.SimpleQueue[Any]' = queue.SimpleQueue()
-        self._stats_thread = threading.Thread(target=self._stats_loop, name='topic_stats',
-                                              daemon=True)
+        self._stats_thread = threading.Thread(target=self._guarded('statistics', self._stats_loop),
+                                              name='topic_stats', daemon=True)
         self._updater = Updater(self)
         self._updater.setHardwareID(self.config.robot)
-        self._metrics = TopicMetrics(self.config.robot,
+        self._metrics = TopicMetrics(self.config.robot, self.get_fully_qualified_name(),
                                      now_ns=lambda: self.get_clock().now().nanoseconds)
+        self._metrics.down_reason = self.down_reason
         self._endpoint = attach(self._metrics, self.config.metrics_address,
                                 self.config.metrics_port)
         self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
@@ -183,8 +199,7 @@ class TopicMonitor(Node):
     def _add_track(self, name: str, config: TopicConfig) -> TopicTrack:
         track = TopicTrack(name, config)
         self._tracks[name] = track
-        self._updater.add(TopicTask(track, self.get_clock(),
-                                    stall_after_s=3 * self.config.update_period + 2.0))
+        self._updater.add(TopicTask(track, self.down_reason, stall_after_s=self._stall_s))
         return track
 
     def _discover(self) -> None:
@@ -253,7 +268,14 @@ class TopicMonitor(Node):
         try:
             msg_class = import_message_type(type_name)
         except ImportError as exc:
-            track.type_name, track.problem = type_name, str(exc)
+            # The type is taken only once a subscription of it exists: set here, the next
+            # discovery would match it and clear the problem while the old type's subscription
+            # received nothing. That subscription goes; the WARN stays until one can be made.
+            if track.subscription is not None:
+                self._receiver.remove(track.subscription)
+                self.destroy_subscription(track.subscription)
+                track.subscription = None
+            track.problem = str(exc)
             self._log_once(track.name, track.problem)
             return
         self._subscribe(track, msg_class, type_name, best_effort)
@@ -267,8 +289,11 @@ class TopicMonitor(Node):
             track.subscription = None
         has_header = starts_with_header(msg_class)
         if track.window is None or type_name != track.type_name:
+            old = track.window
             track.window = TopicWindow(self.config.window, self.config.window_capacity, has_header,
                                        self.config.future_stamp_tolerance)
+            if old is not None:
+                track.window.carry_totals(old)     # the series goes on: counters never go back
         track.type_name, track.has_header, track.best_effort = type_name, has_header, best_effort
         # A best-effort subscription receives from reliable and best-effort publishers alike;
         # a reliable one silently receives nothing from a best-effort publisher.
@@ -280,7 +305,7 @@ class TopicMonitor(Node):
         sub = self.create_subscription(msg_class, track.name, handler, qos,
                                        callback_group=self._receiver.group, raw=True)
         track.subscription = sub
-        track.subscribed_ns = self.get_clock().now().nanoseconds
+        track.subscribed_ns = self._now_ns()
         track.problem = None
         self._receiver.add(sub, handler)
 
@@ -288,11 +313,16 @@ class TopicMonitor(Node):
         """The per-message function (receiver thread): a few lookups and one `record` call.
 
         Its first row carries `SEQ_RESET`, so no drop is measured across a re-subscription.
+        Arrival for rates and periods is on the steady clock: the message's age (wall clock now
+        minus the DDS reception stamp, which a batched take would otherwise blur) taken from the
+        steady clock now, so a wall-clock step cannot unsort the window; the reception stamp
+        itself is kept for the header latency. Under sim time both are the node clock.
         """
         record = window.record
         clock = self.get_clock()
         timebase = self._timebase
         first = [True]
+        wall_now, steady_now = time.time_ns, time.monotonic_ns
 
         def on_message(data: bytes, info: Dict[str, int]) -> None:
             received = info['received_timestamp']
@@ -304,9 +334,18 @@ class TopicMonitor(Node):
                 first[0] = False
                 seq = SEQ_RESET
             stamp = header_stamp_ns(data) if has_header else None
-            record(received if received and not timebase.sim else clock.now().nanoseconds,
-                   len(data), received - source if source and received else MISSING, seq,
-                   MISSING if stamp is None else stamp)
+            if timebase.sim:
+                arrival = wall = clock.now().nanoseconds
+            else:
+                arrival = steady_now()
+                wall = wall_now()
+                if received:
+                    age = wall - received
+                    if 0 <= age < NS_PER_S:     # else the wall clock stepped since: age 0
+                        arrival -= age
+                    wall = received
+            record(arrival, len(data), received - source if source and received else MISSING,
+                   seq, MISSING if stamp is None else stamp, wall)
         return on_message
 
     # ---- statistics (receiver and statistics threads) ------------------------------------------
@@ -317,6 +356,7 @@ class TopicMonitor(Node):
         clock = self.get_clock()
         sim = self._timebase.sim = clock.ros_time_is_active
         self._receiver.batch_s = 0.0 if sim else BATCH_S
+        now = self._now_ns()
         if not self._stats_queue.empty():
             return   # statistics are behind: rows stay pending and go with the next tick
         work = []
@@ -326,7 +366,7 @@ class TopicMonitor(Node):
             changed, track.applied_epoch = epoch != track.applied_epoch, epoch
             work.append((track, window, window.detach() if window is not None else None,
                          changed))
-        self._stats_queue.put((clock.now().nanoseconds, work))
+        self._stats_queue.put((now, work))
 
     def _stats_loop(self) -> None:
         """Statistics thread: turn detached rows into reports, in tick order."""
@@ -344,6 +384,45 @@ class TopicMonitor(Node):
                     self._log_once(track.name, f'statistics failed: {exc!r}')
             while not self._forget_queue.empty():
                 self._metrics.remove(self._forget_queue.get())
+
+    def _now_ns(self) -> int:
+        """The clock of arrivals: steady, or the node clock under sim time."""
+        return self.get_clock().now().nanoseconds if self._timebase.sim else time.monotonic_ns()
+
+    # ---- our own threads: a death is seen on /diagnostics, in the metrics and in the log --------
+
+    def _guarded(self, what: str, loop: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                loop()
+            except BaseException as exc:
+                self._thread_died(what, exc)
+        return run
+
+    def _thread_died(self, what: str, exc: BaseException) -> None:
+        self.dead = f'{what} thread died ({type(exc).__name__}: {exc})'.splitlines()[0]
+        self.get_logger().error(
+            f'{self.dead}; every topic is STALE and liquid_edge_monitor_up is 0 until the monitor '
+            'restarts\n' + ''.join(traceback.format_exception(exc)).rstrip())
+
+    def down_reason(self) -> Optional[str]:
+        """Why the statistics cannot be trusted now (a thread died or stopped updating), or None."""
+        if self.dead:
+            return self.dead
+        if not self._receiver.alive():
+            return 'receiver thread stopped'
+        if self._stats_thread.ident is not None and not self._stats_thread.is_alive():
+            return 'statistics thread stopped'
+        last = self._metrics.updated_mono
+        if last is not None and self._tracks and time.monotonic() - last > self._stall_s:
+            return f'statistics not updated for {time.monotonic() - last:.1f} s'
+        return None
+
+    def _queue_full(self, sub: Any, taken: int) -> None:
+        """Receiver thread: the reader queue was full; mark the gap before these as our own."""
+        track = self._tracks.get(sub.topic_name)
+        if track is not None and track.subscription is sub and track.window is not None:
+            track.window.mark_queue_full(taken)
 
     def _on_receive_error(self, sub: Any, exc: BaseException) -> None:
         self._log_once(sub.topic_name, f'receiving failed: {exc!r}')

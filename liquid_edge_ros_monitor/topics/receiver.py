@@ -56,12 +56,21 @@ class RawReceiver:
     """Serves raw subscriptions on a dedicated thread and calls `handler(data, info)` per message."""
 
     def __init__(self, node: Node, on_tick: Callable[[], None], tick_period: float,
-                 on_error: Optional[Callable[[Subscription, BaseException], None]] = None) -> None:
+                 on_error: Optional[Callable[[Subscription, BaseException], None]] = None,
+                 on_death: Optional[Callable[[BaseException], None]] = None,
+                 on_full: Optional[Callable[[Subscription, int], None]] = None,
+                 queue_depth: int = 0) -> None:
         self._node = node
         self._context = node.context
         self._on_tick = on_tick
         self._tick_ns = int(tick_period * 1e9)
         self._on_error = on_error
+        self._on_death = on_death
+        #: Called with (subscription, messages taken) after a take that emptied a full reader
+        #: queue (at least `queue_depth` messages waiting): the monitor fell behind, and what the
+        #: queue overwrote meanwhile is its own loss, not the topic's.
+        self._on_full = on_full
+        self._full_at = queue_depth if queue_depth > 0 else DRAIN_LIMIT + 1
         self._subs: Dict[Subscription, Handler] = {}
         self._lock = threading.Lock()
         self._changed = True
@@ -92,6 +101,10 @@ class RawReceiver:
     def start(self) -> None:
         self._thread.start()
 
+    def alive(self) -> bool:
+        """Running, or not started yet (stopped or died: False)."""
+        return self._thread.ident is None or self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         try:
@@ -105,9 +118,13 @@ class RawReceiver:
         held = ExitStack()
         try:
             self._loop(held)
-        except Exception as exc:  # the context went away under us (shutdown): end quietly
+        except BaseException as exc:  # the context went away under us (shutdown): end quietly
             if not self._stop.is_set() and self._context.ok():
-                _log.error('receiver stopped: %s', exc)
+                # Not a shutdown: the thread dies, and the node must say so where it is seen.
+                if self._on_death is not None:
+                    self._on_death(exc)
+                else:
+                    _log.error('receiver stopped: %s', exc)
         finally:
             held.close()
 
@@ -165,13 +182,18 @@ class RawReceiver:
     def _drain(self, handle: Any, sub: Subscription, handler: Handler) -> None:
         take = handle.take_message
         msg_type = sub.msg_type
+        n = 0
         try:
             # Bounded, so a flooding topic cannot starve the others or the tick.
-            for _ in range(DRAIN_LIMIT):
+            for n in range(DRAIN_LIMIT):
                 taken = take(msg_type, True)
                 if taken is None:
-                    return
+                    break
                 handler(taken[0], taken[1])
+            else:
+                n = DRAIN_LIMIT
+            if n >= self._full_at and self._on_full is not None:
+                self._on_full(sub, n)
         except Exception as exc:   # one odd topic must not stop the others
             if self._on_error is not None:
                 self._on_error(sub, exc)

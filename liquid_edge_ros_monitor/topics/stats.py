@@ -1,12 +1,16 @@
 """Per-topic statistics over a sliding time window, with bounded memory (no ROS imports).
 
-`TopicWindow.record` is the hot path: it appends one row of five integers to a flat `array('q')`
+`TopicWindow.record` is the hot path: it appends one row of six integers to a flat `array('q')`
 and nothing else. All arithmetic happens in `TopicWindow.snapshot`, once per update period: the
 pending rows become a numpy view (no copy), are folded into the window's columns, and yield an
 immutable `TopicSnapshot` that diagnostics, metrics and the live view read. Keeping the window as
 numpy columns makes sliding it a `searchsorted` and a slice, not a per-message Python loop.
 
-Times are integer nanoseconds. The window keeps at most `capacity` messages: past that the oldest
+Times are integer nanoseconds. Arrival times for rates, periods and the window itself are on a
+clock that never goes back (the steady clock; sim time when active): a wall-clock step must not
+unsort the window. The wall-clock arrival is kept beside it, for the header latency only.
+Counters never go back within a process: a window that replaces another (the type changed)
+carries its totals on. The window keeps at most `capacity` messages: past that the oldest
 fall out early, which shortens the window but keeps every figure a true description of the samples
 it holds (rates use the span the samples cover, not the nominal window).
 """
@@ -24,6 +28,10 @@ MISSING = -(1 << 62)
 
 #: A sequence number that says "a new subscription starts here": no gap is measured across it.
 SEQ_RESET = MISSING + 1
+
+#: Added to a row's sequence number by `mark_queue_full`: the monitor's own reader queue was full
+#: when this message was taken, so a gap just before it is the monitor's loss, not the topic's.
+QUEUE_FULL = 1 << 61
 
 NS = 1_000_000_000
 
@@ -78,11 +86,20 @@ class TopicSnapshot:
     overflowed: bool
     negative_stamps_window: int = 0
     negative_stamps_total: int = 0
+    transport_skew_total: int = 0   # DDS source stamp after reception: clock skew, not measured
+    own_lost_total: int = 0         # gaps the monitor's own full reader queue made (not drops)
+    own_lost_window: int = 0
     # Samples that arrived since the previous snapshot, for histograms (seconds).
     new_header_latency_s: np.ndarray = field(default_factory=lambda: _EMPTY, repr=False,
                                              compare=False)
     new_transport_latency_s: np.ndarray = field(default_factory=lambda: _EMPTY, repr=False,
                                                 compare=False)
+
+
+def _wall(cols: np.ndarray) -> np.ndarray:
+    """The wall-clock arrival column, where a row gave none: its arrival."""
+    wall = cols[TopicWindow.WALL]
+    return np.where(wall == MISSING, cols[TopicWindow.ARRIVAL], wall)
 
 
 def _classify(arrival: np.ndarray, stamps: np.ndarray, tolerance_ns: int
@@ -107,8 +124,10 @@ class TopicWindow:
     on another, one call at a time.
     """
 
-    #: Columns of a row: arrival, size, transport latency, sequence number, header stamp.
-    ARRIVAL, SIZE, TRANSPORT, SEQ, STAMP = range(5)
+    #: Columns of a row: arrival (steady clock), size, transport latency, sequence number, header
+    #: stamp, wall-clock arrival (for the header latency; MISSING: same as arrival).
+    ARRIVAL, SIZE, TRANSPORT, SEQ, STAMP, WALL = range(6)
+    COLUMNS = 6
 
     def __init__(self, window_s: float, capacity: int, has_header: bool,
                  future_tolerance_s: float = 0.0) -> None:
@@ -122,22 +141,42 @@ class TopicWindow:
         self.has_header = has_header
         self.future_tolerance_ns = int(future_tolerance_s * NS)
         self._pending = array('q')                     # rows recorded since the last snapshot
-        self._cols = np.zeros((5, 0), dtype=np.int64)  # the window, one row per field, oldest first
+        self._cols = np.zeros((self.COLUMNS, 0), dtype=np.int64)  # one row per field, oldest first
         self.messages_total = 0
         self.bytes_total = 0
         self._last_seq: Optional[int] = None
         self._last_arrival_ns: Optional[int] = None
         self._drop_events: Deque[Tuple[int, int]] = deque(maxlen=4096)
+        self._own_events: Deque[Tuple[int, int]] = deque(maxlen=4096)
         self.dropped_total = 0
+        self.own_lost_total = 0
         self.zero_stamps_total = 0
         self.future_stamps_total = 0
         self.unreadable_stamps_total = 0
         self.negative_stamps_total = 0
+        self.transport_skew_total = 0
+
+    def carry_totals(self, old: 'TopicWindow') -> None:
+        """Go on from `old`'s counters: a new window (the type changed) is not a new series, and a
+        counter that falls to 0 without a restart breaks Prometheus' rate()."""
+        for name in ('messages_total', 'bytes_total', 'dropped_total', 'zero_stamps_total',
+                     'future_stamps_total', 'unreadable_stamps_total', 'transport_skew_total',
+                     'negative_stamps_total',
+                     'own_lost_total'):
+            setattr(self, name, getattr(self, name) + getattr(old, name))
 
     def record(self, arrival_ns: int, size: int, transport_ns: int, seq: int,
-               stamp_ns: int = MISSING) -> None:
-        """Account one message (hot path). Unknown fields are passed as `MISSING`."""
-        self._pending.extend((arrival_ns, size, transport_ns, seq, stamp_ns))
+               stamp_ns: int = MISSING, wall_ns: int = MISSING) -> None:
+        """Account one message (hot path). Unknown fields are passed as `MISSING`; `wall_ns`
+        only where `arrival_ns` is not on the clock of the header stamps."""
+        self._pending.extend((arrival_ns, size, transport_ns, seq, stamp_ns, wall_ns))
+
+    def mark_queue_full(self, taken: int) -> None:
+        """The last `taken` rows were taken from a full reader queue (recording thread): a gap
+        before the first of them is the monitor's own overflow (it fell behind), not a drop."""
+        i = len(self._pending) - taken * self.COLUMNS + self.SEQ
+        if i >= self.SEQ and 0 < self._pending[i] < QUEUE_FULL:
+            self._pending[i] += QUEUE_FULL
 
     def reset_sequence(self) -> None:
         """Forget the last sequence number (the subscription or its publishers changed)."""
@@ -160,7 +199,7 @@ class TopicWindow:
         if pending is None:
             pending = self.detach()
         # Fields become contiguous rows (column-major), so every statistic reads contiguous memory.
-        new = np.frombuffer(pending, dtype=np.int64).reshape(-1, 5).T
+        new = np.frombuffer(pending, dtype=np.int64).reshape(-1, self.COLUMNS).T
         k = new.shape[1]
         new_header = _EMPTY
         new_transport = _EMPTY
@@ -169,9 +208,13 @@ class TopicWindow:
             self.bytes_total += int(new[self.SIZE].sum())
             self._last_arrival_ns = int(new[self.ARRIVAL, -1])
             if self.has_header:
-                new_header = self._count_stamps(new[self.ARRIVAL], new[self.STAMP])
+                new_header = self._count_stamps(_wall(new), new[self.STAMP])
             transport = new[self.TRANSPORT]
-            new_transport = transport[transport != MISSING] / NS
+            # A source stamp after the reception stamp is clock skew between hosts: counted,
+            # never observed (a negative observation would make the histogram's _sum fall).
+            skewed = (transport != MISSING) & (transport < 0)
+            self.transport_skew_total += int(skewed.sum())
+            new_transport = transport[(transport != MISSING) & ~skewed] / NS
             self._count_drops(now_ns, new[self.SEQ], single_publisher)
             cols = np.concatenate((self._cols, new), axis=1)
         else:
@@ -205,15 +248,17 @@ class TopicWindow:
         header_q = None
         zero_w = future_w = negative_w = 0
         if self.has_header and n:
-            lat, _, zero, negative, future = _classify(arrival, cols[self.STAMP],
+            lat, _, zero, negative, future = _classify(_wall(cols), cols[self.STAMP],
                                                        self.future_tolerance_ns)
             zero_w, future_w, negative_w = int(zero.sum()), int(future.sum()), int(negative.sum())
             header_q = Quantiles.of(lat)
         transport = cols[self.TRANSPORT]
-        transport_q = Quantiles.of(transport[transport != MISSING]) if n else None
+        transport_q = Quantiles.of(transport[(transport != MISSING) & (transport >= 0)]) if n \
+            else None
 
         cutoff = now_ns - self.window_ns
         dropped_window = sum(c for t, c in self._drop_events if t >= cutoff)
+        own_window = sum(c for t, c in self._own_events if t >= cutoff)
         return TopicSnapshot(
             time_ns=now_ns, window_s=self.window_s, messages_total=self.messages_total,
             bytes_total=self.bytes_total, window_messages=n, rate_hz=rate, jitter_s=jitter,
@@ -225,6 +270,8 @@ class TopicWindow:
             future_stamps_total=self.future_stamps_total,
             unreadable_stamps_total=self.unreadable_stamps_total, overflowed=overflowed,
             negative_stamps_window=negative_w, negative_stamps_total=self.negative_stamps_total,
+            transport_skew_total=self.transport_skew_total,
+            own_lost_total=self.own_lost_total, own_lost_window=own_window,
             new_header_latency_s=new_header, new_transport_latency_s=new_transport)
 
     def _count_stamps(self, arrival: np.ndarray, stamps: np.ndarray) -> np.ndarray:
@@ -248,17 +295,27 @@ class TopicWindow:
         seqs = seqs[seqs != MISSING]
         if seqs.size == 0:
             return
+        full = seqs >= QUEUE_FULL
+        if full.any():
+            seqs = np.where(full, seqs - QUEUE_FULL, seqs)
         if self._last_seq is not None:
             seqs = np.concatenate(([self._last_seq], seqs))
+            full = np.concatenate(([False], full))
         last = int(seqs[-1])
         self._last_seq = None if last == SEQ_RESET else last
         if not single_publisher or seqs.size < 2:
             return
-        steps = np.diff(seqs)[(seqs[1:] != SEQ_RESET) & (seqs[:-1] != SEQ_RESET)]
+        valid = (seqs[1:] != SEQ_RESET) & (seqs[:-1] != SEQ_RESET)
+        steps = np.diff(seqs)[valid]
         if steps.size == 0 or (steps <= 0).any():
             return
-        gaps = steps[(steps > 1) & (steps <= self.capacity)] - 1
-        dropped = int(gaps.sum())
+        gap = (steps > 1) & (steps <= self.capacity)
+        own = gap & full[1:][valid]
+        lost = int((steps[own] - 1).sum())
+        dropped = int((steps[gap & ~own] - 1).sum())
         if dropped:
             self.dropped_total += dropped
             self._drop_events.append((now_ns, dropped))
+        if lost:
+            self.own_lost_total += lost
+            self._own_events.append((now_ns, lost))

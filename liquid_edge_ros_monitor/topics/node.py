@@ -153,7 +153,7 @@ class TopicMonitor(Node):
         self._updater = Updater(self)
         self._updater.setHardwareID(self.config.robot)
         self._metrics = TopicMetrics(self.config.robot, self.get_fully_qualified_name(),
-                                     now_ns=lambda: self.get_clock().now().nanoseconds)
+                                     now_ns=self._now_ns)
         self._metrics.down_reason = self.down_reason
         self._endpoint = attach(self._metrics, self.config.metrics_address,
                                 self.config.metrics_port)

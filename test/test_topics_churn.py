@@ -115,3 +115,33 @@ def test_a_topic_kept_in_the_graph_by_a_subscriber_is_not_rediscovered(monitor):
         pub.publish(String(data='y'))
         return sample_value(scrape(port), 'liquid_edge_topic_messages_total', topic=SUB_ONLY)
     wait_for(back, 30, f'{SUB_ONLY} back with a publisher')
+
+
+def test_discovered_topics_summarised_in_one_status(ros, ros_process):
+    """`discovery.diagnostics: summary`: one `discovered topics` status instead of one per topic
+    (a thousand statuses a second is too much for rqt_robot_monitor); metrics unchanged."""
+    port = free_port()
+    proc = ros_process('liquid_edge_ros_monitor.entry', 'topic_monitor', '--ros-args',
+                       '-r', f'__ns:={NS}_sum', '-p', f'metrics_port:={port}',
+                       '-p', f"discovery.include:=['{NS}_sum/.*']",
+                       '-p', 'discovery.diagnostics:=summary', '-p', 'discovery.period:=0.2',
+                       '-p', 'update_period:=0.2', '-p', 'diagnostic_updater.period:=0.2',
+                       '-p', 'topics:=[listed]', '-p', 'topic.listed.name:=listed')
+    listener = DiagnosticsListener('test_summary_listener')
+    node = Node('test_summary_node', namespace=f'{NS}_sum')
+    try:
+        pubs = [node.create_publisher(String, f'{NS}_sum/t{i}', 10) for i in range(3)]
+
+        def three():
+            for p in pubs:
+                p.publish(String(data='s'))
+            return listener.message('topic_monitor: discovered topics').startswith('3 topics')
+        wait_for(three, 30, f'the summary status:\n{proc.output()}')
+        assert listener.status(f'topic_monitor: {NS}_sum/listed') is not None   # listed: its own
+        assert not [n for n in listener.names() if n.startswith(f'topic_monitor: {NS}_sum/t')]
+        assert sample_value(scrape(port), 'liquid_edge_topic_messages_total',
+                            topic=f'{NS}_sum/t0') is not None
+    finally:
+        node.destroy_node()
+        listener.close()
+    assert proc.stop() == 0, proc.output()

@@ -26,6 +26,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from ..core.exposition import attach, detach
+from ..core.levels import LEVEL_NAMES
 from ..core.msg_types import import_message_type, starts_with_header
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
@@ -125,6 +126,35 @@ class TopicTask(DiagnosticTask):
         return stat
 
 
+class DiscoveredSummaryTask(DiagnosticTask):
+    """`discovered topics` (with `discovery.diagnostics: summary`): one status for every
+    discovered topic: the worst level, counts per level and the ten worst topics by name."""
+
+    SHOWN = 10
+
+    def __init__(self, monitor: 'TopicMonitor') -> None:
+        super().__init__('discovered topics')
+        self._monitor = monitor
+
+    def run(self, stat: Any) -> Any:
+        down = self._monitor.down_reason()
+        tracks = [t for t in list(self._monitor._tracks.values()) if not t.config.listed]
+        if down:
+            stat.summary(STALE, f'{down}: the monitor stopped updating {len(tracks)} topics')
+            return stat
+        reports = [t.report for t in tracks if t.report is not None]
+        counts = [sum(1 for r in reports if r.level == lvl) for lvl in range(4)]
+        worst = sorted((r for r in reports if r.level > 0), key=lambda r: (-r.level, r.name))
+        level = max((r.level for r in reports), default=0)
+        text = ', '.join(f'{n} {name}' for n, name in zip(counts, LEVEL_NAMES) if n)
+        stat.summary(_LEVELS[level], f'{len(tracks)} topics' + (f': {text}' if text else ''))
+        for r in worst[:self.SHOWN]:
+            stat.add(r.name, f'{LEVEL_NAMES[r.level]} {r.message}')
+        if len(worst) > self.SHOWN:
+            stat.add('more', f'{len(worst) - self.SHOWN} more above OK (metrics have them all)')
+        return stat
+
+
 class TopicMonitor(Node):
     """Measures every listed or discovered topic from raw subscriptions."""
 
@@ -161,6 +191,8 @@ class TopicMonitor(Node):
                                             else None)
         for t in self.config.topics:
             self._add_track(self._resolve(t), t)
+        if self.config.discovery.enabled and self.config.discovery.diagnostics == 'summary':
+            self._updater.add(DiscoveredSummaryTask(self))
         self._discover()
         # Steady clock: discovery goes on while sim time is paused or /clock has not started.
         self._discovery_timer = self.create_timer(self.config.discovery.period, self._discover,
@@ -199,7 +231,8 @@ class TopicMonitor(Node):
     def _add_track(self, name: str, config: TopicConfig) -> TopicTrack:
         track = TopicTrack(name, config)
         self._tracks[name] = track
-        self._updater.add(TopicTask(track, self.down_reason, stall_after_s=self._stall_s))
+        if config.listed or self.config.discovery.diagnostics == 'each':
+            self._updater.add(TopicTask(track, self.down_reason, stall_after_s=self._stall_s))
         return track
 
     def _discover(self) -> None:

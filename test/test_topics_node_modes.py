@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
@@ -98,13 +99,19 @@ def test_a_topic_that_changes_to_an_unimportable_type_stays_warn(ros, ros_proces
     finally:
         os.environ['PYTHONPATH'] = env_path
     name = '/tc/changing'
+    other = None
     try:
         wait_for(lambda: listener.values(name).get('rate (Hz)', 'unknown') != 'unknown', 30,
                  '/tc/changing measured as a String topic')
-        with lock:      # one participant cannot hold two types on a topic: String goes first
+        # One participant cannot hold two types on a topic, and it may not have let go of String
+        # yet when the new publisher comes: the Odometry one lives in a context of its own.
+        other = rclpy.Context()
+        rclpy.init(context=other)
+        talker2 = Node('tc_talker2', namespace='/tc', context=other)
+        with lock:
             talker.destroy_publisher(pub)
             current['msg'] = Odometry()
-            current['pub'] = talker.create_publisher(Odometry, 'changing', 10)
+            current['pub'] = talker2.create_publisher(Odometry, 'changing', 10)
         s = wait_for(lambda: (lambda s: s if s and s.level == DiagnosticStatus.WARN else None)(
             listener.status(name)), 20, 'WARN on /tc/changing')
         assert "type 'nav_msgs/msg/Odometry' cannot be imported" in s.message
@@ -119,6 +126,9 @@ def test_a_topic_that_changes_to_an_unimportable_type_stays_warn(ros, ros_proces
     finally:
         executor.shutdown(timeout_sec=2)
         talker.destroy_node()
+        if other is not None:
+            talker2.destroy_node()
+            rclpy.shutdown(context=other)
         listener.close()
 
 

@@ -19,6 +19,8 @@ setup(
         ('share/' + PACKAGE + '/models', glob('models/*.npz') + glob('models/*.json')),
     ],
     install_requires=['setuptools'],
+    # colcon runs its pytest step only for packages that declare pytest as a test dependency.
+    extras_require={'test': ['pytest']},
     zip_safe=True,
     maintainer='liquid_edge maintainers',
     maintainer_email='maintainers@liquid-edge.invalid',
@@ -28,10 +30,10 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
-            'topic_monitor = liquid_edge_ros_monitor.topics.node:main',
-            'sim_robot = liquid_edge_ros_monitor.sim_robot:main',
-            'node_monitor = liquid_edge_ros_monitor.graph.node:main',
-            'liquid_inference = liquid_edge_ros_monitor.inference.node:main',
+            'topic_monitor = liquid_edge_ros_monitor.entry:topic_monitor',
+            'sim_robot = liquid_edge_ros_monitor.entry:sim_robot',
+            'node_monitor = liquid_edge_ros_monitor.entry:node_monitor',
+            'liquid_inference = liquid_edge_ros_monitor.entry:liquid_inference',
             'liquid-edge-monitor = liquid_edge_ros_monitor.cli:main',
         ],
     },

@@ -1,7 +1,7 @@
 """Dev-only: generate the ncps-torch parity goldens under test/data/lnn/ (needs torch and ncps).
 
     .venv/bin/pip install -r requirements-dev.txt    # see the notes there
-    .venv/bin/python bench/make_lnn_goldens.py
+    .venv/bin/python bench/make_lnn_goldens.py [CASE ...]      # all cases, or only those named
 
 For each case it builds an ncps torch wrapper with a fixed seed, perturbs every trainable tensor
 (so that e.g. the pure mode's A=1, w_tau=0 and the LTC's unit input mapping are really exercised),
@@ -24,7 +24,7 @@ from typing import Any, Callable, Dict, List, Tuple
 import numpy as np
 import torch
 from ncps.torch import CfC, LTC
-from ncps.wirings import AutoNCP
+from ncps.wirings import NCP, AutoNCP, FullyConnected, Random
 
 OUT = Path(__file__).resolve().parents[1] / 'test' / 'data' / 'lnn'
 N_IN, T = 5, 40
@@ -67,7 +67,30 @@ def cases() -> List[Case]:
                     {'class': 'LTC', 'input_size': N_IN, **kw}))
     out.append(('ltc_wired_ncp', lambda: LTC(N_IN, w12()),
                 {'class': 'LTC', 'input_size': N_IN, 'units': w12_cfg}))
+    # Every ncps wiring, its config saved exactly as its own get_config() writes it (issue 12).
+    for wname, make_wiring in WIRINGS.items():
+        for cls, kw in (('CfC', {}), ('LTC', {}), ('LTC', {'output_mapping': None})):
+            if cls == 'CfC':
+                name = f'cfc_wiring_{wname}'
+            else:
+                name = f'ltc_wiring_{wname}' + ('_nomap' if kw else '')
+                if kw and wname != 'autoncp':
+                    continue
+            wiring = make_wiring()
+            wrapper = CfC if cls == 'CfC' else LTC
+            out.append((name, (lambda w=wiring, c=wrapper, kw=kw: c(N_IN, w, **kw)),
+                        {'class': cls, 'input_size': N_IN, 'units': wiring.get_config, **kw}))
     return out
+
+
+#: small wirings (a few KB of goldens each)
+WIRINGS: Dict[str, Callable[[], Any]] = {
+    'fully_connected': lambda: FullyConnected(6, 2),
+    'random': lambda: Random(7, 2, sparsity_level=0.5, random_seed=3),
+    'ncp': lambda: NCP(3, 3, 2, sensory_fanout=2, inter_fanout=2, recurrent_command_synapses=2,
+                       motor_fanin=2, seed=5),
+    'autoncp': lambda: AutoNCP(9, 2, seed=7),
+}
 
 
 def perturb(model: torch.nn.Module, gen: torch.Generator, positive: bool) -> None:
@@ -81,12 +104,19 @@ def perturb(model: torch.nn.Module, gen: torch.Generator, positive: bool) -> Non
                 p.abs_()
 
 
-def main() -> int:
+def main(only: List[str]) -> int:
+    """Write every case, or only those named on the command line."""
     OUT.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1234)
     for i, (name, make, meta) in enumerate(cases()):
         torch.manual_seed(100 + i)
         model = make().eval()
+        # A wiring's config is read once the wrapper has built it, as a user saving it would.
+        meta = {k: (v() if callable(v) else v) for k, v in meta.items()}
+        if only and name not in only:
+            xs = rng.standard_normal((T, N_IN))       # keep the stream of the other cases
+            rng.uniform(0.05, 1.5, size=T)
+            continue
         perturb(model, torch.Generator().manual_seed(200 + i),
                 positive=meta.get('implicit_param_constraints') is False)
         xs = rng.standard_normal((T, N_IN)).astype(np.float32)
@@ -105,4 +135,4 @@ def main() -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -27,8 +27,9 @@ Launch arguments:
 - `node_params_file`: the node monitor's parameters (default: config/node_monitor.yaml; list your
   robot's nodes in `expected_nodes`).
 - `node_monitor`: 'false' to start the topic monitor alone.
-- `params_file`: the topic monitor's parameters (default: this package's config/topic_monitor.yaml; copy
-  it as a starting point). Its root key is `/**:` (matches the node in any namespace) or the node's
+- `params_file`: the topic monitor's parameters (default: this package's config/topic_monitor.yaml,
+  which discovers every topic and lists none; config/topic_monitor.example.yaml lists topics with
+  rates and latency limits, copy it as a starting point). Its root key is `/**:` (matches the node in any namespace) or the node's
   full name (`/robot1/topic_monitor:`), then `ros__parameters:`.
 - `namespace`: namespace of the node; relative topic names in the parameters resolve inside it.
 - `use_sim_time`: 'true' to measure against /clock (simulation, bag replay).

@@ -18,10 +18,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
-
-import yaml
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .agent import AgentError
 
@@ -35,17 +34,12 @@ class UsageError(Exception):
 def check_params_file(path: str) -> Tuple[Path, Dict[str, Any]]:
     """Fail early, in one line naming the file, on what rcl would reject less clearly; return the
     path and the parsed file."""
+    from .core.params_file import ParamsFileError, load_params_file
     p = Path(path)
-    if not p.is_file():
-        raise UsageError(f'{path}: params file not found')
     try:
-        data = yaml.safe_load(p.read_text())
-    except OSError as exc:
-        raise UsageError(f'{path}: cannot read params file: {exc.strerror}') from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, 'problem_mark', None)
-        where = f' at line {mark.line + 1}' if mark is not None else ''
-        raise UsageError(f'{path}: not valid YAML{where}') from None
+        data = load_params_file(path)
+    except ParamsFileError as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(data, dict) or not any(
             isinstance(v, dict) and 'ros__parameters' in v for v in data.values()):
         raise UsageError(f"{path}: no '<node name>: ros__parameters:' section")
@@ -109,39 +103,54 @@ def nodes_in_file(path: Path, data: Dict[str, Any]) -> List[str]:
 
 
 def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
-               live_header: Optional[str], overrides: Optional[Dict[str, List[Any]]] = None) -> int:
-    """Host `names` in this process on one executor; each reads its section of the params file."""
-    import rclpy
+               live_header: Optional[str], overrides: Optional[Dict[str, List[Any]]] = None,
+               stop: Any = None, on_stop: Optional[Callable[[], None]] = None) -> int:
+    """Host `names` in this process on one executor; each reads its section of the params file.
+
+    0 on a stop signal (however many, also during start-up; `core/stop.py`), 2 with one line on
+    bad input. `on_stop` runs as soon as the nodes stop spinning, before their clean-up."""
+    from .core.stop import StartupInterrupted, StopSignals
+    stop = stop or StopSignals().install()    # before the slow imports: no traceback from them
     from .core.params import ConfigError
-    from .core.runner import run_nodes
+    from .core.runner import destroy_all, init, init_error, rclpy_errors, run_nodes
     from .live_view import LiveView
     from .lnn import ModelError
-    rclpy.init(args=['--ros-args', *ros_args])
     nodes: List[Any] = []
     try:
-        for name in names:
+        with stop.interruptible():
             try:
-                nodes.append(_node_class(name)(
-                    parameter_overrides=(overrides or {}).get(name, [])))
-            except (ConfigError, ModelError, OSError) as exc:
-                print(f'{PROG}: error: {name}: {exc}', file=sys.stderr)
+                init(['--ros-args', *ros_args])
+            except rclpy_errors() as exc:
+                print(f'{PROG}: error: {init_error(exc)}', file=sys.stderr)
                 return 2
-        if live_header is not None:
-            ports = ', '.join(f'{n.get_name()} {n.metrics_port}' for n in nodes
-                              if n.metrics_port is not None) or 'off'
-            live = LiveView(header=live_header.format(ports=ports))
-            tail = _diagnostics_tail('liquid_inference:')
-            monitor = next((n for n in nodes if hasattr(n, 'reports')), None)
-            if monitor is not None:
-                monitor.create_timer(1.0, lambda: live.show(monitor.reports(),
-                                                            _footer(nodes, tail)))
-            nodes.append(tail)
-        run_nodes(nodes, duration)
+            for name in names:
+                try:
+                    nodes.append(_node_class(name)(
+                        parameter_overrides=(overrides or {}).get(name, [])))
+                except (ConfigError, ModelError, OSError) as exc:
+                    print(f'{PROG}: error: {name}: {exc}', file=sys.stderr)
+                    return 2
+                except rclpy_errors() as exc:
+                    print(f'{PROG}: error: {name}: {init_error(exc)}', file=sys.stderr)
+                    return 2
+            if live_header is not None:
+                ports = ', '.join(f'{n.get_name()} {n.metrics_port}' for n in nodes
+                                  if n.metrics_port is not None) or 'off'
+                live = LiveView(header=live_header.format(ports=ports))
+                tail = _diagnostics_tail('liquid_inference:')
+                monitor = next((n for n in nodes if hasattr(n, 'reports')), None)
+                if monitor is not None:
+                    monitor.create_timer(1.0, lambda: live.show(monitor.reports(),
+                                                                _footer(nodes, tail)))
+                nodes.append(tail)
+        run_nodes(nodes, duration, stop)
+        return 0
+    except StartupInterrupted:
         return 0
     finally:
-        for n in reversed(nodes):
-            n.destroy_node()
-        rclpy.try_shutdown()
+        if on_stop is not None:
+            on_stop()
+        destroy_all(nodes)
 
 
 def _diagnostics_tail(prefix: str) -> Any:
@@ -180,16 +189,18 @@ def _footer(nodes: List[Any], tail: Any) -> str:
     return '\n'.join(lines)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: argparse.Namespace, stop: Any = None) -> int:
     path, data = check_params_file(args.params_file)
     names = nodes_in_file(path, data)
     header = f'liquid-edge-monitor run {path} | metrics: {{ports}}' if args.live else None
-    return _run_nodes(names, ['--params-file', str(path)], args.duration, header)
+    return _run_nodes(names, ['--params-file', str(path)], args.duration, header, stop=stop)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace, stop: Any = None) -> int:
     from rclpy.parameter import Parameter
     from .core.share import config_file
+    from .core.stop import StopSignals
+    stop = stop or StopSignals().install()
     # Network rule: the demo's DDS discovery never leaves this host.
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     base = args.metrics_port
@@ -197,52 +208,94 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # The robot and its controller run in processes of their own, as under ros2 launch: the
     # controller's JAX work must not share the monitors' interpreter lock, or the monitors would
     # measure themselves. One metrics endpoint per node: config/prometheus/prometheus.yml.
-    children = [
-        subprocess.Popen([sys.executable, '-m', 'liquid_edge_ros_monitor.sim_robot', '--ros-args',
-                          '--params-file', str(config_file('sim_robot.yaml'))],
-                         env=os.environ.copy(), stdin=subprocess.DEVNULL),
-        subprocess.Popen([sys.executable, '-m', 'liquid_edge_ros_monitor.inference.node',
-                          '--ros-args', '--params-file', params,
-                          '-p', f'metrics_port:={base + 2 if base else 0}',
-                          '-p', f'metrics_address:={args.metrics_address}'],
-                         env=os.environ.copy(), stdin=subprocess.DEVNULL),
-    ]
-    domain = os.environ.get('ROS_DOMAIN_ID', '0')
-    header = None if args.no_live else (
-        f'liquid-edge-monitor demo | metrics on http://{args.metrics_address}: {{ports}}'
-        + (f', liquid_inference {base + 2}' if base else '')
-        + f' | /diagnostics on ROS_DOMAIN_ID={domain} | Ctrl-C to stop')
-    overrides = {name: [Parameter('metrics_port', value=base + i if base else 0),
-                        Parameter('metrics_address', value=args.metrics_address)]
-                 for i, name in enumerate(NODE_NAMES[:2])}
+    children: List[subprocess.Popen] = []
     try:
+        entry = [sys.executable, '-m', 'liquid_edge_ros_monitor.entry']
+        for cmd in ([*entry, 'sim_robot', '--ros-args',
+                     '--params-file', str(config_file('sim_robot.yaml'))],
+                    [*entry, 'liquid_inference', '--ros-args', '--params-file', params,
+                     '-p', f'metrics_port:={base + 2 if base else 0}',
+                     '-p', f'metrics_address:={args.metrics_address}']):
+            if stop.requested():
+                return 0
+            # Born ignoring SIGINT until their entry point installs its handlers: a signal in
+            # the interpreter's first moments is lost, not a traceback (_stop_children repeats).
+            children.append(subprocess.Popen(cmd, env=os.environ.copy(),
+                                             stdin=subprocess.DEVNULL,
+                                             preexec_fn=_ignore_sigint))
+        domain = os.environ.get('ROS_DOMAIN_ID', '0')
+        header = None if args.no_live else (
+            f'liquid-edge-monitor demo | metrics on http://{args.metrics_address}: {{ports}}'
+            + (f', liquid_inference {base + 2}' if base else '')
+            + f' | /diagnostics on ROS_DOMAIN_ID={domain} | Ctrl-C to stop')
+        overrides = {name: [Parameter('metrics_port', value=base + i if base else 0),
+                            Parameter('metrics_address', value=args.metrics_address)]
+                     for i, name in enumerate(NODE_NAMES[:2])}
         return _run_nodes(list(NODE_NAMES[:2]), ['--params-file', params], args.duration,
-                          header, overrides)
+                          header, overrides, stop, on_stop=lambda: _interrupt(children))
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children:
+        _stop_children(children)
+
+
+def _interrupt(children: List[subprocess.Popen]) -> None:
+    """SIGINT to each child still running, as a launcher does; they stop while we clean up.
+
+    They may have had the same signal already (a terminal's Ctrl-C signals the group): they
+    ignore repeats."""
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_children(children: List[subprocess.Popen], timeout_s: float = 10.0) -> None:
+    """SIGINT every 0.5 s until each child is gone (repeats are harmless; one sent in a child's
+    first moments, while it still ignores SIGINT, is not lost), then SIGKILL after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while any(c.poll() is None for c in children) and time.monotonic() < deadline:
+        _interrupt(children)
+        for c in children:
             try:
-                child.wait(10)
+                c.wait(max(0.0, min(0.5, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
+                break
+    for c in children:
+        if c.poll() is None:
+            c.kill()
+            c.wait()
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    # First, before the slow imports (JAX in the parser): a stop signal is a request, never a
+    # traceback, from here on (`core/stop.py`).
+    from .core.stop import StopSignals
+    stop = StopSignals().install()
     args = _parser().parse_args(argv)
     try:
         if args.command == 'lnn-run':
+            # An offline run has no loop that looks at the request: Ctrl-C interrupts it.
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT
+                              else signal.SIG_DFL)
+            if stop.requested():
+                return 0
             from .lnn.run import lnn_run
             return lnn_run(args)
         if args.command == 'agent':
+            if stop.requested():        # stopped before prometheus took over: nothing to start
+                return 0
             from .agent import cmd_agent
-            return cmd_agent(args)
-        return {'demo': cmd_demo, 'run': cmd_run}[args.command](args)
+            return cmd_agent(args)      # execs prometheus, whose own handlers take the signals
+        return {'demo': cmd_demo, 'run': cmd_run}[args.command](args, stop)
     except (UsageError, FileNotFoundError, AgentError) as exc:
         print(f'{PROG}: error: {exc}', file=sys.stderr)
         return 2
+    finally:
+        if args.command != 'lnn-run':
+            stop.finish()
 
 
 if __name__ == '__main__':

@@ -45,7 +45,6 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
                               ParameterException)
 from rclpy.clock import ROSClock
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
@@ -679,25 +678,12 @@ def _reason(exc: ParameterException) -> str:
     return ' '.join(text.split())
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    """Run the node until Ctrl-C. Returns 0, or 2 for an invalid parameter override."""
-    rclpy.init(args=args)
-    node: Optional[SimRobot] = None
-    try:
-        try:
-            node = SimRobot()
-        except (InvalidParameterValueException, InvalidParameterTypeException) as exc:
-            print(f'{NODE_NAME}: error: {_reason(exc)}', file=sys.stderr)
-            return 2
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+def main(args: Optional[List[str]] = None, stop: Any = None) -> int:
+    """Run the node until a stop signal. Returns 0, or 2 for an invalid parameter override."""
+    from .core.runner import node_main
+    return node_main(NODE_NAME, SimRobot,
+                     (InvalidParameterValueException, InvalidParameterTypeException), args,
+                     describe=_reason, stop=stop)
 
 
 if __name__ == '__main__':

@@ -79,7 +79,7 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
         assert wait_for(imu_rate, 30, 'the demo to serve an IMU rate') == pytest.approx(200, rel=0.1)
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any('sim_robot' in ' '.join(c.cmdline()) for c in children)
-        assert any('liquid_edge_ros_monitor.inference.node' in ' '.join(c.cmdline())
+        assert any('liquid_inference' in ' '.join(c.cmdline())
                    for c in children)
 
         def scrape_or_none(p):

@@ -279,6 +279,12 @@ def test_a_blocked_disk_freezes_only_itself_and_the_first_cpu_sample_is_real(mon
 
 # ---- parameters ----------------------------------------------------------------------------------
 
+def test_expected_nodes_are_optional():
+    """Like topic_monitor, node_monitor is useful with no configuration (issue 12)."""
+    assert parse_node_config({}).expected_nodes == ()
+    assert parse_node_config({'expected_nodes': []}).expected_nodes == ()
+
+
 def test_relative_expected_nodes_resolve_in_the_monitor_namespace():
     c = parse_node_config({'expected_nodes': ['driver', '/base/imu', 'a/b']}, namespace='/robot1')
     assert c.expected_nodes == ('/robot1/driver', '/base/imu', '/robot1/a/b')
@@ -292,7 +298,6 @@ def test_parameters_defaults_and_thresholds():
 
 
 @pytest.mark.parametrize('values,name,fragment', [
-    ({'expected_nodes': []}, 'expected_nodes', 'missing'),
     ({'expected_nodes': ['sim robot']}, 'expected_nodes', 'fully qualified'),
     ({'expected_nodes': ['/a/']}, 'expected_nodes', 'not a node name'),
     ({'expected_nodes': ['/a', '/a']}, 'expected_nodes', 'twice'),

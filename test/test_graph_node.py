@@ -135,7 +135,7 @@ def _start(tmp_path: Path, *ros_args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize('args,fragment', [
-    ((), "parameter 'expected_nodes': missing"),
+    (('-p', "expected_nodes:=['/a', '/a']"), "parameter 'expected_nodes': '/a' is listed twice"),
     (('-p', "expected_nodes:=['/a']", '-p', 'host.cpu_warn:=0.9', '-p', 'host.cpu_error:=0.5'),
      "parameter 'host.cpu_error': 0.5 is below host.cpu_warn 0.9"),
     (('-p', "expected_nodes:=['/a']", '-p', 'host.disk_free_warn:=-1.0'),
@@ -204,6 +204,28 @@ def test_durations_follow_sim_time(ros, ros_process, tmp_path):
         watched.destroy_node()
         clock_node.destroy_node()
         listener.close()
+
+
+def test_runs_without_expected_nodes_and_says_so(ros, ros_process):
+    """No configuration at all: the graph and host are watched, nodes seen are reported, and the
+    graph status says that no expected nodes are configured (it used to refuse to start)."""
+    port = free_port()
+    proc = ros_process('liquid_edge_ros_monitor.entry', 'node_monitor', '--ros-args',
+                       '-r', '__ns:=/nm_empty', '-p', f'metrics_port:={port}',
+                       '-p', 'period:=0.2', '-p', 'diagnostic_updater.period:=0.2')
+    listener = DiagnosticsListener('test_nm_empty_listener')
+    try:
+        name = 'node_monitor: graph'
+        wait_for(lambda: 'no expected nodes configured' in listener.message(name), 20,
+                 'the graph status')
+        assert listener.values(name)['expected nodes'] == 'none configured'
+        wait_for(lambda: listener.status('node_monitor: host cpu'), 20, 'host status')
+        wait_for(lambda: sample_value(scrape(port), 'liquid_edge_node_up',
+                                      node='/test_nm_empty_listener', expected='false') == 1,
+                 20, 'a node seen in the graph')
+    finally:
+        listener.close()
+    assert proc.stop() == 0, proc.output()
 
 
 def test_a_hung_disk_is_stale_and_absent_while_the_rest_of_the_host_stays_live(ros, monkeypatch):

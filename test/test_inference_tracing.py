@@ -169,10 +169,10 @@ def test_overrides_win_unless_empty() -> None:
            'OTEL_EXPORTER_OTLP_PROTOCOL': 'grpc', 'OTEL_TRACES_SAMPLER': 'traceidratio',
            'OTEL_TRACES_SAMPLER_ARG': '0.5', 'OTEL_SDK_DISABLED': 'false'}
     c = TracingConfig.from_env({'service_name': 'param_name', 'endpoint': 'http://param:4318',
-                                'protocol': 'http/protobuf', 'sampling_ratio': 0.0, 'enabled': False,
+                                'protocol': 'http/protobuf', 'sampling_ratio': 0.0, 'enabled': True,
                                 'export_timeout_s': 3.0}, environ=env)
     assert (c.service_name, c.endpoint, c.protocol, c.sampling_ratio, c.enabled, c.export_timeout_s) == \
-        ('param_name', 'http://param:4318/v1/traces', 'http/protobuf', 0.0, False, 3.0)
+        ('param_name', 'http://param:4318/v1/traces', 'http/protobuf', 0.0, True, 3.0)
     # A parameter that already names the traces path keeps it.
     assert TracingConfig.from_env({'endpoint': 'http://p:4318/v1/traces', 'protocol': 'http/protobuf'},
                                   environ={}).endpoint == 'http://p:4318/v1/traces'
@@ -180,6 +180,18 @@ def test_overrides_win_unless_empty() -> None:
     e = TracingConfig.from_env({'service_name': '', 'endpoint': None, 'protocol': ''}, environ=env)
     assert (e.service_name, e.endpoint, e.protocol, e.sampling_ratio, e.enabled) == \
         ('env_name', 'http://env:4317', 'grpc', 0.5, True)
+
+
+@pytest.mark.parametrize('env, overrides', [
+    ({'OTEL_SDK_DISABLED': 'true', 'OTEL_EXPORTER_OTLP_ENDPOINT': 'localhost:4317'}, {}),
+    ({'OTEL_EXPORTER_OTLP_ENDPOINT': 'localhost:4317', 'OTEL_TRACES_SAMPLER': 'sometimes'},
+     {'enabled': False}),
+    ({}, {'enabled': False, 'endpoint': 'not a url', 'sampling_ratio': 7}),
+])
+def test_settings_of_disabled_tracing_never_stop_the_controller(env, overrides) -> None:
+    """Tracing off (OTEL_SDK_DISABLED or tracing.enabled false): what would configure it is not
+    used, so an invalid endpoint left in the environment must not refuse the start (issue 12)."""
+    assert not TracingConfig.from_env(overrides, environ=env).enabled
 
 
 @pytest.mark.parametrize('env, overrides, message', [

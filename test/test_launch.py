@@ -269,3 +269,33 @@ def test_demo_launch_description(api: Any) -> None:
         assert sub is not None, 'an included launch file could not be loaded from demo.launch.py'
         started += [n[1] for n in _nodes(api, sub)]
     assert started == ['topic_monitor', 'node_monitor', 'liquid_inference']
+
+
+@pytest.mark.parametrize('name', ['topic_monitor.yaml', 'topic_monitor.example.yaml'])
+def test_topic_monitor_files_are_valid(name: str) -> None:
+    import yaml
+    from liquid_edge_ros_monitor.topics.config import parse_config
+    params = yaml.safe_load((CONFIG_DIR / name).read_text())['/**/topic_monitor']['ros__parameters']
+    flat: Dict[str, Any] = {}
+
+    def walk(prefix: str, d: Dict[str, Any]) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(f'{prefix}{k}.', v)
+            else:
+                flat[prefix + k] = v
+    walk('', params)
+    parse_config(flat, given=list(flat))
+
+
+def test_default_launch_lists_no_topics() -> None:
+    """monitor.launch.py's default file discovers every topic and lists none: on a robot without
+    the demo's topics, four listed ones read STALE at once and fired the critical alert (issue 12).
+    The listed example stays, as an example file the README points to."""
+    import yaml
+    params = yaml.safe_load((CONFIG_DIR / 'topic_monitor.yaml').read_text())
+    p = params['/**/topic_monitor']['ros__parameters']
+    assert p['topics'] == [] and 'topic' not in p and p['discovery']['enabled'] is True
+    assert 'topic_monitor.example.yaml' in (REPO / 'README.md').read_text()
+    example = yaml.safe_load((CONFIG_DIR / 'topic_monitor.example.yaml').read_text())
+    assert example['/**/topic_monitor']['ros__parameters']['topics']

@@ -68,3 +68,35 @@ def test_missing_files(tmp_path: Path) -> None:
     line = _one_line_error(_run(['--model', str(DATA / 'cfc_default.npz'), '--inputs',
                                  str(tmp_path / 'absent.npy'), '--output', str(tmp_path / 'y.npy')]))
     assert 'absent.npy: inputs file not found' in line
+
+
+@pytest.mark.parametrize('bad', [0.0, -0.5])
+def test_non_positive_timespans_are_refused_naming_the_index(tmp_path: Path, bad: float) -> None:
+    """An LTC with one zero timespan wrote NaN, silently (issue 12)."""
+    np.save(tmp_path / 'x.npy', np.zeros((10, 5), np.float32))
+    t = np.ones(10, np.float32)
+    t[3] = bad
+    t[7] = bad
+    np.save(tmp_path / 't.npy', t)
+    line = _one_line_error(_run(['--model', str(DATA / 'ltc_constrained.npz'), '--inputs',
+                                 str(tmp_path / 'x.npy'), '--timespans', str(tmp_path / 't.npy'),
+                                 '--output', str(tmp_path / 'y.npy')]))
+    assert f't.npy: timespans must be > 0, index 3 is {bad:g}' in line
+    assert not (tmp_path / 'y.npy').exists()
+
+
+def test_output_is_written_exactly_where_asked(tmp_path: Path) -> None:
+    """`--output out` used to write out.npy."""
+    np.save(tmp_path / 'x.npy', np.zeros((4, 5), np.float32))
+    p = _run(['--model', str(DATA / 'cfc_default.npz'), '--inputs', str(tmp_path / 'x.npy'),
+              '--output', str(tmp_path / 'out')])
+    assert p.returncode == 0, p.stderr
+    assert (tmp_path / 'out').is_file() and not (tmp_path / 'out.npy').exists()
+    assert np.load(tmp_path / 'out').shape[0] == 4
+
+
+def test_a_text_file_named_npy_is_said_to_be_no_npy_array(tmp_path: Path) -> None:
+    (tmp_path / 'x.npy').write_text('1 2 3 4 5\n')
+    line = _one_line_error(_run(['--model', str(DATA / 'cfc_default.npz'), '--inputs',
+                                 str(tmp_path / 'x.npy'), '--output', str(tmp_path / 'y.npy')]))
+    assert 'x.npy: inputs is not a .npy array' in line and 'pickle' not in line

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
 
 from liquid_edge_ros_monitor.topics.config import TopicConfig
 from liquid_edge_ros_monitor.topics.health import TopicState, report
@@ -71,6 +72,34 @@ def test_collector_renders_every_series_with_robot_label():
     assert 'topic="/imu"' not in generate_latest(registry).decode()
 
 
+def test_fast_text_rendering_is_the_generic_exposition_byte_for_byte():
+    """The endpoint renders the topic collector with `render_text()` (eight times faster at 1,000
+    topics); it must say exactly what prometheus_client would say for `collect()`."""
+    metrics = TopicMetrics('r "1"\\', now_ns=lambda: 11 * NS)
+    metrics.update(_report('/imu'))
+    metrics.update(_report('/chatter', has_header=False))
+    metrics.update(_report('/none', publishers=0))
+    silent = TopicState(type_name='', publishers=0, silent_for_s=None, subscribed=False,
+                        has_header=False)
+    metrics.update(report('/never', TopicConfig(name='/never'), silent, None))
+    one = TopicWindow(5.0, 10, has_header=True)
+    one.record(10 * NS, 5, 1, 1, -NS)
+    metrics.update(report('/one', TopicConfig(name='/one'), silent, one.snapshot(10 * NS, True)))
+    registry = CollectorRegistry()
+    registry.register(metrics)
+    text = metrics.render_text()
+    assert text == generate_latest(registry).decode()
+    om = openmetrics_latest(registry).decode()
+    assert metrics.render_text(openmetrics=True) + '# EOF\n' == om
+    metrics.down_reason = lambda: 'statistics thread stopped'     # a dead thread: gauges go
+    assert metrics.render_text() == generate_latest(registry).decode()
+    assert metrics.render_text(True) + '# EOF\n' == openmetrics_latest(registry).decode()
+    metrics.down_reason = None
+    assert 'liquid_edge_topic_last_message_age_seconds{robot="r \\"1\\"\\\\",topic="/imu"}' in text
+    metrics.remove('/imu')
+    assert 'topic="/imu"' not in metrics.render_text()
+
+
 def test_live_table_has_one_row_per_topic_with_status():
     text = render([_report('/imu'), _report('/chatter', has_header=False, publishers=0)])
     lines = text.splitlines()
@@ -107,3 +136,37 @@ def test_nodes_asking_for_one_port_share_an_endpoint_and_the_last_one_closes_it(
     detach(c, ep_c)
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5)
+
+
+def test_endpoint_serves_what_the_scraper_asks_for_with_the_fast_topic_lines():
+    """Prometheus asks for OpenMetrics (exemplars travel only there), curl gets the text format;
+    either way the topic collector's own lines sit among the others, once, before `# EOF`."""
+    import urllib.request
+
+    from conftest import free_port
+    from liquid_edge_ros_monitor.core.exposition import attach, detach
+    from liquid_edge_ros_monitor.graph.metrics import NodeMonitorMetrics
+
+    port = free_port()
+    topics, nodes = TopicMetrics('r'), NodeMonitorMetrics('r')
+    ep = attach(topics, '127.0.0.1', port)
+    attach(nodes, '127.0.0.1', port)
+    topics.update(_report('/imu'))
+    try:
+        accept = ('application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,'
+                  '*/*;q=0.1')
+        req = urllib.request.Request(f'http://127.0.0.1:{port}/metrics', headers={'Accept': accept})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            om, om_type = r.read().decode(), r.headers['Content-Type']
+        with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5) as r:
+            text, text_type = r.read().decode(), r.headers['Content-Type']
+    finally:
+        detach(topics, ep)
+        detach(nodes, ep)
+    assert om_type.startswith('application/openmetrics-text') and om.endswith('# EOF\n')
+    assert om.count('# EOF') == 1 and '# TYPE liquid_edge_topic_messages counter' in om
+    assert 'liquid_edge_nodes_discovered{robot="r"}' in om
+    assert text_type.startswith('text/plain; version=0.0.4') and '# EOF' not in text
+    assert '# TYPE liquid_edge_topic_messages_total counter' in text
+    for body in (om, text):
+        assert body.count('liquid_edge_topic_messages_total{robot="r",topic="/imu"} 100.0') == 1

@@ -21,9 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = 'liquid_edge_ros_monitor'
 EXECUTABLES = ('topic_monitor', 'node_monitor', 'liquid_inference', 'sim_robot',
                'liquid-edge-monitor')
-# What a user's checkout holds; not .venv, test/, build outputs or caches.
+# What a user's checkout holds (the tests too: `colcon test` runs them); not .venv, build
+# outputs or caches.
 SOURCE_ITEMS = ('package.xml', 'setup.py', 'setup.cfg', 'resource', PACKAGE, 'launch', 'config',
-                'models')
+                'models', 'test', 'pytest.ini', 'docs', 'README.md', 'bench', 'tools')
 COLCON = Path(sys.executable).parent / 'colcon'
 
 
@@ -88,7 +89,7 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
     tmp = tmp_path_factory.mktemp('colcon')
     inst = Install(tmp)
     inst.src.mkdir(parents=True)
-    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.egg-info')
+    ignore = shutil.ignore_patterns('__pycache__', '*.pyc', '*.egg-info', '.pytest_cache')
     for item in SOURCE_ITEMS:
         path = REPO / item
         if path.is_dir():
@@ -197,3 +198,29 @@ def test_installed_topic_monitor_reports_bad_parameter_in_one_line(install: Inst
     detail = f'rc={proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}'
     assert proc.returncode == 2, detail
     assert len(lines) == 1 and "parameter 'window'" in lines[0], detail
+
+
+def test_colcon_test_runs_the_pytest_suite(install: Install) -> None:
+    """A ROS user's standard `colcon test` runs our pytest suite and `colcon test-result` counts
+    its tests. Without a pytest test dependency in setup.py colcon picked no pytest step and
+    reported "Ran 0 tests ... OK" (issue 12). Here only the pure cdr and stats tests run: the rest
+    of the suite (DDS, Prometheus, this colcon build) is what `./run_tests.sh` runs."""
+    ws = install.src.parents[1]
+    env = os.environ.copy()
+    env['COLCON_HOME'] = str(ws / 'colcon_home')
+    env.pop('COLCON_DEFAULTS_FILE', None)
+    results = ws / 'test_results'
+    proc = subprocess.run(
+        [str(COLCON), '--log-base', str(ws / 'log'), 'test', '--base-paths', str(ws / 'src'),
+         '--build-base', str(ws / 'build'), '--install-base', str(install.base),
+         '--test-result-base', str(results), '--event-handlers', 'console_direct-',
+         '--pytest-args', '-k', 'cdr or stats', '-p', 'no:cacheprovider'],
+        cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    report = subprocess.run([str(COLCON), 'test-result', '--test-result-base', str(results)],
+                            cwd=ws, env=env, capture_output=True, text=True, timeout=60)
+    summary = report.stdout.strip().splitlines()[-1] if report.stdout.strip() else ''
+    import re
+    m = re.match(r'Summary: (\d+) tests, (\d+) errors, (\d+) failures', summary)
+    assert m, f'{report.stdout}\n{report.stderr}\n{proc.stdout}'
+    assert int(m.group(1)) >= 20 and m.group(2) == m.group(3) == '0', report.stdout

@@ -66,6 +66,8 @@ BAD = [
     ({'discovery.exclude': 'x'}, 'discovery.exclude', 'must be a list of strings'),
     ({'discovery.period': -1.0}, 'discovery.period', 'must be > 0'),
     ({'discovery.stale_timeout': -1.0}, 'discovery.stale_timeout', 'must be >= 0'),
+    ({'discovery.forget_after': -1.0}, 'discovery.forget_after', 'must be >= 0'),
+    ({'discovery.diagnostics': 'few'}, 'discovery.diagnostics', "must be 'each' or 'summary'"),
     ({'defaults.tolerance': 1.0}, 'defaults.tolerance', 'must be in [0, 1)'),
     ({'defaults.max_latency': -0.1}, 'defaults.max_latency', 'must be >= 0'),
     ({'defaults.stale_timeout': -3}, 'defaults.stale_timeout', 'must be >= 0'),

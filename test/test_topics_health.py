@@ -87,3 +87,17 @@ def test_slow_topics_are_not_zero_hz():
     # ...unless the minimum promises at least two messages per window.
     assert evaluate(CFG, LIVE, s) == (ERROR, 'fewer than 2 messages in 5 s, below minimum 95.0 Hz')
     assert dict(key_values(report('/slow', slow, LIVE, s)))['rate (Hz)'] == 'unknown'
+
+
+def test_negative_stamps_warn_and_stay_out_of_latency():
+    w = TopicWindow(5.0, 100_000, has_header=True)
+    period = NS // 100
+    t = 0
+    for i in range(300):
+        t = 10 * NS + i * period
+        w.record(t, 100, 10_000, i + 1, -NS if i % 10 == 0 else t - MS)
+    s = w.snapshot(t, single_publisher=True)
+    level, msg = evaluate(CFG, LIVE, s)
+    assert level == WARN and 'with a negative header.stamp' in msg, msg
+    assert 'latency' not in msg and s.header_latency.max < 0.01
+    assert dict(key_values(report('/imu', CFG, LIVE, s)))['negative stamps total'] == '30'

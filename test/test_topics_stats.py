@@ -104,6 +104,21 @@ def test_zero_future_and_unreadable_stamps_are_counted_not_measured():
     assert s.header_latency.p50 == pytest.approx(0.001)
 
 
+@pytest.mark.parametrize('sec', [-1, -2 ** 31])
+def test_negative_stamps_are_invalid_and_never_measured(sec):
+    """A stamp before 1970 (sec = -1, sec = -2^31) used to measure as ~10^11 s of latency, keep
+    the topic OK and poison the histogram's _sum for the life of the process."""
+    w = TopicWindow(5.0, 100, has_header=True)
+    now = 100 * NS
+    w.record(now, 10, 0, 1, now - 1 * MS)
+    w.record(now + 1, 10, 0, 2, sec * NS + 5)
+    s = w.snapshot(now + 10, single_publisher=True)
+    assert (s.negative_stamps_window, s.negative_stamps_total) == (1, 1)
+    assert s.header_latency.count == 1 and s.header_latency.max < 1.0
+    assert s.new_header_latency_s.max() < 1.0 and s.new_header_latency_s.size == 1
+    assert (s.zero_stamps_total, s.future_stamps_total, s.unreadable_stamps_total) == (0, 0, 0)
+
+
 def test_missing_transport_timestamps_are_skipped():
     w = TopicWindow(5.0, 100, has_header=False)
     w.record(1, 10, MISSING, 1)

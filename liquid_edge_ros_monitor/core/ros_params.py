@@ -17,7 +17,8 @@ def declare(node: Any, spec: ParamSpec) -> Any:
 
     Declared with dynamic typing so that a wrong type reaches our one-line check instead of
     rclpy's multi-line exception; an empty list default is declared as None (rclpy cannot infer
-    the type of ``[]``).
+    the type of ``[]``). rclpy also hands a user's ``[]`` over as unset: an override of a list
+    parameter that arrives unset is the empty list the user wrote, not the default.
     """
     desc = ParameterDescriptor(description=spec.description, read_only=True, dynamic_typing=True)
     default = None if spec.default == [] else spec.default
@@ -25,7 +26,10 @@ def declare(node: Any, spec: ParamSpec) -> Any:
         value = node.declare_parameter(spec.name, default, desc).value
     except Exception as exc:  # rclpy's own type errors: keep them one line
         raise ConfigError(spec.name, str(exc).splitlines()[0]) from None
-    return spec.default if value is None else value
+    if value is None:
+        given = getattr(node, '_parameter_overrides', {})
+        return [] if spec.type == 'string_array' and spec.name in given else spec.default
+    return value
 
 
 def declare_all(node: Any, specs: Iterable[ParamSpec]) -> Dict[str, Any]:

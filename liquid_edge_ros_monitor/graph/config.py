@@ -18,9 +18,6 @@ from ..core.params import (ConfigError, ParamSpec, endpoint_params, non_negative
 _FQN = re.compile(r'/?([A-Za-z_][A-Za-z0-9_]*/)*[A-Za-z_][A-Za-z0-9_]*\Z')
 
 def _node_names(v: Sequence[str]) -> Optional[str]:
-    if not v:
-        return ("missing: list the fully qualified names of the nodes this robot must run, "
-                "e.g. ['/sim_robot', '/controller']")
     seen = set()
     for name in v:
         if not _FQN.match(name):
@@ -46,7 +43,9 @@ def _paths(v: Sequence[str]) -> Optional[str]:
 NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('expected_nodes', 'string_array', [],
               'Names of the nodes that must run, fully qualified (/robot1/driver) or relative to '
-              'this node\'s namespace (driver); each missing one is ERROR.',
+              'this node\'s namespace (driver); each missing one is ERROR. Empty (the '
+              'default): no node is required; the graph, the nodes seen in it and the host are '
+              'still watched.',
               _node_names),
     ParamSpec('period', 'double', 1.0, 'How often the ROS graph is checked, seconds.', positive),
     ParamSpec('startup_grace', 'double', 2.0,

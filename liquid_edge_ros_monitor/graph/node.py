@@ -114,11 +114,20 @@ class GraphTask(DiagnosticTask):
         self._monitor = monitor
 
     def run(self, stat: Any) -> Any:
+        self._run(stat)
+        expected = len(self._monitor.config.expected_nodes)
+        if not expected:
+            # Said where a user looks, so an empty list is never mistaken for "all expected up".
+            stat.message += '; no expected nodes configured'
+        stat.add('expected nodes', str(expected) if expected else 'none configured')
+        return stat
+
+    def _run(self, stat: Any) -> None:
         report = self._monitor.graph_report
         if report is None:
             stat.summary(OK, 'graph not read yet' if self._monitor.config.graph_enabled
                          else 'graph checks disabled (graph.enabled: false)')
-            return stat
+            return
         problems = [i for i in report.issues if i.level > 0]
         info = [i for i in report.issues if i.level == 0]
         if problems:
@@ -131,7 +140,6 @@ class GraphTask(DiagnosticTask):
         stat.add('QoS incompatible pairs', str(sum(report.qos_incompatibilities.values())))
         for i in info:
             stat.add(i.topic, i.message)
-        return stat
 
 
 class TopicIssueTask(DiagnosticTask):
@@ -211,7 +219,8 @@ class NodeMonitor(Node):
                                         clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.check()
         self.get_logger().info(
-            f'watching {len(c.expected_nodes)} expected nodes'
+            (f'watching {len(c.expected_nodes)} expected nodes' if c.expected_nodes
+             else 'watching the graph, no expected nodes configured')
             + ('' if c.graph_enabled else ', graph checks off')
             + ('' if c.host.enabled else ', host checks off')
             + (f'; metrics on http://{c.metrics_address}:{self.metrics_port}/metrics'
@@ -301,8 +310,8 @@ class NodeMonitor(Node):
         super().destroy_node()
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    return node_main(NODE_NAME, NodeMonitor, (ConfigError, OSError), args)
+def main(args: Optional[List[str]] = None, stop: Any = None) -> int:
+    return node_main(NODE_NAME, NodeMonitor, (ConfigError, OSError), args, stop=stop)
 
 
 if __name__ == '__main__':

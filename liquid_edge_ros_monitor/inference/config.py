@@ -216,7 +216,9 @@ def parse_inference_config(values: Mapping[str, Any], hostname: str = 'localhost
         raise ConfigError('ground_truth.fields',
                           f"has {len(v['ground_truth.fields'])} paths for "
                           f"{len(v['outputs'])} outputs")
-    tracing = {'enabled': v['tracing.enabled'], 'endpoint': v['tracing.endpoint'],
+    # tracing.enabled true (its default) defers to OTEL_SDK_DISABLED; false turns tracing off.
+    tracing = {'enabled': None if v['tracing.enabled'] else False,
+               'endpoint': v['tracing.endpoint'],
                'protocol': v['tracing.protocol'], 'service_name': v['tracing.service_name'],
                'sampling_ratio': None if v['tracing.sampling_ratio'] < 0
                else v['tracing.sampling_ratio']}

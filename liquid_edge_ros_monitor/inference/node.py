@@ -626,9 +626,10 @@ class LiquidInference(Node):
         super().destroy_node()
 
 
-def main(args: Optional[List[str]] = None) -> int:
+def main(args: Optional[List[str]] = None, stop: Any = None) -> int:
     from ..lnn import ModelError
-    return node_main(NODE_NAME, LiquidInference, (ConfigError, ModelError, OSError), args)
+    return node_main(NODE_NAME, LiquidInference, (ConfigError, ModelError, OSError), args,
+                     stop=stop)
 
 
 if __name__ == '__main__':

@@ -187,6 +187,10 @@ class TracingConfig:
             enabled = not _parse_bool('OTEL_SDK_DISABLED', get('OTEL_SDK_DISABLED'))
         if 'enabled' in overrides:
             enabled = _parse_bool(param('enabled'), overrides['enabled'])
+        if not enabled:
+            # Settings that will not be used never stop the controller (an endpoint left in the
+            # environment of a robot whose tracing is off, say).
+            return cls(enabled=False)
 
         if 'protocol' in overrides:
             protocol = _parse_protocol(param('protocol'), overrides['protocol'])
@@ -268,6 +272,10 @@ class TracingConfig:
             raise _problem(param(str(exc).split(':', 1)[0]), str(exc).split(': ', 1)[1]) from None
 
 
+#: How long `Tracing.shutdown` waits for the final flush when the latest export failed, seconds.
+UNREACHABLE_FLUSH_S = 0.25
+
+
 class _CountingExporter(SpanExporter):
     """Wraps the OTLP exporter: counts exported and failed spans per batch (off the hot path) and
     makes shutdown idempotent, so `Tracing.shutdown` may abort it while the SDK's own shutdown is
@@ -279,6 +287,7 @@ class _CountingExporter(SpanExporter):
         self._closed = False
         self.exported = 0
         self.failed = 0
+        self.last_failed = False     # the latest export failed: the collector is unreachable
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         if self._closed:
@@ -292,6 +301,7 @@ class _CountingExporter(SpanExporter):
             self.exported += len(spans)
         else:
             self.failed += len(spans)
+        self.last_failed = result is not SpanExportResult.SUCCESS
         return result
 
     def shutdown(self) -> None:
@@ -435,6 +445,10 @@ class Tracing:
         if self.kept is not None:
             self.kept.close(timeout / 2)
         timeout = max(0.0, timeout - (time.monotonic() - start))
+        if self._exporter is not None and self._exporter.last_failed:
+            # The collector refused the latest batch: a flush would only wait out the exporter's
+            # retries (the stop of a robot's controller should not); keep a short grace.
+            timeout = min(timeout, UNREACHABLE_FLUSH_S)
         clean = self._bounded(self._provider.shutdown, timeout)
         if not clean and self._exporter is not None:
             # Interrupts the exporter's retry backoff and closes its channel/session; the SDK's

@@ -23,13 +23,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument('--model', required=True, help='model .npz (or .json) path')
     p.add_argument('--inputs', required=True, help='[T, n_inputs] .npy')
     p.add_argument('--timespans', help='[T] .npy of elapsed time per step (default: 1.0, as ncps)')
-    p.add_argument('--output', required=True, help='where to write the [T, n_outputs] .npy')
+    p.add_argument('--output', required=True,
+                   help='where to write the [T, n_outputs] .npy (exactly this path)')
 
 
 def _load_npy(path: str, what: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise RunError(f'{path}: {what} file not found')
+    try:
+        with open(p, 'rb') as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise RunError(f'{path}: cannot read {what}: {exc.strerror}') from None
+    if magic != b'\x93NUMPY':
+        # np.load would talk about pickles and allow_pickle for a text or .npz file.
+        raise RunError(f'{path}: {what} is not a .npy array (no NumPy header; write it with '
+                       'numpy.save)')
     try:
         a = np.load(p, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -60,10 +70,16 @@ def lnn_run(args: argparse.Namespace) -> int:
             if dts.shape != (xs.shape[0],):
                 raise RunError(f'{args.timespans}: timespans must have shape [{xs.shape[0]}], '
                                f'got {list(dts.shape)}')
+            bad = np.flatnonzero(dts <= 0)
+            if bad.size:     # an LTC with a zero timespan divides by it: NaN, silently
+                raise RunError(f'{args.timespans}: timespans must be > 0, index {int(bad[0])} is '
+                               f'{float(dts[bad[0]]):g}')
         _, ys = model.sequence(model.params, model.init_state(), xs, dts)
         out = Path(args.output)
         try:
-            np.save(out, np.asarray(ys, dtype=np.float32))
+            # Exactly the path given: np.save(path) would append .npy to `out` without a word.
+            with open(out, 'wb') as f:
+                np.save(f, np.asarray(ys, dtype=np.float32))
         except OSError as exc:
             raise RunError(f'{args.output}: cannot write output: {exc.strerror}') from None
         return 0

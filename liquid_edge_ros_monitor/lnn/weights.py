@@ -25,8 +25,10 @@ their ncps names, with the ncps defaults for any left out::
      "output_mapping": "affine", "ode_unfolds": 6, "epsilon": 1e-8,
      "implicit_param_constraints": true, "mixed_memory": false}
 
-``units`` may instead be a wiring, as ``wiring.get_config()`` gives it (only its ``units`` and
-``output_dim`` are read; the adjacency comes from the sparsity masks in the state dict). For a wired
+``units`` may instead be a wiring, exactly as ncps' ``wiring.get_config()`` writes it for
+FullyConnected, Random, NCP or AutoNCP (its neuron and motor counts are read: ``units`` and
+``output_dim`` / ``output_size``, or NCP's neuron lists; the adjacency comes from the sparsity
+masks in the state dict, since NCP's config holds no usable seed). For a wired
 CfC the layer sizes are read from the ``rnn_cell.layer_<i>.ff1.weight`` shapes. The same optional
 ``input_mean`` / ``input_std`` / ``input_names`` / ``output_names`` keys are read from both flavours.
 """
@@ -131,15 +133,39 @@ def check_hyper(path: Path, h: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def _neuron_count(path: Path, config: Mapping[str, Any], key: str) -> int:
+    """An NCP layer as its get_config() writes it (a list of neuron ids), or a count."""
+    v = config.get(key)
+    if isinstance(v, (list, tuple)):
+        if not v:
+            raise ModelError(path, f"key 'units.{key}': an NCP layer needs at least one neuron")
+        return len(v)
+    return _int(path, config, key)
+
+
 def _ncps_units(path: Path, meta: Mapping[str, Any]) -> Tuple[int, Optional[int], bool]:
-    """(units, output_dim or None, wired) from the ncps ``units`` argument."""
+    """(units, motor neurons or None, wired) from the ncps ``units`` argument.
+
+    A wiring is read as its ``get_config()`` writes it (ncps 1.0.1): FullyConnected and Random
+    give ``units`` and ``output_dim``; AutoNCP gives ``units`` and ``output_size``; NCP gives its
+    ``inter_neurons``, ``command_neurons`` and ``motor_neurons`` (no ``units``).
+    """
     units = meta.get('units')
-    if isinstance(units, Mapping):
-        n = _int(path, units, 'units')
-        out = units.get('output_dim')
-        out = _int(path, units, 'output_dim') if out is not None else None
-        return n, out, True
-    return _int(path, meta, 'units'), None, False
+    if not isinstance(units, Mapping):
+        return _int(path, meta, 'units'), None, False
+    if 'motor_neurons' in units:
+        layers = ('inter_neurons', 'command_neurons', 'motor_neurons')
+        counts = [_neuron_count(path, units, k) for k in layers]
+        return sum(counts), counts[-1], True
+    n = _int(path, units, 'units')
+    key = next((k for k in ('output_dim', 'output_size') if units.get(k) is not None), None)
+    if key is None:
+        raise ModelError(path, "key 'units': a wiring config needs 'output_dim' (FullyConnected, "
+                               "Random), 'output_size' (AutoNCP) or 'motor_neurons' (NCP)")
+    out = _int(path, units, key)
+    if out > n:
+        raise ModelError(path, f"key 'units.{key}': {out} motor neurons exceed units {n}")
+    return n, out, True
 
 
 def hyper_from_ncps(path: Path, meta: Mapping[str, Any], tensors: Mapping[str, np.ndarray]) -> Dict[str, Any]:

@@ -57,6 +57,18 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('discovery.stale_timeout', 'double', 0.0,
               'Silence after which a discovered topic is STALE, seconds; 0 = only when its '
               'publishers vanish.', non_negative),
+    ParamSpec('discovery.diagnostics', 'string', 'each',
+              "'each': one /diagnostics status per discovered topic; 'summary': one status "
+              "'discovered topics' (counts per level, the worst ten named) for all of them, since "
+              'a thousand statuses a second (850 kB) is more than rqt_robot_monitor users can '
+              'read. Listed topics always have their own status; metrics are the same either way.',
+              lambda v: None if v in ('each', 'summary')
+              else f"must be 'each' or 'summary', got '{v}'"),
+    ParamSpec('discovery.forget_after', 'double', 300.0,
+              'A discovered topic without publishers this long is forgotten: its /diagnostics '
+              'status and metric series go (topics come and go on a robot that runs for days), '
+              'seconds; 0 = never. Listed topics are never forgotten: they read STALE.',
+              non_negative),
     ParamSpec('defaults.tolerance', 'double', 0.1,
               'Default allowed relative deviation from expected_rate.', fraction),
     ParamSpec('defaults.max_latency', 'double', 0.0,
@@ -124,6 +136,8 @@ class DiscoveryConfig:
     exclude: Tuple[str, ...] = ()
     period: float = 1.0
     stale_timeout: float = 0.0
+    forget_after: float = 300.0
+    diagnostics: str = 'each'
 
     def matches(self, topic: str) -> bool:
         """Whether a resolved topic name is to be discovered."""
@@ -221,5 +235,7 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
         discovery=DiscoveryConfig(
             enabled=g['discovery.enabled'], include=tuple(g['discovery.include']),
             exclude=tuple(g['discovery.exclude']), period=g['discovery.period'],
-            stale_timeout=g['discovery.stale_timeout']),
+            stale_timeout=g['discovery.stale_timeout'],
+            forget_after=g['discovery.forget_after'],
+            diagnostics=g['discovery.diagnostics']),
         topics=tuple(topics))

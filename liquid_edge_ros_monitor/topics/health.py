@@ -97,6 +97,8 @@ def evaluate(config: TopicConfig, state: TopicState,
                    'not a drop of the topic)')
     if snap.zero_stamps_window:
         find(WARN, f'{_n(snap.zero_stamps_window, "message")} with a zero header.stamp')
+    if snap.negative_stamps_window:
+        find(WARN, f'{_n(snap.negative_stamps_window, "message")} with a negative header.stamp')
     if snap.future_stamps_window:
         find(WARN, f'{_n(snap.future_stamps_window, "header stamp")} in the future '
                    '(clock skew?)')
@@ -154,8 +156,10 @@ def key_values(r: TopicReport) -> List[Tuple[str, str]]:
                ('lost by the monitor total', str(s.own_lost_total))]
     else:
         kv.append(('dropped total', f'{s.dropped_total} (not measured: several publishers)'))
-    if s.zero_stamps_total or s.future_stamps_total or s.unreadable_stamps_total:
+    if (s.zero_stamps_total or s.future_stamps_total or s.unreadable_stamps_total
+            or s.negative_stamps_total):
         kv += [('zero stamps total', str(s.zero_stamps_total)),
+               ('negative stamps total', str(s.negative_stamps_total)),
                ('future stamps total', str(s.future_stamps_total)),
                ('unreadable stamps total', str(s.unreadable_stamps_total))]
     return kv

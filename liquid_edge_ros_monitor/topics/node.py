@@ -26,6 +26,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from ..core.exposition import attach, detach
+from ..core.levels import LEVEL_NAMES
 from ..core.msg_types import import_message_type, starts_with_header
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
@@ -70,6 +71,8 @@ class TopicTrack:
         self.applied_epoch = 0        # the epoch the receiver thread last handed over
         self.updated_ns: Optional[int] = None
         self.report: Optional[TopicReport] = None
+        self.unpublished_since_ns: Optional[int] = None   # steady clock; None while published
+        self.forgotten = False
 
     def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any,
                publishers_changed: bool) -> TopicReport:
@@ -123,6 +126,35 @@ class TopicTask(DiagnosticTask):
         return stat
 
 
+class DiscoveredSummaryTask(DiagnosticTask):
+    """`discovered topics` (with `discovery.diagnostics: summary`): one status for every
+    discovered topic: the worst level, counts per level and the ten worst topics by name."""
+
+    SHOWN = 10
+
+    def __init__(self, monitor: 'TopicMonitor') -> None:
+        super().__init__('discovered topics')
+        self._monitor = monitor
+
+    def run(self, stat: Any) -> Any:
+        down = self._monitor.down_reason()
+        tracks = [t for t in list(self._monitor._tracks.values()) if not t.config.listed]
+        if down:
+            stat.summary(STALE, f'{down}: the monitor stopped updating {len(tracks)} topics')
+            return stat
+        reports = [t.report for t in tracks if t.report is not None]
+        counts = [sum(1 for r in reports if r.level == lvl) for lvl in range(4)]
+        worst = sorted((r for r in reports if r.level > 0), key=lambda r: (-r.level, r.name))
+        level = max((r.level for r in reports), default=0)
+        text = ', '.join(f'{n} {name}' for n, name in zip(counts, LEVEL_NAMES) if n)
+        stat.summary(_LEVELS[level], f'{len(tracks)} topics' + (f': {text}' if text else ''))
+        for r in worst[:self.SHOWN]:
+            stat.add(r.name, f'{LEVEL_NAMES[r.level]} {r.message}')
+        if len(worst) > self.SHOWN:
+            stat.add('more', f'{len(worst) - self.SHOWN} more above OK (metrics have them all)')
+        return stat
+
+
 class TopicMonitor(Node):
     """Measures every listed or discovered topic from raw subscriptions."""
 
@@ -130,6 +162,10 @@ class TopicMonitor(Node):
         super().__init__(NODE_NAME, **kwargs)
         self.config = self._read_config()
         self._tracks: Dict[str, TopicTrack] = {}
+        #: Discovered topics forgotten for want of publishers, while they stay in the graph (a
+        #: subscriber keeps them there): not re-added until a publisher comes back.
+        self._forgotten: set = set()
+        self._forget_queue: 'queue.SimpleQueue[str]' = queue.SimpleQueue()
         self._errors_logged: set = set()
         self._timebase = _TimeBase()
         # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
@@ -146,7 +182,8 @@ class TopicMonitor(Node):
                                               name='topic_stats', daemon=True)
         self._updater = Updater(self)
         self._updater.setHardwareID(self.config.robot)
-        self._metrics = TopicMetrics(self.config.robot, self.get_fully_qualified_name())
+        self._metrics = TopicMetrics(self.config.robot, self.get_fully_qualified_name(),
+                                     now_ns=self._now_ns)
         self._metrics.down_reason = self.down_reason
         self._endpoint = attach(self._metrics, self.config.metrics_address,
                                 self.config.metrics_port)
@@ -154,6 +191,8 @@ class TopicMonitor(Node):
                                             else None)
         for t in self.config.topics:
             self._add_track(self._resolve(t), t)
+        if self.config.discovery.enabled and self.config.discovery.diagnostics == 'summary':
+            self._updater.add(DiscoveredSummaryTask(self))
         self._discover()
         # Steady clock: discovery goes on while sim time is paused or /clock has not started.
         self._discovery_timer = self.create_timer(self.config.discovery.period, self._discover,
@@ -192,21 +231,53 @@ class TopicMonitor(Node):
     def _add_track(self, name: str, config: TopicConfig) -> TopicTrack:
         track = TopicTrack(name, config)
         self._tracks[name] = track
-        self._updater.add(TopicTask(track, self.down_reason, stall_after_s=self._stall_s))
+        if config.listed or self.config.discovery.diagnostics == 'each':
+            self._updater.add(TopicTask(track, self.down_reason, stall_after_s=self._stall_s))
         return track
 
     def _discover(self) -> None:
         topics = dict(self.get_topic_names_and_types())
         discovery = self.config.discovery
+        self._forgotten.intersection_update(topics)     # bounded by what the graph holds
         for name in topics:
             if name not in self._tracks and discovery.matches(name):
+                if name in self._forgotten:
+                    if not self.count_publishers(name):
+                        continue
+                    self._forgotten.discard(name)
                 self._add_track(name, self.config.for_discovered(name))
+        now = time.monotonic_ns()
+        forget_ns = int(discovery.forget_after * 1e9)
         for track in list(self._tracks.values()):
             try:
                 self._refresh(track, topics.get(track.name, []))
             except Exception as exc:   # one odd topic must never stop the monitor
                 track.problem = f'cannot monitor: {exc}'
                 self._log_once(track.name, track.problem)
+            if track.publishers:
+                track.unpublished_since_ns = None
+            elif track.unpublished_since_ns is None:
+                track.unpublished_since_ns = now
+            elif (forget_ns and not track.config.listed
+                  and now - track.unpublished_since_ns >= forget_ns):
+                self._forget(track)
+
+    def _forget(self, track: TopicTrack) -> None:
+        """Drop a discovered topic that has had no publisher for `discovery.forget_after`: its
+        subscription, /diagnostics status and metric series (removed by the statistics thread,
+        the only one that writes them, so a report computed meanwhile cannot bring them back)."""
+        del self._tracks[track.name]
+        track.forgotten = True
+        if track.subscription is not None:
+            self._receiver.remove(track.subscription)
+            self.destroy_subscription(track.subscription)
+            track.subscription = None
+        self._updater.removeByName(track.name)
+        self._forgotten.add(track.name)
+        self._forget_queue.put(track.name)
+        self._errors_logged = {e for e in self._errors_logged if e[0] != track.name}
+        self.get_logger().debug(f'{track.name}: forgotten (no publisher for '
+                                f'{self.config.discovery.forget_after:g} s)')
 
     def _refresh(self, track: TopicTrack, types: List[str]) -> None:
         infos = self.get_publishers_info_by_topic(track.name) if types else []
@@ -338,10 +409,14 @@ class TopicMonitor(Node):
                 return
             now, work = item
             for track, window, pending, changed in work:
+                if track.forgotten:
+                    continue
                 try:
                     self._metrics.update(track.update(now, window, pending, changed))
                 except Exception as exc:
                     self._log_once(track.name, f'statistics failed: {exc!r}')
+            while not self._forget_queue.empty():
+                self._metrics.remove(self._forget_queue.get())
 
     def _now_ns(self) -> int:
         """The clock of arrivals: steady, or the node clock under sim time."""
@@ -412,8 +487,8 @@ class TopicMonitor(Node):
         super().destroy_node()
 
 
-def main(args: Optional[List[str]] = None) -> int:
-    return node_main(NODE_NAME, TopicMonitor, (ConfigError, OSError), args)
+def main(args: Optional[List[str]] = None, stop: Any = None) -> int:
+    return node_main(NODE_NAME, TopicMonitor, (ConfigError, OSError), args, stop=stop)
 
 
 if __name__ == '__main__':

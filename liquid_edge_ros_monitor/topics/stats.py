@@ -84,6 +84,8 @@ class TopicSnapshot:
     future_stamps_total: int
     unreadable_stamps_total: int
     overflowed: bool
+    negative_stamps_window: int = 0
+    negative_stamps_total: int = 0
     transport_skew_total: int = 0   # DDS source stamp after reception: clock skew, not measured
     own_lost_total: int = 0         # gaps the monitor's own full reader queue made (not drops)
     own_lost_window: int = 0
@@ -101,15 +103,18 @@ def _wall(cols: np.ndarray) -> np.ndarray:
 
 
 def _classify(arrival: np.ndarray, stamps: np.ndarray, tolerance_ns: int
-              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Header latencies (ns) of the measurable samples, and the masks of the unreadable, zero and
+              ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Header latencies (ns) of the measurable samples, and the masks of the unreadable, zero,
+    negative (before 1970: a latency of decades would poison the histogram's sum for good) and
     future stamps, which are counted but never measured. A stamp at most `tolerance_ns` ahead of
     its arrival is clock jitter (sim time's /clock steps, PTP skew) and measures as latency 0."""
     unreadable = stamps == MISSING
     zero = stamps == 0
+    negative = ~unreadable & (stamps < 0)
     lat = arrival - stamps
     future = ~unreadable & ~zero & (lat < -tolerance_ns)
-    return np.maximum(lat[~unreadable & ~zero & ~future], 0), unreadable, zero, future
+    good = ~unreadable & ~zero & ~negative & ~future
+    return np.maximum(lat[good], 0), unreadable, zero, negative, future
 
 
 class TopicWindow:
@@ -148,6 +153,7 @@ class TopicWindow:
         self.zero_stamps_total = 0
         self.future_stamps_total = 0
         self.unreadable_stamps_total = 0
+        self.negative_stamps_total = 0
         self.transport_skew_total = 0
 
     def carry_totals(self, old: 'TopicWindow') -> None:
@@ -155,6 +161,7 @@ class TopicWindow:
         counter that falls to 0 without a restart breaks Prometheus' rate()."""
         for name in ('messages_total', 'bytes_total', 'dropped_total', 'zero_stamps_total',
                      'future_stamps_total', 'unreadable_stamps_total', 'transport_skew_total',
+                     'negative_stamps_total',
                      'own_lost_total'):
             setattr(self, name, getattr(self, name) + getattr(old, name))
 
@@ -239,11 +246,11 @@ class TopicWindow:
         mean_size = float(cols[self.SIZE].mean()) if n else 0.0
 
         header_q = None
-        zero_w = future_w = 0
+        zero_w = future_w = negative_w = 0
         if self.has_header and n:
-            lat, _, zero, future = _classify(_wall(cols), cols[self.STAMP],
-                                             self.future_tolerance_ns)
-            zero_w, future_w = int(zero.sum()), int(future.sum())
+            lat, _, zero, negative, future = _classify(_wall(cols), cols[self.STAMP],
+                                                       self.future_tolerance_ns)
+            zero_w, future_w, negative_w = int(zero.sum()), int(future.sum()), int(negative.sum())
             header_q = Quantiles.of(lat)
         transport = cols[self.TRANSPORT]
         transport_q = Quantiles.of(transport[(transport != MISSING) & (transport >= 0)]) if n \
@@ -262,14 +269,17 @@ class TopicWindow:
             future_stamps_window=future_w, zero_stamps_total=self.zero_stamps_total,
             future_stamps_total=self.future_stamps_total,
             unreadable_stamps_total=self.unreadable_stamps_total, overflowed=overflowed,
+            negative_stamps_window=negative_w, negative_stamps_total=self.negative_stamps_total,
             transport_skew_total=self.transport_skew_total,
             own_lost_total=self.own_lost_total, own_lost_window=own_window,
             new_header_latency_s=new_header, new_transport_latency_s=new_transport)
 
     def _count_stamps(self, arrival: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """Update the invalid-stamp counters for new samples; return their good latencies (s)."""
-        lat, unreadable, zero, future = _classify(arrival, stamps, self.future_tolerance_ns)
+        lat, unreadable, zero, negative, future = _classify(arrival, stamps,
+                                                            self.future_tolerance_ns)
         self.unreadable_stamps_total += int(unreadable.sum())
+        self.negative_stamps_total += int(negative.sum())
         self.zero_stamps_total += int(zero.sum())
         self.future_stamps_total += int(future.sum())
         return lat / NS

@@ -1,0 +1,71 @@
+"""One stop request from however many SIGINT/SIGTERM arrive, so a process stops cleanly every time.
+
+`ros2 launch` forwards SIGINT to its children when it is not attached to a terminal, after the
+process group may already have had one (systemd, containers, scripts), then SIGTERM; people press
+Ctrl-C twice. rclpy's own handlers turn the first signal into a context shutdown and leave the
+default handler during clean-up, so the second one killed the process or raised a traceback in
+the middle of `destroy_node`. Here the first signal only asks for a stop, the main loop sees it
+within its poll period, and every later signal is ignored while the process cleans up (bounded by
+its own timeouts: metrics endpoint, tracing flush).
+
+During start-up (`interruptible()`: rclpy.init, model warm-up, first discovery) the first signal
+raises `StartupInterrupted` instead, so the process does not finish a long start just to stop.
+Pure: only `signal` and `threading`, no ROS.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StartupInterrupted(BaseException):
+    """A stop signal arrived while the process was still starting (a stop, not an error)."""
+
+
+class StopSignals:
+    """Installed once in the main thread; `event` is set by the first SIGINT or SIGTERM."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum = 0
+        self._interruptible = False
+
+    def install(self) -> 'StopSignals':
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.event.is_set():
+            return                      # a second or third signal: already stopping
+        self.signum = signum
+        self.event.set()
+        if self._interruptible:
+            self._interruptible = False
+            raise StartupInterrupted()
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A start-up phase that the first signal aborts (raises `StartupInterrupted`)."""
+        if self.event.is_set():
+            raise StartupInterrupted()
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False
+
+    def requested(self) -> bool:
+        return self.event.is_set()
+
+    def finish(self) -> None:
+        """The process is done: ignore stop signals for good. Python resets the handlers it
+        installed to the default (terminate) at interpreter exit, and XLA and DDS teardown after
+        that takes long enough for a late SIGINT to end the process with -2; an ignored signal
+        stays ignored."""
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)

@@ -66,7 +66,7 @@ def main() -> None:
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import Imu
 
-    from liquid_edge_ros_monitor.inference.node import LiquidInference, default_model_path
+    from liquid_edge_ros_monitor.inference.node import LiquidInference
 
     rx = subprocess.Popen([sys.executable, '-c', RECEIVER.format(test=str(REPO / 'test'))],
                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import numpy as np
+
+from common import cpu_model, free_port as closed_port
 
 REPO = Path(__file__).resolve().parents[1]
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'      # network rule
@@ -38,16 +39,8 @@ with OtlpReceiver('grpc') as rx:
 '''
 
 
-def cpu_model() -> str:
-    with open('/proc/cpuinfo') as f:
-        return next((line.split(':', 1)[1].strip() for line in f
-                     if line.startswith('model name')), 'unknown')
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

@@ -18,25 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from typing import Callable, Dict, List
 
 import numpy as np
 
+from common import cpu_model
+
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'      # network rule
 os.environ.setdefault('ROS_DOMAIN_ID', str(150 + os.getpid() % 50))
 
 
-def cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown'
 
 
 def main() -> None:

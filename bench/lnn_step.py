@@ -40,6 +40,8 @@ sys.path.insert(0, str(REPO))
 from liquid_edge_ros_monitor.lnn import Model, load_model  # noqa: E402
 from liquid_edge_ros_monitor.lnn.weights import check_hyper, expected_shapes  # noqa: E402
 
+from common import cpu_model as _cpu_model  # noqa: E402
+
 try:
     import torch
     from ncps.torch import CfC, LTC
@@ -68,10 +70,6 @@ def _ours_random(cls: str, n: int, units: int) -> Model:
     return Model(hyper, params)
 
 
-def _cpu_model() -> str:
-    with open('/proc/cpuinfo') as f:
-        return next((line.split(':', 1)[1].strip() for line in f
-                     if line.startswith('model name')), platform.processor() or 'unknown')
 
 
 def _time(fn: Callable[[int], None], steps: int, warmup: int) -> np.ndarray:

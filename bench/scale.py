@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import struct
 import subprocess
@@ -37,6 +36,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from common import cpu_model as _cpu_model, free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NS = '/scale'
@@ -79,10 +80,6 @@ def role_pub(args: argparse.Namespace) -> int:
     return 0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def scrape(port: int) -> str:
@@ -248,14 +245,6 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cpu_model() -> str:
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return 'unknown'
 
 
 def main(argv: Optional[List[str]] = None) -> int:

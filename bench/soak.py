@@ -35,7 +35,6 @@ import json
 import os
 import random
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -44,6 +43,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from common import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 NS = '/soak'
@@ -174,10 +175,6 @@ def role_churn(args: argparse.Namespace) -> int:
 # The soak (parent: no rclpy)
 # ================================================================================================
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 class Proc:

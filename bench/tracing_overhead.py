@@ -11,13 +11,14 @@ spans are dropped). Median of 5 rounds each.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List
+
+from common import free_port as closed_port
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,10 +54,6 @@ def measure(tracing: Tracing, calls: int) -> float:
     return statistics.median(rounds)
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:

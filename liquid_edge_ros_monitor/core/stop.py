@@ -10,11 +10,16 @@ its own timeouts: metrics endpoint, tracing flush).
 
 During start-up (`interruptible()`: rclpy.init, model warm-up, first discovery) the first signal
 raises `StartupInterrupted` instead, so the process does not finish a long start just to stop.
-Pure: only `signal` and `threading`, no ROS.
+Where Python cannot raise (the signal lands in a garbage-collector callback, such as JAX's, or a
+`__del__`), the exception is "ignored" by the interpreter: our unraisable hook keeps that quiet
+(no traceback on the terminal), and `interruptible()` raises it at the end of the phase instead,
+since the stop is requested all the same.
+Pure: only `signal`, `sys` and `threading`, no ROS.
 """
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -37,6 +42,12 @@ class StopSignals:
     def install(self) -> 'StopSignals':
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
+        previous = sys.unraisablehook
+
+        def quiet_stop(unraisable: Any) -> None:
+            if not isinstance(unraisable.exc_value, StartupInterrupted):
+                previous(unraisable)
+        sys.unraisablehook = quiet_stop
         return self
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -58,6 +69,8 @@ class StopSignals:
             yield
         finally:
             self._interruptible = False
+        if self.event.is_set():     # the signal came where it could not raise (see above)
+            raise StartupInterrupted()
 
     def requested(self) -> bool:
         return self.event.is_set()

@@ -132,32 +132,48 @@ def test_a_topic_that_changes_to_an_unimportable_type_stays_warn(ros, ros_proces
         listener.close()
 
 
+class SimClock:
+    """/clock at `speed` times wall speed from 1,000 s, from its own node and executor thread, so
+    the test's other work does not delay it."""
+
+    def __init__(self, name: str, speed: float) -> None:
+        from rosgraph_msgs.msg import Clock as ClockMsg
+        self.node = Node(name)
+        pub = self.node.create_publisher(ClockMsg, '/clock', 10)
+        start = time.time_ns()
+
+        def tick() -> None:
+            msg = ClockMsg()
+            now = 1_000 * 1_000_000_000 + int(speed * (time.time_ns() - start))
+            msg.clock.sec, msg.clock.nanosec = divmod(now, 1_000_000_000)
+            pub.publish(msg)
+        self.node.create_timer(0.002, tick)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2)
+        self.thread.join(5)
+        self.node.destroy_node()
+
+
+def start_sim_odom(ros_process, ns: str) -> None:
+    """sim_robot on sim time in `ns`, publishing only odom at 50 Hz (of wall time)."""
+    ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}',
+                '-p', 'use_sim_time:=true', '-p', 'odom.rate:=50.0',
+                '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
+                '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
+
+
 def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path):
     """With use_sim_time, arrival is read from /clock: at 2x sim speed, a topic sent 50 times per
     wall second arrives 25 times per simulated second, with a small simulated latency."""
-    from rosgraph_msgs.msg import Clock as ClockMsg
     listener = Listener(truth_topic=None)
-    # /clock from its own node and thread, so the listener's work does not delay it.
-    clock_node = Node('test_clock')
-    clock_pub = clock_node.create_publisher(ClockMsg, '/clock', 10)
-    start = time.time_ns()
-    sim_start = 1_000 * 1_000_000_000
-
-    def tick() -> None:
-        msg = ClockMsg()
-        now = sim_start + 2 * (time.time_ns() - start)
-        msg.clock.sec, msg.clock.nanosec = divmod(now, 1_000_000_000)
-        clock_pub.publish(msg)
-    clock_node.create_timer(0.002, tick)
-    clock_executor = SingleThreadedExecutor()
-    clock_executor.add_node(clock_node)
-    clock_thread = threading.Thread(target=clock_executor.spin, daemon=True)
-    clock_thread.start()
+    clock = SimClock('test_clock', 2.0)
     try:
-        ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', '__ns:=/st',
-                    '-p', 'use_sim_time:=true', '-p', 'odom.rate:=50.0',
-                    '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
-                    '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
+        start_sim_odom(ros_process, '/st')
         params = tmp_path / 'monitor.yaml'
         params.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {
             'use_sim_time': True, 'window': 6.0, 'update_period': 0.25, 'metrics_port': -1,
@@ -190,9 +206,7 @@ def test_sim_time_rates_and_latency_follow_the_clock(ros, ros_process, tmp_path)
         # The diagnostics themselves are stamped with simulated time.
         assert listener.names() and listener.last_stamp_sec >= 1_000
     finally:
-        clock_executor.shutdown(timeout_sec=2)
-        clock_thread.join(5)
-        clock_node.destroy_node()
+        clock.close()
         listener.close()
 
 
@@ -200,27 +214,10 @@ def test_sim_time_ten_times_faster_does_not_make_topics_flap_stale(ros, ros_proc
     """/clock at 10x wall speed and the default update_period (1 s of steady clock between
     reports, 10 s of simulated time): the stall check measures in the steady clock, so the
     topic never reads 'statistics stalled'."""
-    from rosgraph_msgs.msg import Clock as ClockMsg
     listener = Listener(truth_topic=None)
-    clock_node = Node('test_clock10')
-    clock_pub = clock_node.create_publisher(ClockMsg, '/clock', 10)
-    start = time.time_ns()
-
-    def tick() -> None:
-        msg = ClockMsg()
-        msg.clock.sec, msg.clock.nanosec = divmod(1_000 * 10**9 + 10 * (time.time_ns() - start),
-                                                  10**9)
-        clock_pub.publish(msg)
-    clock_node.create_timer(0.002, tick)
-    executor = SingleThreadedExecutor()
-    executor.add_node(clock_node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    clock = SimClock('test_clock10', 10.0)
     try:
-        ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', '__ns:=/st10',
-                    '-p', 'use_sim_time:=true', '-p', 'odom.rate:=50.0',
-                    '-p', 'imu.enabled:=false', '-p', 'scan.enabled:=false',
-                    '-p', 'camera.enabled:=false', '-p', 'chatter.enabled:=false')
+        start_sim_odom(ros_process, '/st10')
         params = tmp_path / 'monitor.yaml'
         params.write_text(yaml.safe_dump({'/**/topic_monitor': {'ros__parameters': {
             'use_sim_time': True, 'window': 20.0, 'update_period': 1.0, 'metrics_port': -1,
@@ -240,9 +237,7 @@ def test_sim_time_ten_times_faster_does_not_make_topics_flap_stale(ros, ros_proc
         stalled = [m for _, m in seen if 'stalled' in m]
         assert not stalled, stalled[:3]
     finally:
-        executor.shutdown(timeout_sec=2)
-        thread.join(5)
-        clock_node.destroy_node()
+        clock.close()
         listener.close()
 
 

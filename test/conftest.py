@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, TypeVar
@@ -24,6 +25,27 @@ os.environ.setdefault('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp')
 os.environ['PYTHONUNBUFFERED'] = '1'
 
 T = TypeVar('T')
+
+
+@pytest.fixture
+def hung_disk(monkeypatch) -> Iterator[threading.Event]:
+    """Fault injection (a hung NFS mount cannot be made here): `psutil.disk_usage('/hung')` blocks
+    until the event this gives is set (by the test, or when it ends; 60 s at most); other paths
+    read '/'."""
+    import psutil
+    path = '/hung'
+    release = threading.Event()
+    real = psutil.disk_usage
+
+    def disk_usage(p: str) -> object:
+        if p == path:
+            release.wait(60)
+        return real('/')
+    monkeypatch.setattr(psutil, 'disk_usage', disk_usage)
+    try:
+        yield release
+    finally:
+        release.set()
 
 
 def wait_for(predicate: Callable[[], Optional[T]], timeout: float, what: str,

@@ -234,22 +234,12 @@ def test_a_part_without_a_fresh_reading_is_stale_and_its_values_are_left_out():
     assert 'sensor="battery"' not in text
 
 
-def test_a_blocked_disk_freezes_only_itself_and_the_first_cpu_sample_is_real(monkeypatch):
-    """Fault injection: disk_usage on one path blocks (a hung NFS mount cannot be made here)."""
+def test_a_blocked_disk_freezes_only_itself_and_the_first_cpu_sample_is_real(hung_disk):
+    """Fault injection: disk_usage on one path blocks (`hung_disk`, in conftest)."""
     import threading
     import time
 
-    import psutil
-
     from conftest import wait_for
-    hung = threading.Event()
-    real = psutil.disk_usage
-
-    def disk_usage(path):
-        if path == '/hung':
-            hung.wait(30)
-        return real('/')
-    monkeypatch.setattr(psutil, 'disk_usage', disk_usage)
     sampler = host_mod.HostSampler(['/', '/hung'], period=0.1)
     busy = threading.Event()
 
@@ -273,7 +263,7 @@ def test_a_blocked_disk_freezes_only_itself_and_the_first_cpu_sample_is_real(mon
         assert max(cpu_ages) <= sampler.max_age
     finally:
         busy.set()
-        hung.set()
+        hung_disk.set()
         sampler.stop(2.0)
 
 

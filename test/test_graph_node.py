@@ -228,24 +228,15 @@ def test_runs_without_expected_nodes_and_says_so(ros, ros_process):
     assert proc.stop() == 0, proc.output()
 
 
-def test_a_hung_disk_is_stale_and_absent_while_the_rest_of_the_host_stays_live(ros, monkeypatch):
+def test_a_hung_disk_is_stale_and_absent_while_the_rest_of_the_host_stays_live(ros, hung_disk):
     """Fault injection: disk_usage blocks on one path (a hung NFS mount). That disk goes STALE on
     /diagnostics and its metrics disappear; CPU, memory and the other disk keep being sampled."""
     import threading
 
-    import psutil
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
 
     from liquid_edge_ros_monitor.graph.node import NodeMonitor
-    hung = threading.Event()
-    real = psutil.disk_usage
-
-    def disk_usage(path):
-        if path == '/hung':
-            hung.wait(60)
-        return real('/')
-    monkeypatch.setattr(psutil, 'disk_usage', disk_usage)
     port = free_port()
     listener = DiagnosticsListener('test_hung_listener')
     node = NodeMonitor(namespace='/nm_hung', cli_args=['--ros-args', '-r', '__node:=hung_monitor'],
@@ -272,7 +263,7 @@ def test_a_hung_disk_is_stale_and_absent_while_the_rest_of_the_host_stays_live(r
         assert sample_value(text, 'liquid_edge_host_sample_age_seconds', part='cpu') <= 0.4
         assert sample_value(text, 'liquid_edge_host_cpu_usage_ratio', cpu='total') is not None
     finally:
-        hung.set()
+        hung_disk.set()
         executor.shutdown(timeout_sec=2)
         node.destroy_node()
         listener.close()

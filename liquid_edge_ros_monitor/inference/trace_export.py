@@ -65,7 +65,6 @@ class KeptTraces:
         self._pending: Deque[CallbackRecord] = deque()
         self.max_pending = max_pending
         self.dropped = 0
-        self.converted = 0
         self._interval_s = interval_s
         self._wake = threading.Event()
         self._stop = False
@@ -122,7 +121,6 @@ class KeptTraces:
         # Children first, as a tracer would end them.
         for span in spans[1:] + spans[:1]:
             self._processor.on_end(span)
-        self.converted += 1
 
     def flush(self, timeout_s: float) -> bool:
         """Convert everything pending now, on the calling thread (the worker may help); True if

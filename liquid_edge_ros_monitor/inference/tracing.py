@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
 from opentelemetry import trace
@@ -272,7 +272,8 @@ class TracingConfig:
             raise _problem(param(str(exc).split(':', 1)[0]), str(exc).split(': ', 1)[1]) from None
 
 
-#: How long `Tracing.shutdown` waits for the final flush when the latest export failed, seconds.
+#: How long `Tracing.shutdown` waits for the final flush when the collector does not answer (the
+#: latest export failed, or the one in flight has been retrying this long), seconds.
 UNREACHABLE_FLUSH_S = 0.25
 
 
@@ -288,21 +289,31 @@ class _CountingExporter(SpanExporter):
         self.exported = 0
         self.failed = 0
         self.last_failed = False     # the latest export failed: the collector is unreachable
+        self._since: Optional[float] = None    # monotonic start of the export in flight
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         if self._closed:
             result = SpanExportResult.FAILURE
         else:
+            self._since = time.monotonic()
             try:
                 result = self._inner.export(spans)
             except Exception:  # an exporter bug must not kill the batch thread
                 result = SpanExportResult.FAILURE
+            finally:
+                self._since = None
         if result is SpanExportResult.SUCCESS:
             self.exported += len(spans)
         else:
             self.failed += len(spans)
         self.last_failed = result is not SpanExportResult.SUCCESS
         return result
+
+    def in_flight_s(self) -> float:
+        """How long the export in flight has taken so far (0 when none is): on loopback or a LAN
+        an answer takes milliseconds, so a long one is the exporter waiting out its retries."""
+        since = self._since
+        return 0.0 if since is None else max(0.0, time.monotonic() - since)
 
     def shutdown(self) -> None:
         with self._lock:
@@ -445,11 +456,15 @@ class Tracing:
         if self.kept is not None:
             self.kept.close(timeout / 2)
         timeout = max(0.0, timeout - (time.monotonic() - start))
-        if self._exporter is not None and self._exporter.last_failed:
+        exporter = self._exporter
+        if exporter is not None and exporter.last_failed:
             # The collector refused the latest batch: a flush would only wait out the exporter's
             # retries (the stop of a robot's controller should not); keep a short grace.
             timeout = min(timeout, UNREACHABLE_FLUSH_S)
-        clean = self._bounded(self._provider.shutdown, timeout)
+        # The same when the batch in flight is stuck in its retries (it has not failed *yet*).
+        clean = self._bounded(self._provider.shutdown, timeout,
+                              give_up=None if exporter is None else
+                              lambda: exporter.in_flight_s() >= UNREACHABLE_FLUSH_S)
         if not clean and self._exporter is not None:
             # Interrupts the exporter's retry backoff and closes its channel/session; the SDK's
             # worker thread (a daemon) then finishes on its own.
@@ -460,10 +475,16 @@ class Tracing:
         self.shutdown(min(self.config.export_timeout_s, 2.0))
 
     @staticmethod
-    def _bounded(fn: Any, timeout_s: float) -> bool:
+    def _bounded(fn: Any, timeout_s: float, give_up: Optional[Callable[[], bool]] = None) -> bool:
+        """Run `fn` in a daemon thread; wait for it at most `timeout_s`, or until `give_up()`."""
         worker = threading.Thread(target=fn, name='tracing-shutdown', daemon=True)
         worker.start()
-        worker.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while worker.is_alive():
+            left = deadline - time.monotonic()
+            if left <= 0 or (give_up is not None and give_up()):
+                break
+            worker.join(min(left, 0.02))
         return not worker.is_alive()
 
 

@@ -85,10 +85,14 @@ def test_fast_text_rendering_is_the_generic_exposition_byte_for_byte():
     one = TopicWindow(5.0, 10, has_header=True)
     one.record(10 * NS, 5, 1, 1, -NS)
     metrics.update(report('/one', TopicConfig(name='/one'), silent, one.snapshot(10 * NS, True)))
+    # Counts from seven digits on are written with an exponent, as Go does.
+    metrics._hist['/imu'][1].add(np.full(1_234_567, 0.003))
     registry = CollectorRegistry()
     registry.register(metrics)
     text = metrics.render_text()
     assert text == generate_latest(registry).decode()
+    assert ('liquid_edge_topic_transport_latency_seconds_count{robot="r \\"1\\"\\\\",'
+            'topic="/imu"} 1.234667e+06') in text
     om = openmetrics_latest(registry).decode()
     assert metrics.render_text(openmetrics=True) + '# EOF\n' == om
     metrics.down_reason = lambda: 'statistics thread stopped'     # a dead thread: gauges go
@@ -98,6 +102,16 @@ def test_fast_text_rendering_is_the_generic_exposition_byte_for_byte():
     assert 'liquid_edge_topic_last_message_age_seconds{robot="r \\"1\\"\\\\",topic="/imu"}' in text
     metrics.remove('/imu')
     assert 'topic="/imu"' not in metrics.render_text()
+
+
+@pytest.mark.parametrize('value', [0, 1, 999_999, 1_000_000, 1_234_567, 10 ** 16, 2 ** 63, -1,
+                                   -10 ** 7, 0.5, 1e-7, 123456.5, float('inf'), float('nan'),
+                                   True, np.int64(5)])
+def test_the_renderers_number_format_is_prometheus_clients(value):
+    from prometheus_client.utils import floatToGoString
+
+    from liquid_edge_ros_monitor.topics.metrics import _go
+    assert _go(value) == floatToGoString(value)
 
 
 def test_live_table_has_one_row_per_topic_with_status():

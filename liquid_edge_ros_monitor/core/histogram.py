@@ -26,6 +26,8 @@ class LatencyHistogram:
 
     def __init__(self, bounds: Tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self.bounds = np.asarray(bounds, dtype=float)
+        #: The `le` label values, as prometheus_client writes them (made once, not per scrape).
+        self.les: Tuple[str, ...] = tuple(repr(float(b)) for b in bounds) + ('+Inf',)
         self._counts = np.zeros(len(bounds) + 1, dtype=np.int64)   # last is +Inf
         self.total = 0.0
         self._exemplars: List[Optional[Exemplar]] = [None] * (len(bounds) + 1)
@@ -43,12 +45,14 @@ class LatencyHistogram:
         i = int(np.searchsorted(self.bounds, value_s, side='left'))
         self._exemplars[i] = Exemplar(labels, value_s, timestamp_s)
 
+    def cumulative(self) -> List[int]:
+        """Cumulative bucket counts, one per `les` entry (the last is the count)."""
+        return np.cumsum(self._counts).tolist()
+
     def buckets(self) -> list:
         """[(le, cumulative count[, exemplar]), ...] ending with +Inf, as HistogramMetricFamily
         wants."""
-        cum = np.cumsum(self._counts)
-        les = [repr(float(b)) for b in self.bounds] + ['+Inf']
         out: list = []
-        for le, c, ex in zip(les, cum, self._exemplars):
-            out.append((le, int(c)) if ex is None else (le, int(c), ex))
+        for le, c, ex in zip(self.les, self.cumulative(), self._exemplars):
+            out.append((le, c) if ex is None else (le, c, ex))
         return out

@@ -34,6 +34,8 @@ class TopicMetrics(Collector):
         #: read at scrape time rather than frozen at the last statistics update.
         self._now_ns = now_ns
         self._labels: Dict[str, str] = {}       # topic -> 'robot="...",topic="..."'
+        #: (topic, histogram) -> each bucket line up to its value, made once per topic.
+        self._bucket_prefix: Dict[Tuple[str, int], Tuple[str, ...]] = {}
         #: Why the monitor's own threads cannot be trusted now (None: they can). While it says
         #: something, every topic's status is 3 (STALE), the gauges computed by those threads are
         #: left out and liquid_edge_monitor_up is 0: never the last values, frozen.
@@ -58,6 +60,8 @@ class TopicMetrics(Collector):
         self._reports.pop(name, None)
         self._hist.pop(name, None)
         self._labels.pop(name, None)
+        self._bucket_prefix.pop((name, 0), None)
+        self._bucket_prefix.pop((name, 1), None)
 
     def _age(self, s: Any, now: Optional[int]) -> Optional[float]:
         """Seconds since the topic's last message, at scrape time (None before the first)."""
@@ -82,7 +86,7 @@ class TopicMetrics(Collector):
             if lab is None:
                 lab = self._labels[r.name] = f'robot="{_esc(self.robot)}",topic="{_esc(r.name)}"'
             rows.append((r, lab, r.snapshot, self._hist.get(r.name)))
-        f = floatToGoString
+        f = _go
         fams = self._families()
         out: List[str] = []
 
@@ -110,9 +114,15 @@ class TopicMetrics(Collector):
                 if s is None or h is None or (header_only and not r.state.has_header):
                     continue
                 hh = h[which]
-                buckets = hh.buckets()
-                out.extend(f'{name}_bucket{{le="{le}",{lab}}} {f(c)}\n' for le, c in buckets)
-                out.append(f'{name}_count{{{lab}}} {f(buckets[-1][1])}\n'
+                key = (r.name, which)
+                pre = self._bucket_prefix.get(key)
+                if pre is None:
+                    pre = self._bucket_prefix[key] = tuple(
+                        f'{name}_bucket{{le="{le}",{lab}}} ' for le in hh.les)
+                cum = hh.cumulative()
+                out.extend([p + (f'{c}.0\n' if c < _GO_PLAIN else f'{f(c)}\n')
+                            for p, c in zip(pre, cum)])
+                out.append(f'{name}_count{{{lab}}} {f(cum[-1])}\n'
                            f'{name}_sum{{{lab}}} {f(hh.total)}\n')
 
         simple(0, lambda r, s: s.messages_total)
@@ -233,6 +243,18 @@ class TopicMetrics(Collector):
                               'Seconds since the last message arrived (absent before the first).',
                               labels=lab),
         )
+
+
+#: Integers below this are written as `<n>.0` by floatToGoString (Go's %g switches to an exponent
+#: from seven digits on); the renderer writes those itself and leaves the rest to it.
+_GO_PLAIN = 1_000_000
+
+
+def _go(value: Any) -> str:
+    """`floatToGoString`, with the common case (a small count) made without a float round trip."""
+    if type(value) is int and 0 <= value < _GO_PLAIN:
+        return f'{value}.0'
+    return floatToGoString(value)
 
 
 def _esc(value: str) -> str:

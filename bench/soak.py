@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from common import free_port
 
@@ -228,13 +228,19 @@ class Proc:
         return self.proc.returncode
 
 
-def scrape_count(port: int) -> Optional[int]:
+def scrape_series(port: int) -> Optional[List[str]]:
+    """The endpoint's series (each sample line without its value), None while it is down."""
     try:
         with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5) as r:
             text = r.read().decode()
     except OSError:
         return None
-    return sum(1 for ln in text.splitlines() if ln and not ln.startswith('#'))
+    return [ln.rsplit(' ', 1)[0] for ln in text.splitlines() if ln and not ln.startswith('#')]
+
+
+def scrape_count(port: int) -> Optional[int]:
+    keys = scrape_series(port)
+    return None if keys is None else len(keys)
 
 
 def slope_pct_per_h(ts: List[float], ys: List[float]) -> Optional[float]:
@@ -300,6 +306,8 @@ def soak(args: argparse.Namespace) -> int:
     last_kill = last_otlp = t_start
     otlp_down_since: Optional[float] = None
     next_sample = t_start
+    first_keys: Dict[str, Set[str]] = {}      # endpoint -> series at the baseline
+    last_keys: Dict[str, Set[str]] = {}       # ... and at the latest sample
 
     def sample(now: float, phase: str) -> None:
         t = round(now - t_start, 1)
@@ -311,7 +319,12 @@ def soak(args: argparse.Namespace) -> int:
             except Exception:   # noqa: BLE001 - gone between poll and sample
                 pass
         for n, port in ports.items():
-            series.append({'t': t, 'phase': phase, 'endpoint': n, 'samples': scrape_count(port)})
+            keys = scrape_series(port)
+            if keys is not None:
+                first_keys.setdefault(n, set(keys))
+                last_keys[n] = set(keys)
+            series.append({'t': t, 'phase': phase, 'endpoint': n,
+                           'samples': None if keys is None else len(keys)})
 
     sample(time.monotonic(), 'baseline')
     churn = Proc('churn', [*me, '--role', 'churn', '--names', str(args.names),
@@ -363,6 +376,9 @@ def soak(args: argparse.Namespace) -> int:
         w.writeheader()
         w.writerows(series)
     summary = summarize(rows, series, exits, restarts, args, churn_s)
+    for n, ser in summary['series'].items():    # which series the end has that the start had not
+        ser['new_at_end'] = sorted(last_keys.get(n, set()) - first_keys.get(n, set()))[:20]
+        ser['gone_at_end'] = sorted(first_keys.get(n, set()) - last_keys.get(n, set()))[:20]
     summary['out'] = str(out)
     (out / 'summary.json').write_text(json.dumps(summary, indent=1) + '\n')
     print(table(summary))

@@ -40,7 +40,24 @@ BATCH_S = 0.001
 
 
 class DetachedGroup(CallbackGroup):
-    """A callback group that no executor will ever run: its entities are served by `RawReceiver`."""
+    """A callback group that no executor will ever run: its entities are served by `RawReceiver`.
+
+    rclpy's `CallbackGroup` keeps a weak reference to each entity added and never removes it (not
+    when the subscription is destroyed): a monitor whose discovered topics come and go for days
+    would keep one dead reference per subscription and event handler ever made. Dead ones are
+    dropped here whenever the set has doubled since the last pass (amortised O(1) per add).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._prune_at = 64
+
+    def add_entity(self, entity: Any) -> None:
+        super().add_entity(entity)
+        if len(self.entities) >= self._prune_at:
+            # A new set, assigned whole: a reader iterating the old one is not disturbed.
+            self.entities = {ref for ref in self.entities if ref() is not None}
+            self._prune_at = max(64, 2 * len(self.entities))
 
     def can_execute(self, entity: Any) -> bool:
         return False

@@ -48,11 +48,28 @@ class Quantiles:
 
     @staticmethod
     def of(values_ns: np.ndarray) -> Optional['Quantiles']:
-        if values_ns.size == 0:
+        """np.percentile's default ('linear') p50/p95/p99, to the last bit, from one sort.
+
+        np.percentile costs ~100 us per call whatever the size (its index bookkeeping); with a
+        thousand topics, two calls each per update period kept the statistics thread busy.
+        """
+        n = int(values_ns.size)
+        if n == 0:
             return None
-        p50, p95, p99 = np.percentile(values_ns, (50, 95, 99)) / NS
-        return Quantiles(float(p50), float(p95), float(p99), float(values_ns.max()) / NS,
-                         int(values_ns.size))
+        v = np.sort(values_ns)
+        last = n - 1
+        q = []
+        for p in _QUANTILES:
+            virtual = p * last              # numpy: (n - 1) * quantile, then floor and lerp
+            lo = int(virtual)
+            t = virtual - lo
+            a, b = float(v[lo]), float(v[min(lo + 1, last)])
+            d = b - a
+            q.append((a + d * t if t < 0.5 else b - d * (1 - t)) / NS)
+        return Quantiles(q[0], q[1], q[2], float(v[last]) / NS, n)
+
+
+_QUANTILES = (0.5, 0.95, 0.99)
 
 
 _EMPTY = np.zeros(0)

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from ..core.histogram import LatencyHistogram
+from ..core.step_aside import StepAside
 from .health import TopicReport
 
 
@@ -41,6 +42,8 @@ class TopicMetrics(Collector):
         #: left out and liquid_edge_monitor_up is 0: never the last values, frozen.
         self.down_reason: Optional[Callable[[], Optional[str]]] = None
         self.updated_mono: Optional[float] = None     # the statistics thread's last update
+        #: The node's other threads step aside while a scrape renders (`core/step_aside.py`).
+        self.step_aside: Optional[StepAside] = None
         self._reports: Dict[str, TopicReport] = {}
         self._hist: Dict[str, Tuple[LatencyHistogram, LatencyHistogram]] = {}
 
@@ -70,6 +73,12 @@ class TopicMetrics(Collector):
         return s.age_s + (max(0, now - s.time_ns) / 1e9 if now is not None else 0.0)
 
     def render_text(self, openmetrics: bool = False) -> str:
+        if self.step_aside is None:
+            return self._render_text(openmetrics)
+        with self.step_aside.priority():
+            return self._render_text(openmetrics)
+
+    def _render_text(self, openmetrics: bool) -> str:
         """The exposition of `collect()` in the text format 0.0.4 (or, with `openmetrics`, the
         OpenMetrics families without the final `# EOF`), byte for byte, written directly.
 

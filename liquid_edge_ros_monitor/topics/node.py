@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -31,6 +31,7 @@ from ..core.msg_types import import_message_type, starts_with_header
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
+from ..core.step_aside import StepAside
 from .cdr import header_stamp_ns
 from .config import (GLOBAL_PARAMS, MonitorConfig, TopicConfig, parse_config, read_globals,
                      topic_param_specs)
@@ -43,6 +44,13 @@ NODE_NAME = 'topic_monitor'
 #: Sequence numbers at or above this are not real (rmws without them report UINT64_MAX).
 SEQ_LIMIT = 1 << 62
 NS_PER_S = 1_000_000_000
+#: Discovery reads every topic's publishers in full (types, QoS: 50 us and a dozen Python objects
+#: each) up to this many topics; beyond, a topic is read in full when its publisher count or
+#: types change, while it has a problem or no subscription, and otherwise every
+#: `REFRESH_ROLL` periods in turn. A change of QoS alone (same count, same type) is then seen
+#: within REFRESH_ROLL periods instead of one; the count costs a third of the full read.
+REFRESH_ALL_UP_TO = 100
+REFRESH_ROLL = 10
 _LEVELS = (OK, WARN, ERROR, STALE)
 
 
@@ -73,6 +81,7 @@ class TopicTrack:
         self.report: Optional[TopicReport] = None
         self.unpublished_since_ns: Optional[int] = None   # steady clock; None while published
         self.forgotten = False
+        self.graph_types: Tuple[str, ...] = ()   # the types the graph gave at the last refresh
 
     def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any,
                publishers_changed: bool) -> TopicReport:
@@ -167,6 +176,7 @@ class TopicMonitor(Node):
         self._forgotten: set = set()
         self._forget_queue: 'queue.SimpleQueue[str]' = queue.SimpleQueue()
         self._errors_logged: set = set()
+        self._refresh_turn = 0
         self._timebase = _TimeBase()
         # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
         self._timebase.sim = self.get_clock().ros_time_is_active
@@ -185,6 +195,8 @@ class TopicMonitor(Node):
         self._metrics = TopicMetrics(self.config.robot, self.get_fully_qualified_name(),
                                      now_ns=self._now_ns)
         self._metrics.down_reason = self.down_reason
+        # A scrape renders with the receiver and statistics threads out of its way (briefly).
+        self._metrics.step_aside = self._receiver.step_aside = self._step_aside = StepAside()
         self._endpoint = attach(self._metrics, self.config.metrics_address,
                                 self.config.metrics_port)
         self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
@@ -248,9 +260,18 @@ class TopicMonitor(Node):
                 self._add_track(name, self.config.for_discovered(name))
         now = time.monotonic_ns()
         forget_ns = int(discovery.forget_after * 1e9)
-        for track in list(self._tracks.values()):
+        tracks = list(self._tracks.values())
+        self._refresh_turn = turn = (self._refresh_turn + 1) % REFRESH_ROLL
+        for i, track in enumerate(tracks):
             try:
-                self._refresh(track, topics.get(track.name, []))
+                types = topics.get(track.name, [])
+                if (len(tracks) <= REFRESH_ALL_UP_TO or (i + turn) % REFRESH_ROLL == 0
+                        or track.subscription is None or track.problem is not None
+                        or tuple(types) != track.graph_types
+                        or (self.count_publishers(track.name) if types else 0)
+                        != track.publishers):
+                    self._refresh(track, types)
+                    track.graph_types = tuple(types)
             except Exception as exc:   # one odd topic must never stop the monitor
                 track.problem = f'cannot monitor: {exc}'
                 self._log_once(track.name, track.problem)
@@ -409,6 +430,7 @@ class TopicMonitor(Node):
                 return
             now, work = item
             for track, window, pending, changed in work:
+                self._step_aside.pause()
                 if track.forgotten:
                     continue
                 try:

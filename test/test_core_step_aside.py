@@ -1,4 +1,4 @@
-"""core/step_aside.py: other threads wait while a job has priority, never longer than max_s."""
+"""core/step_aside.py: other threads wait while a job has priority, bounded per job and in share."""
 import threading
 import time
 
@@ -35,13 +35,19 @@ def test_a_pausing_thread_resumes_when_the_job_ends():
         t.join(10)
 
 
-def test_a_long_job_holds_others_for_max_s_only():
-    gate = StepAside(max_s=0.1)
+def test_a_thread_pauses_once_per_job_and_not_again_within_the_gap():
+    gate = StepAside(max_s=1.0, gap_s=60.0)
     with gate.priority():
         start = time.monotonic()
+        gate.pause()                            # the one pause of this job: max_s (job runs on)
+        assert time.monotonic() - start >= 0.9
+        again = time.monotonic()
+        gate.pause()                            # same job: no second pause
+        assert time.monotonic() - again < 0.5
+    with gate.priority():                       # a new job within the gap: no pause either,
+        again = time.monotonic()                # so back-to-back scrapes cannot stop a thread
         gate.pause()
-        assert time.monotonic() - start < 30    # bounded by max_s (0.1 s), never the job's length
-        gate.pause()                            # past max_s: no wait at all
+        assert time.monotonic() - again < 0.5
 
 
 def test_overlapping_jobs_hold_until_the_last_ends():

@@ -268,6 +268,40 @@ def test_shutdown_gives_up_on_a_batch_stuck_in_its_retries(protocol: str) -> Non
     assert time.monotonic() - start < 10.0      # the old code waited the whole 30 s
 
 
+def test_shutdown_waits_for_a_slow_collector_that_answers() -> None:
+    """Giving up on a stuck batch must not give up on a slow link (TLS over cellular): a collector
+    answering each export after 0.6 s still gets the final batch."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bodies: List[bytes] = []
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            bodies.append(self.rfile.read(int(self.headers['Content-Length'])))
+            time.sleep(0.6)
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/x-protobuf')
+            self.send_header('Content-Length', '0')
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(('127.0.0.1', 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = TracingConfig.from_env({'endpoint': f'http://127.0.0.1:{server.server_port}',
+                                         'protocol': 'http/protobuf', 'export_timeout_s': 10.0,
+                                         'schedule_delay_s': 60.0}, environ={})
+        tracing = setup_tracing(config, NODE_ATTRS)
+        node_callback(tracing, 1)                 # queued: nothing exported before the stop
+        assert tracing.shutdown(5.0)              # the final flush waited for the answer
+        assert len(bodies) == 1 and tracing.exported_spans == 4
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_shutdown_is_idempotent_and_flushes() -> None:
     with OtlpReceiver('http/protobuf') as rx:
         tracing = setup_tracing(TracingConfig.from_env({'endpoint': rx.endpoint, 'protocol': 'http/protobuf'},

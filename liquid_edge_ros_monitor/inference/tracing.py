@@ -272,9 +272,16 @@ class TracingConfig:
             raise _problem(param(str(exc).split(':', 1)[0]), str(exc).split(': ', 1)[1]) from None
 
 
-#: How long `Tracing.shutdown` waits for the final flush when the collector does not answer (the
-#: latest export failed, or the one in flight has been retrying this long), seconds.
+#: How long `Tracing.shutdown` waits for the final flush when the latest export failed, seconds.
 UNREACHABLE_FLUSH_S = 0.25
+#: How long an export in flight may take at shutdown before it is given up (it is given up at once
+#: once its exporter logged a failure or a retry since it began: it is waiting out a backoff).
+#: A slow collector (TLS over a cellular link) answers within this; a dead one never does.
+SLOW_EXPORT_S = 1.0
+
+#: time.monotonic() of the latest warning or error an OTLP exporter logged (a refused or failed
+#: export, "retrying in ..."); written by the filter on their loggers (`_Throttle`).
+_exporter_trouble_mono = [float('-inf')]
 
 
 class _CountingExporter(SpanExporter):
@@ -310,10 +317,18 @@ class _CountingExporter(SpanExporter):
         return result
 
     def in_flight_s(self) -> float:
-        """How long the export in flight has taken so far (0 when none is): on loopback or a LAN
-        an answer takes milliseconds, so a long one is the exporter waiting out its retries."""
+        """How long the export in flight has taken so far (0 when none is)."""
         since = self._since
         return 0.0 if since is None else max(0.0, time.monotonic() - since)
+
+    def stuck(self) -> bool:
+        """The export in flight will not finish soon: its exporter has logged a failure or a
+        retry since it began (it waits out a backoff, up to the export timeout), or it has taken
+        longer than `SLOW_EXPORT_S`."""
+        since = self._since
+        if since is None:
+            return False
+        return _exporter_trouble_mono[0] >= since or time.monotonic() - since >= SLOW_EXPORT_S
 
     def shutdown(self) -> None:
         with self._lock:
@@ -463,8 +478,7 @@ class Tracing:
             timeout = min(timeout, UNREACHABLE_FLUSH_S)
         # The same when the batch in flight is stuck in its retries (it has not failed *yet*).
         clean = self._bounded(self._provider.shutdown, timeout,
-                              give_up=None if exporter is None else
-                              lambda: exporter.in_flight_s() >= UNREACHABLE_FLUSH_S)
+                              give_up=None if exporter is None else exporter.stuck)
         if not clean and self._exporter is not None:
             # Interrupts the exporter's retry backoff and closes its channel/session; the SDK's
             # worker thread (a daemon) then finishes on its own.
@@ -501,6 +515,8 @@ class _Throttle(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         now = time.monotonic()
+        if record.levelno >= logging.WARNING:
+            _exporter_trouble_mono[0] = now       # seen by `_CountingExporter.stuck`
         if now >= self._next:
             self._next = now + self.interval_s
             if self.suppressed:

@@ -82,6 +82,7 @@ class TopicTrack:
         self.unpublished_since_ns: Optional[int] = None   # steady clock; None while published
         self.forgotten = False
         self.graph_types: Tuple[str, ...] = ()   # the types the graph gave at the last refresh
+        self.slot = 0     # its turn for a full refresh among many topics (fixed for its life)
 
     def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any,
                publishers_changed: bool) -> TopicReport:
@@ -177,6 +178,7 @@ class TopicMonitor(Node):
         self._forget_queue: 'queue.SimpleQueue[str]' = queue.SimpleQueue()
         self._errors_logged: set = set()
         self._refresh_turn = 0
+        self._next_slot = 0
         self._timebase = _TimeBase()
         # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
         self._timebase.sim = self.get_clock().ros_time_is_active
@@ -242,6 +244,7 @@ class TopicMonitor(Node):
 
     def _add_track(self, name: str, config: TopicConfig) -> TopicTrack:
         track = TopicTrack(name, config)
+        track.slot = self._next_slot = (self._next_slot + 1) % REFRESH_ROLL   # stable turn
         self._tracks[name] = track
         if config.listed or self.config.discovery.diagnostics == 'each':
             self._updater.add(TopicTask(track, self.down_reason, stall_after_s=self._stall_s))
@@ -262,10 +265,10 @@ class TopicMonitor(Node):
         forget_ns = int(discovery.forget_after * 1e9)
         tracks = list(self._tracks.values())
         self._refresh_turn = turn = (self._refresh_turn + 1) % REFRESH_ROLL
-        for i, track in enumerate(tracks):
+        for track in tracks:
             try:
                 types = topics.get(track.name, [])
-                if (len(tracks) <= REFRESH_ALL_UP_TO or (i + turn) % REFRESH_ROLL == 0
+                if (len(tracks) <= REFRESH_ALL_UP_TO or (track.slot + turn) % REFRESH_ROLL == 0
                         or track.subscription is None or track.problem is not None
                         or tuple(types) != track.graph_types
                         or (self.count_publishers(track.name) if types else 0)

@@ -207,7 +207,8 @@ class RawReceiver:
                 if pause:
                     # Let more messages queue up, so the next wake-up takes a batch.
                     time.sleep(pause)
-                if self.step_aside is not None:
+                if self.step_aside is not None and self.batch_s:
+                    # Not under sim time (batch_s 0), where arrival is read at take time.
                     self.step_aside.pause()
             now = time.monotonic_ns()
             if now >= next_tick:

@@ -63,8 +63,9 @@ class Quantiles:
             virtual = p * last              # numpy: (n - 1) * quantile, then floor and lerp
             lo = int(virtual)
             t = virtual - lo
-            a, b = float(v[lo]), float(v[min(lo + 1, last)])
-            d = b - a
+            ia, ib = int(v[lo]), int(v[min(lo + 1, last)])
+            a, b = float(ia), float(ib)
+            d = float(ib - ia)              # numpy subtracts in int64, then scales
             q.append((a + d * t if t < 0.5 else b - d * (1 - t)) / NS)
         return Quantiles(q[0], q[1], q[2], float(v[last]) / NS, n)
 

@@ -452,3 +452,56 @@ def test_the_monitors_own_overflow_is_not_counted_as_the_topics_drops(ros, ros_p
     finally:
         executor.shutdown(timeout_sec=2)
         node.destroy_node()
+
+
+def test_beyond_full_refresh_a_qos_change_is_still_seen_in_turn(ros, monkeypatch):
+    """With many topics, discovery reads a topic's full publisher info only when its count or
+    types change, or in its turn (every REFRESH_ROLL periods). A publisher replaced by a
+    best-effort one in one step keeps count and type: the monitor must still resubscribe
+    best-effort (a reliable reader hears nothing from it) within its turn."""
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    from liquid_edge_ros_monitor.topics import node as topic_node
+    monkeypatch.setattr(topic_node, 'REFRESH_ALL_UP_TO', 0)    # the many-topics path, at once
+    monitor = topic_node.TopicMonitor(namespace='/roll', parameter_overrides=[
+        Parameter('metrics_port', value=-1), Parameter('discovery.period', value=0.1),
+        Parameter('discovery.include', value=['/roll/.*'])])
+    talker = Node('roll_talker', namespace='/roll')
+    executor = SingleThreadedExecutor()
+    executor.add_node(monitor)
+    executor.add_node(talker)
+    pub = [talker.create_publisher(String, 'flip', QoSProfile(depth=10))]
+    flipped = threading.Event()
+
+    def flip() -> None:     # on the executor thread: no discovery runs in between
+        talker.destroy_publisher(pub[0])
+        pub[0] = talker.create_publisher(String, 'flip', QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+        flipped.set()
+
+    talker.create_timer(0.02, lambda: pub[0].publish(String(data='x')))
+    stop = threading.Event()
+    spinner = threading.Thread(target=lambda: [executor.spin_once(timeout_sec=0.05)
+                                               for _ in iter(stop.is_set, True)], daemon=True)
+    spinner.start()
+    try:
+        track = wait_for(lambda: monitor._tracks.get('/roll/flip'), 20, 'the topic discovered')
+        wait_for(lambda: track.subscription is not None and track.best_effort is False, 20,
+                 'a reliable subscription')
+        refreshes = []
+        real_refresh = monitor._refresh
+        monkeypatch.setattr(monitor, '_refresh', lambda t, types: (refreshes.append(t.name),
+                                                                   real_refresh(t, types))[1])
+        talker.create_timer(0.5, lambda: None if flipped.is_set() else flip())
+        assert flipped.wait(10)
+        wait_for(lambda: track.best_effort is True, 20,
+                 f'a best-effort subscription in its turn (refreshes: {len(refreshes)})')
+        assert track.publishers == 1      # (with REFRESH_ROLL at 10**9 this is never seen)
+    finally:
+        stop.set()
+        spinner.join(5)
+        executor.shutdown()
+        talker.destroy_node()
+        monitor.destroy_node()

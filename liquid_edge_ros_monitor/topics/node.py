@@ -26,6 +26,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from ..core.exposition import attach, detach
+from ..core.heap import fix_mmap_threshold
 from ..core.levels import LEVEL_NAMES
 from ..core.msg_types import import_message_type, starts_with_header
 from ..core.params import ConfigError
@@ -170,6 +171,7 @@ class TopicMonitor(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
+        fix_mmap_threshold()     # scrapes of drifting size must not ratchet the heap up
         self.config = self._read_config()
         self._tracks: Dict[str, TopicTrack] = {}
         #: Discovered topics forgotten for want of publishers, while they stay in the graph (a

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -269,14 +269,14 @@ class TopicMonitor(Node):
         self._refresh_turn = turn = (self._refresh_turn + 1) % REFRESH_ROLL
         for track in tracks:
             try:
-                types = topics.get(track.name, [])
+                types = tuple(topics.get(track.name, ()))
                 if (len(tracks) <= REFRESH_ALL_UP_TO or (track.slot + turn) % REFRESH_ROLL == 0
                         or track.subscription is None or track.problem is not None
-                        or tuple(types) != track.graph_types
+                        or types != track.graph_types
                         or (self.count_publishers(track.name) if types else 0)
                         != track.publishers):
                     self._refresh(track, types)
-                    track.graph_types = tuple(types)
+                    track.graph_types = types
             except Exception as exc:   # one odd topic must never stop the monitor
                 track.problem = f'cannot monitor: {exc}'
                 self._log_once(track.name, track.problem)
@@ -305,7 +305,7 @@ class TopicMonitor(Node):
         self.get_logger().debug(f'{track.name}: forgotten (no publisher for '
                                 f'{self.config.discovery.forget_after:g} s)')
 
-    def _refresh(self, track: TopicTrack, types: List[str]) -> None:
+    def _refresh(self, track: TopicTrack, types: Sequence[str]) -> None:
         infos = self.get_publishers_info_by_topic(track.name) if types else []
         if len(infos) != track.publishers:
             track.publisher_epoch += 1    # sequence numbers of different writers don't compare

@@ -73,20 +73,21 @@ class TopicMetrics(Collector):
         return s.age_s + (max(0, now - s.time_ns) / 1e9 if now is not None else 0.0)
 
     def render_text(self, openmetrics: bool = False) -> str:
-        if self.step_aside is None:
-            return self._render_text(openmetrics)
-        with self.step_aside.priority():
-            return self._render_text(openmetrics)
-
-    def _render_text(self, openmetrics: bool) -> str:
         """The exposition of `collect()` in the text format 0.0.4 (or, with `openmetrics`, the
         OpenMetrics families without the final `# EOF`), byte for byte, written directly.
 
         With a thousand topics `collect()` + prometheus_client's generic formatter take about
         0.5 s per scrape on a 2-core VM (51,000 samples built as objects, then formatted one by
         one), and several seconds under load; the endpoint calls this instead (`exposition.py`):
-        label strings are made once per topic, lines with plain string operations.
+        label strings are made once per topic, lines with plain string operations. The node's
+        other threads step aside meanwhile (`step_aside`).
         """
+        if self.step_aside is None:
+            return self._render_text(openmetrics)
+        with self.step_aside.priority():
+            return self._render_text(openmetrics)
+
+    def _render_text(self, openmetrics: bool) -> str:
         down = self.down_reason() if self.down_reason is not None else None
         now = self._now_ns() if self._now_ns is not None else None
         rows = []

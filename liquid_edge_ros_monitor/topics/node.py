@@ -266,11 +266,12 @@ class TopicMonitor(Node):
         now = time.monotonic_ns()
         forget_ns = int(discovery.forget_after * 1e9)
         tracks = list(self._tracks.values())
+        refresh_all = len(tracks) <= REFRESH_ALL_UP_TO
         self._refresh_turn = turn = (self._refresh_turn + 1) % REFRESH_ROLL
         for track in tracks:
             try:
                 types = tuple(topics.get(track.name, ()))
-                if (len(tracks) <= REFRESH_ALL_UP_TO or (track.slot + turn) % REFRESH_ROLL == 0
+                if (refresh_all or (track.slot + turn) % REFRESH_ROLL == 0
                         or track.subscription is None or track.problem is not None
                         or types != track.graph_types
                         or (self.count_publishers(track.name) if types else 0)

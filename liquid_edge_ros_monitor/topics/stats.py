@@ -35,6 +35,9 @@ QUEUE_FULL = 1 << 61
 
 NS = 1_000_000_000
 
+#: The quantiles `Quantiles` reports, as fractions.
+_QUANTILES = (0.5, 0.95, 0.99)
+
 
 @dataclass(frozen=True)
 class Quantiles:
@@ -68,9 +71,6 @@ class Quantiles:
             d = float(ib - ia)              # numpy subtracts in int64, then scales
             q.append((a + d * t if t < 0.5 else b - d * (1 - t)) / NS)
         return Quantiles(q[0], q[1], q[2], float(v[last]) / NS, n)
-
-
-_QUANTILES = (0.5, 0.95, 0.99)
 
 
 _EMPTY = np.zeros(0)

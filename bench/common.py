@@ -1,8 +1,10 @@
-"""What every benchmark here needs: the CPU's name for its figures, and a free loopback port."""
+"""What every benchmark here needs: the CPU's name for its figures, a free loopback port, and a
+scrape of a node's metrics endpoint."""
 from __future__ import annotations
 
 import platform
 import socket
+import urllib.request
 
 
 def cpu_model() -> str:
@@ -22,3 +24,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def scrape(port: int, timeout: float = 10.0) -> str:
+    """The page of the metrics endpoint on 127.0.0.1:`port` (OSError while it is down)."""
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=timeout) as r:
+        return r.read().decode()

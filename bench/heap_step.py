@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
-from common import free_port
+from common import free_port, scrape
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,8 +50,7 @@ def main() -> int:
 
     def log(phase: str) -> None:
         try:
-            with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5) as r:
-                size = len(r.read())
+            size = len(scrape(port, timeout=5).encode())
         except OSError:
             size = -1
         with open(f'/proc/{mon.pid}/status') as f:
@@ -77,8 +76,9 @@ def main() -> int:
         wait(args.quiet, 'quiet')
     finally:
         for p in (mon, sim):
-            p.send_signal(2)
+            p.send_signal(signal.SIGINT)
             p.wait(20)
+        out.close()
     return 0
 
 

@@ -33,11 +33,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from common import cpu_model as _cpu_model, free_port
+from common import cpu_model as _cpu_model, free_port, scrape
 
 REPO = Path(__file__).resolve().parents[1]
 NS = '/scale'
@@ -80,11 +79,6 @@ def role_pub(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=10) as r:
-        return r.read().decode()
 
 
 def topic_samples(text: str, metric: str) -> Dict[str, float]:

@@ -40,11 +40,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
-from common import free_port
+from common import free_port, scrape
 
 REPO = Path(__file__).resolve().parents[1]
 NS = '/soak'
@@ -231,8 +230,7 @@ class Proc:
 def scrape_series(port: int) -> Optional[List[str]]:
     """The endpoint's series (each sample line without its value), None while it is down."""
     try:
-        with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=5) as r:
-            text = r.read().decode()
+        text = scrape(port, timeout=5)
     except OSError:
         return None
     return [ln.rsplit(' ', 1)[0] for ln in text.splitlines() if ln and not ln.startswith('#')]

@@ -40,9 +40,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from common import scrape
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAINS = range(41, 51)
@@ -360,11 +361,11 @@ class MonitorSubject(Subject):
                                    + text[-2000:])
             else:
                 time.sleep(0.1)
-        self.url = f'http://127.0.0.1:{port}/metrics'
+        self.port = port
         self._pattern = re.compile(r'^liquid_edge_topic_messages_total\{([^}]*)\}\s+(\S+)', re.M)
 
     def count(self) -> int:
-        text = urllib.request.urlopen(self.url, timeout=5).read().decode()
+        text = scrape(self.port, timeout=5)
         for labels, value in self._pattern.findall(text):
             if f'topic="{self.topic}"' in labels:
                 return int(float(value))

@@ -133,7 +133,8 @@ class DemoStack:
 
     def wait_until_measured(self, timeout: float = 60.0) -> Dict[str, str]:
         """Scrapes of the three exporters once each has measured something: the imu, odom and
-        chatter rates known; host metrics, extra_robot up; inference steps, accuracy, power, drift."""
+        chatter rates known; host metrics, extra_robot up, a graph issue; inference steps,
+        accuracy, power, drift."""
         def ready(node: str, *checks) -> Optional[str]:
             self.check_alive()
             try:
@@ -150,7 +151,12 @@ class DemoStack:
             'node_monitor': [lambda t: sample_value(t, 'liquid_edge_host_cpu_usage_ratio',
                                                     cpu='total') is not None,
                              lambda t: sample_value(t, 'liquid_edge_node_up',
-                                                    node=f'{self.ns}/{EXTRA_ROBOT}') == 1],
+                                                    node=f'{self.ns}/{EXTRA_ROBOT}') == 1,
+                             # A node is discovered before its endpoints: wait for a graph check
+                             # that saw them (the monitors publish /diagnostics, nobody reads it).
+                             lambda t: sample_value(t, 'liquid_edge_graph_issues',
+                                                    topic='/diagnostics',
+                                                    kind='no_subscribers') == 1],
             # Power needs two update periods (an energy difference); accuracy a ground-truth message.
             'liquid_inference': [lambda t: (sample_value(t, 'liquid_edge_inferences_total') or 0) > 0,
                                  lambda t: sample_value(t, 'liquid_edge_model_accuracy') is not None,

@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from common import scrape
+from common import cpu_model, scrape
 
 REPO = Path(__file__).resolve().parents[1]
 DOMAINS = range(41, 51)
@@ -451,10 +451,8 @@ def choose_domain(args: argparse.Namespace) -> int:
 def machine_info() -> Dict[str, Any]:
     import platform
     info: Dict[str, Any] = {'nproc': os.cpu_count(), 'python': platform.python_version()}
+    info['cpu_model'] = cpu_model()
     try:
-        cpuinfo = Path('/proc/cpuinfo').read_text()
-        m = re.search(r'^model name\s*:\s*(.*)$', cpuinfo, re.M)
-        info['cpu_model'] = m.group(1).strip() if m else 'unknown'
         mem = re.search(r'^MemTotal:\s*(\d+) kB', Path('/proc/meminfo').read_text(), re.M)
         info['ram_gib'] = round(int(mem.group(1)) / 2**20, 1) if mem else None
     except OSError:

@@ -148,8 +148,13 @@ class DemoStack:
             'topic_monitor': [lambda t, n=n: sample_value(t, 'liquid_edge_topic_rate_hz',
                                                           topic=topic + n) for n in
                               ('imu/data', 'odom', 'chatter')],
+            # Each host part has its own sampling thread: wait for those the alerts read.
             'node_monitor': [lambda t: sample_value(t, 'liquid_edge_host_cpu_usage_ratio',
                                                     cpu='total') is not None,
+                             lambda t: sample_value(t, 'liquid_edge_host_memory_usage_ratio')
+                             is not None,
+                             lambda t: sample_value(t, 'liquid_edge_host_disk_free_ratio')
+                             is not None,
                              lambda t: sample_value(t, 'liquid_edge_node_up',
                                                     node=f'{self.ns}/{EXTRA_ROBOT}') == 1,
                              # A node is discovered before its endpoints: wait for a graph check

@@ -62,6 +62,14 @@ def test_run_hosts_the_monitor_for_a_duration_and_prints_the_table(tmp_path):
     assert re.search(r'^/cmd_vel .* STALE no publishers', p.stdout, re.M), p.stdout
 
 
+#: What a topic published at its configured rate may show on a saturated machine: a measured
+#: rate, latency or loss over its limit (topics/health.py's wording). Anything else (STALE, a
+#: bad stamp, too few messages to measure) would be the monitor or the robot going wrong.
+_LOAD_BREACH = re.compile(r'rate [\d.]+ Hz (below minimum|above maximum) [\d.]+ Hz'
+                          r'|latency p95 [\d.]+ ms above maximum [\d.]+ ms'
+                          r'|\d+ messages? (dropped|lost by the monitor itself) in the last .*')
+
+
 def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanly(tmp_path):
     port = free_port()      # the topic monitor's; node_monitor and liquid_inference take the next two
     log = open(tmp_path / 'demo.log', 'w+')
@@ -75,8 +83,15 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
             except OSError:
                 return None
             m = re.search(r'liquid_edge_topic_rate_hz\{[^}]*topic="/imu/data"\} (\S+)', text)
-            return float(m.group(1)) if m and float(m.group(1)) > 150 else None
-        assert wait_for(imu_rate, 30, 'the demo to serve an IMU rate') == pytest.approx(200, rel=0.1)
+            seen[:] = [m and float(m.group(1))]
+            # Within 10 % of the simulated 200 Hz; the first windows after start-up, with every
+            # process still loading, may hold less.
+            return seen[0] if m and seen[0] == pytest.approx(200, rel=0.1) else None
+        seen: list = []
+        try:
+            wait_for(imu_rate, 30, 'the demo to serve an IMU rate within 10 % of 200 Hz')
+        except AssertionError as exc:
+            raise AssertionError(f'{exc}; last rate served: {seen}') from None
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any('sim_robot' in ' '.join(c.cmdline()) for c in children)
         assert any('liquid_inference' in ' '.join(c.cmdline())
@@ -108,9 +123,11 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
             proc.wait()
     out = (tmp_path / 'demo.log').read_text()
     assert f'http://127.0.0.1:{port}/metrics' in out
-    # Every simulated topic was measured healthy during the run, and the last table printed still
-    # measures each one (a level above OK there can be real: on two busy cores a reliable sample
-    # is sometimes resent after a heartbeat, 100+ ms late, and the demo's thresholds say so).
+    # Every simulated topic was measured throughout, and the last table printed still measures
+    # each one. The demo's thresholds fit sim_robot (test_topics_config), so on an idle machine
+    # every topic is OK; on two saturated cores a topic may stay WARN or ERROR for the whole run
+    # (reliable scans delivered 0.3-0.9 s late, best-effort IMU samples dropped), and the monitor
+    # must then say which measured limit is broken, never lose the topic (STALE, no publishers).
     last = out[out.rindex('TOPIC '):]
     assert re.search(r'^nodes: 4/4 expected up', out, re.M), out
     acc = [float(a) for a in re.findall(r'^liquid_inference: outputs OK accuracy (\S+)$', out, re.M)]
@@ -119,7 +136,14 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
     # The controller's stamped command: its header latency is the sensor-to-command latency.
     assert re.search(r'^/cmd_vel_lnn +[\d.]+ +- +[\d.]+ ms ', last, re.M), last
     for topic in ('/imu/data', '/odom', '/scan', '/camera/image_raw', '/chatter'):
-        assert re.search(rf'^{re.escape(topic)} .* OK ', out, re.M), f'{topic} never OK:\n{out}'
+        rows = re.findall(rf'^{re.escape(topic)} +(\S+) .*  (OK|WARN|ERROR|STALE) (.*)$', out, re.M)
+        first = next((i for i, r in enumerate(rows) if r[0] != '-'), None)
+        assert first is not None, f'{topic} never measured:\n{out}'
+        for rate, level, message in rows[first:]:
+            assert rate != '-' and level != 'STALE', f'{topic} lost while published: {message}'
+            if level != 'OK':
+                assert all(_LOAD_BREACH.fullmatch(part) for part in message.split('; ')), \
+                    f'{topic} {level}: {message}'
         row = re.search(rf'^{re.escape(topic)} +(\S+) .*  (OK|WARN|ERROR|STALE) ', last, re.M)
         assert row and row.group(2) != 'STALE' and float(row.group(1)) > 0, last
     # The simulated robot and the controller went down with the demo.

@@ -28,7 +28,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 import rclpy
@@ -385,10 +385,20 @@ def both_robots_arrived(central: Central) -> Optional[List]:
 
 def test_both_robots_write_to_the_center_over_tls_with_auth(fleet):
     wait_for(lambda: both_robots_arrived(fleet.central), 60, 'both robots\' series at the center')
-    up = fleet.central.query('up{job=~"liquid_edge_.*"}')
-    assert {(r['metric']['robot'], r['metric']['job']) for r in up} == {
-        (robot, job) for robot in ROBOTS.values() for job in
-        ('liquid_edge_topic_monitor', 'liquid_edge_node_monitor', 'liquid_edge_inference')}
+    want = {(robot, job) for robot in ROBOTS.values() for job in
+            ('liquid_edge_topic_monitor', 'liquid_edge_node_monitor', 'liquid_edge_inference')}
+    seen: List[Set] = [set()]
+
+    def all_up() -> bool:
+        # Each agent's jobs can reach the center in different remote-write batches.
+        up = fleet.central.query('up{job=~"liquid_edge_.*"}')
+        seen[0] = {(r['metric']['robot'], r['metric']['job']) for r in up}
+        assert seen[0] <= want, f'unexpected up series: {seen[0] - want}'
+        return seen[0] == want
+    try:
+        wait_for(all_up, 30, 'up for every (robot, job) at the center')
+    except AssertionError as exc:
+        raise AssertionError(f'{exc}; missing: {want - seen[0]}') from None
 
 
 def test_the_center_refuses_a_wrong_password_and_plain_http(fleet, tmp_path):

@@ -139,8 +139,11 @@ def test_discovered_topics_summarised_in_one_status(ros, ros_process):
         wait_for(three, 30, f'the summary status:\n{proc.output()}')
         assert listener.status(f'topic_monitor: {NS}_sum/listed') is not None   # listed: its own
         assert not [n for n in listener.names() if n.startswith(f'topic_monitor: {NS}_sum/t')]
-        assert sample_value(scrape(port), 'liquid_edge_topic_messages_total',
-                            topic=f'{NS}_sum/t0') is not None
+        # The summary counts tracks from discovery on; their series come with the next
+        # statistics tick.
+        wait_for(lambda: sample_value(scrape(port), 'liquid_edge_topic_messages_total',
+                                      topic=f'{NS}_sum/t0') is not None, 10,
+                 'the summarised topic keeps its metrics')
     finally:
         node.destroy_node()
         listener.close()

@@ -116,3 +116,35 @@ def test_unknown_parameters_are_reported():
     assert unknown_parameters(given, values) == ['topic.imu.expected_rat', 'windw']
     with pytest.raises(ConfigError, match="parameter 'topic.imu.expected_rat': unknown"):
         parse_config(values, given=given)
+
+
+def _flat(tree: dict, prefix: str = '') -> dict:
+    """A `ros__parameters` mapping as the dotted names a node declares."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f'{prefix}{k}.'))
+        else:
+            out[f'{prefix}{k}'] = v
+    return out
+
+
+def test_the_demo_thresholds_fit_sim_robot_defaults_so_every_topic_starts_ok():
+    """config/demo.yaml lists sim_robot's streams at their default rates, with latency limits
+    (0 = unchecked) far above their default stamp lag of 0 plus loopback delivery (well under
+    1 ms idle): on an idle machine each starts OK. The demo test checks that live, where a loaded
+    CI machine may legitimately show a degraded topic."""
+    import yaml
+
+    from conftest import REPO
+    from liquid_edge_ros_monitor.sim_robot import SPECS
+    demo = yaml.safe_load((REPO / 'config' / 'demo.yaml').read_text())
+    values = _flat(demo['/**/topic_monitor']['ros__parameters'])
+    c = parse_config(values, given=values)
+    listed = {t.name: t for t in c.topics}
+    assert set(listed) == {s.topic for s in SPECS}
+    for s in SPECS:
+        t = listed[s.topic]
+        assert t.min_rate < s.rate < t.max_rate, (s.topic, s.rate, t.min_rate, t.max_rate)
+        assert t.max_latency == 0.0 or t.max_latency >= 0.005, (s.topic, t.max_latency)
+        assert t.stale_timeout > 1.0 / s.rate, s.topic

@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from common import cpu_model, free_port, scrape
+from common import cpu_model, free_port, interrupt_all, scrape
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -86,15 +85,7 @@ def one_run(stack: str, busy: bool, settle: float, measure: float,
         after = latency_totals(scrape(port))
         return {t: mean_ms(before, after, t) for t in TOPICS}
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)     # a terminal's Ctrl-C: the demo stops its group
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        interrupt_all(procs, 20)          # the demo stops its own children on Ctrl-C
         if spinner is not None:
             spinner.kill()
             spinner.wait()

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from common import cpu_model as _cpu_model, free_port, scrape
+from common import cpu_model as _cpu_model, free_port, interrupt_all, scrape
 
 REPO = Path(__file__).resolve().parents[1]
 NS = '/scale'
@@ -186,15 +186,7 @@ def run_case(name: str, topics: int, args: argparse.Namespace, env: Dict[str, st
                 'scrape_ms_median': round(1000 * statistics.median(times), 1),
                 'scrape_ms_max': round(1000 * max(times), 1)}
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        interrupt_all(procs)
 
 
 def bench(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
 
 import pytest
 
@@ -49,15 +49,17 @@ def hung_disk(monkeypatch) -> Iterator[threading.Event]:
 
 
 def wait_for(predicate: Callable[[], Optional[T]], timeout: float, what: str,
-             interval: float = 0.05) -> T:
-    """Poll `predicate` until it returns a truthy value or `timeout` passes (then fail naming `what`)."""
+             interval: float = 0.05, last: Optional[Callable[[], Any]] = None) -> T:
+    """Poll `predicate` until it returns a truthy value or `timeout` passes, then fail naming
+    `what` and, with `last`, what it says of the state at the deadline (the value last seen)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f'timed out after {timeout:.1f} s waiting for {what}')
+            seen = f'; last: {last()}' if last is not None else ''
+            raise AssertionError(f'timed out after {timeout:.1f} s waiting for {what}{seen}')
         time.sleep(interval)
 
 
@@ -65,6 +67,22 @@ def own_lines(stream_text: str) -> List[str]:
     """The lines a process printed itself, without Fast DDS's own log lines
     (e.g. '2026-11-29 00:33:12.123 [RTPS_TRANSPORT_SHM Error] ...' about stale shared memory)."""
     return [line for line in stream_text.strip().splitlines() if '[RTPS_' not in line]
+
+
+def node_params(path: Path, node: str) -> Dict[str, Any]:
+    """The `/**/<node>: ros__parameters:` section of a params file, as the dotted names the node
+    declares (`topic.imu.expected_rate`), the form `parse_config` takes."""
+    import yaml
+    flat: Dict[str, Any] = {}
+
+    def walk(prefix: str, tree: Dict[str, Any]) -> None:
+        for k, v in tree.items():
+            if isinstance(v, dict):
+                walk(f'{prefix}{k}.', v)
+            else:
+                flat[prefix + k] = v
+    walk('', yaml.safe_load(path.read_text())[f'/**/{node}']['ros__parameters'])
+    return flat
 
 
 def free_port() -> int:

@@ -88,10 +88,8 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
             # process still loading, may hold less.
             return seen[0] if m and seen[0] == pytest.approx(200, rel=0.1) else None
         seen: list = []
-        try:
-            wait_for(imu_rate, 30, 'the demo to serve an IMU rate within 10 % of 200 Hz')
-        except AssertionError as exc:
-            raise AssertionError(f'{exc}; last rate served: {seen}') from None
+        wait_for(imu_rate, 30, 'the demo to serve an IMU rate within 10 % of 200 Hz',
+                 last=lambda: f'rate served {seen}')
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any('sim_robot' in ' '.join(c.cmdline()) for c in children)
         assert any('liquid_inference' in ' '.join(c.cmdline())

@@ -395,10 +395,8 @@ def test_both_robots_write_to_the_center_over_tls_with_auth(fleet):
         seen[0] = {(r['metric']['robot'], r['metric']['job']) for r in up}
         assert seen[0] <= want, f'unexpected up series: {seen[0] - want}'
         return seen[0] == want
-    try:
-        wait_for(all_up, 30, 'up for every (robot, job) at the center')
-    except AssertionError as exc:
-        raise AssertionError(f'{exc}; missing: {want - seen[0]}') from None
+    wait_for(all_up, 30, 'up for every (robot, job) at the center',
+             last=lambda: f'missing {want - seen[0]}')
 
 
 def test_the_center_refuses_a_wrong_password_and_plain_http(fleet, tmp_path):

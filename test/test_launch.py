@@ -13,6 +13,8 @@ from typing import Any, Dict, List, Set
 
 import pytest
 
+from conftest import node_params
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = 'liquid_edge_ros_monitor'
 LAUNCH_DIR = REPO / 'launch'
@@ -273,18 +275,8 @@ def test_demo_launch_description(api: Any) -> None:
 
 @pytest.mark.parametrize('name', ['topic_monitor.yaml', 'topic_monitor.example.yaml'])
 def test_topic_monitor_files_are_valid(name: str) -> None:
-    import yaml
     from liquid_edge_ros_monitor.topics.config import parse_config
-    params = yaml.safe_load((CONFIG_DIR / name).read_text())['/**/topic_monitor']['ros__parameters']
-    flat: Dict[str, Any] = {}
-
-    def walk(prefix: str, d: Dict[str, Any]) -> None:
-        for k, v in d.items():
-            if isinstance(v, dict):
-                walk(f'{prefix}{k}.', v)
-            else:
-                flat[prefix + k] = v
-    walk('', params)
+    flat = node_params(CONFIG_DIR / name, 'topic_monitor')
     parse_config(flat, given=list(flat))
 
 

@@ -185,19 +185,17 @@ def test_every_target_is_up_and_the_imu_rate_is_the_simulated_one(stack, prometh
     targets = wait_for(targets_up, 15, 'all targets up')
     assert {(t['labels']['job'], t['scrapeUrl']) for t in targets} == {
         (job, f'http://127.0.0.1:{stack.ports[node]}/metrics') for node, job in JOBS.items()}
-    last: List[Dict] = []
+    seen: List[Dict] = []
 
     def imu_rate():
         result = prometheus.api('query', query=f'liquid_edge_topic_rate_hz{{topic="{NS}/imu/data"}}')
-        last[:] = result['result']
+        seen[:] = result['result']
         # The first scrapes may catch a window still filling up at start: wait for one within
         # 10 % of the simulated rate.
-        return last if len(last) == 1 and abs(float(last[0]['value'][1]) - IMU_RATE) <= \
+        return seen if len(seen) == 1 and abs(float(seen[0]['value'][1]) - IMU_RATE) <= \
             0.1 * IMU_RATE else None
-    try:
-        (sample,) = wait_for(imu_rate, 20, f'the imu rate in Prometheus within 10 % of {IMU_RATE}')
-    except AssertionError as exc:
-        raise AssertionError(f'{exc}; last result: {last}') from None
+    (sample,) = wait_for(imu_rate, 20, f'the imu rate in Prometheus within 10 % of {IMU_RATE}',
+                         last=lambda: seen)
     assert sample['metric']['job'] == 'liquid_edge_topic_monitor'
 
 

@@ -118,28 +118,14 @@ def test_unknown_parameters_are_reported():
         parse_config(values, given=given)
 
 
-def _flat(tree: dict, prefix: str = '') -> dict:
-    """A `ros__parameters` mapping as the dotted names a node declares."""
-    out = {}
-    for k, v in tree.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f'{prefix}{k}.'))
-        else:
-            out[f'{prefix}{k}'] = v
-    return out
-
-
 def test_the_demo_thresholds_fit_sim_robot_defaults_so_every_topic_starts_ok():
     """config/demo.yaml lists sim_robot's streams at their default rates, with latency limits
     (0 = unchecked) far above their default stamp lag of 0 plus loopback delivery (well under
     1 ms idle): on an idle machine each starts OK. The demo test checks that live, where a loaded
     CI machine may legitimately show a degraded topic."""
-    import yaml
-
-    from conftest import REPO
+    from conftest import REPO, node_params
     from liquid_edge_ros_monitor.sim_robot import SPECS
-    demo = yaml.safe_load((REPO / 'config' / 'demo.yaml').read_text())
-    values = _flat(demo['/**/topic_monitor']['ros__parameters'])
+    values = node_params(REPO / 'config' / 'demo.yaml', 'topic_monitor')
     c = parse_config(values, given=values)
     listed = {t.name: t for t in c.topics}
     assert set(listed) == {s.topic for s in SPECS}

@@ -116,12 +116,18 @@ def system(ros, tmp_path_factory):
             print(f'--- {p.log_path.name}\n{p.output()}')
 
 
+def _window_full(v: Dict[str, str], rate: float) -> bool:
+    """Whether a report's window holds (nearly) WINDOW seconds of messages at `rate`."""
+    return bool(v) and int(v.get('messages in window', 0)) >= 0.97 * WINDOW * rate
+
+
 def _full_window(system, topic: str, rate: float) -> Dict[str, str]:
     """Wait until the monitor's window for `topic` is full of messages at `rate`."""
     def full():
         v = system.listener.values(topic)
-        return v if v and int(v.get('messages in window', 0)) >= 0.97 * WINDOW * rate else None
-    return wait_for(full, 30, f'a full window on {topic}: {system.listener.values(topic)}')
+        return v if _window_full(v, rate) else None
+    return wait_for(full, 30, f'a full window on {topic}',
+                    last=lambda: system.listener.values(topic))
 
 
 def test_rate_within_1_percent_of_truth_at_1khz_best_effort(system):
@@ -132,22 +138,20 @@ def test_rate_within_1_percent_of_truth_at_1khz_best_effort(system):
     # The monitor's window and the test's ground truth end a report period apart, and on a
     # loaded machine a window can hold a burst of scheduling loss: compare report by report
     # until one matches, and show the last comparison if none does.
-    last: List[Tuple[float, float, int]] = []
+    seen: List[Tuple[float, float, int]] = []
 
     def matches() -> bool:
         s = system.listener.status('/sim/imu/data')
         v = {kv.key: kv.value for kv in s.values}
-        if int(v.get('messages in window', 0)) < 0.97 * WINDOW * 1000.0:
+        if not _window_full(v, 1000.0):
             return False
         measured, truth = float(v['rate (Hz)']), system.listener.true_rate(WINDOW)
-        last[:] = [(measured, truth, s.level[0])]
+        seen[:] = [(measured, truth, s.level[0])]
         return (truth == pytest.approx(1000.0, rel=0.02)      # sim_robot held 1 kHz
                 and measured == pytest.approx(truth, rel=0.01)
                 and s.level == DiagnosticStatus.OK)
-    try:
-        wait_for(matches, 20, 'a 1 kHz window measured within 1 % of the truth')
-    except AssertionError as exc:
-        raise AssertionError(f'{exc}; last (measured Hz, true Hz, level): {last}') from None
+    wait_for(matches, 20, 'a 1 kHz window measured within 1 % of the truth',
+             last=lambda: f'(measured Hz, true Hz, level) {seen}')
 
 
 def test_rate_within_1_percent_at_100hz_and_transport_latency_for_headerless(system):
@@ -156,12 +160,10 @@ def test_rate_within_1_percent_at_100hz_and_transport_latency_for_headerless(sys
     def at_100hz() -> Optional[Dict[str, str]]:
         # Report by report, as for the IMU: one window may hold a loaded machine's timer skips.
         v = system.listener.values('/sim/chatter')
-        full = v and int(v.get('messages in window', 0)) >= 0.97 * WINDOW * 100.0
-        return v if full and float(v['rate (Hz)']) == pytest.approx(100.0, rel=0.01) else None
-    try:
-        v = wait_for(at_100hz, 20, "chatter's rate within 1 % of 100 Hz")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; last: {system.listener.values('/sim/chatter')}") from None
+        return v if _window_full(v, 100.0) and \
+            float(v['rate (Hz)']) == pytest.approx(100.0, rel=0.01) else None
+    v = wait_for(at_100hz, 20, "chatter's rate within 1 % of 100 Hz",
+                 last=lambda: system.listener.values('/sim/chatter'))
     assert v['type'] == 'std_msgs/msg/String'
     # No header, so no header latency, but DDS timestamps give transport latency for every type.
     assert 'latency p50 (ms)' not in v
@@ -178,25 +180,20 @@ def test_header_latency_p50_within_1ms_of_injected_lag(system):
         lag = float(v['latency p50 (ms)']) - float(v['transport latency p50 (ms)'])
         return v if abs(lag - 20.0) <= 1.0 and float(v['transport latency p50 (ms)']) < 5.0 \
             else None
-    try:
-        wait_for(lag_measured, 15, 'odom header latency p50 within 1 ms of the injected 20 ms')
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}; last: {system.listener.values('/sim/odom')}") from None
+    wait_for(lag_measured, 15, 'odom header latency p50 within 1 ms of the injected 20 ms',
+             last=lambda: system.listener.values('/sim/odom'))
 
 
 def wait_status(system, topic: str, level: bytes, pattern: str, timeout: float):
     """Wait for `topic`'s status to reach `level` with a message matching `pattern` (full match)."""
-    last = []
-
     def reached():
         s = system.listener.status(topic)
-        last[:] = [s]
         return s if s and s.level == level and re.fullmatch(pattern, s.message) else None
-    try:
-        return wait_for(reached, timeout, f'{topic} at level {level[0]} /{pattern}/')
-    except AssertionError as exc:
-        s = last[0] if last else None
-        raise AssertionError(f'{exc}; last status: {s and (s.level[0], s.message)}') from None
+
+    def status() -> Optional[Tuple[int, str]]:
+        s = system.listener.status(topic)
+        return s and (s.level[0], s.message)
+    return wait_for(reached, timeout, f'{topic} at level {level[0]} /{pattern}/', last=status)
 
 
 def test_rate_below_minimum_warns_then_errors_with_a_readable_message(system):

@@ -11,7 +11,7 @@ conditions and with sim_robot and the topic monitor alone (`--stack monitor`).
 Each run sets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a ROS_DOMAIN_ID of its own (71..80, or
 `--domain`); the busy core is a child `while True: pass` that is killed at the end of the run.
 
-    .venv/bin/python bench/latency_under_load.py                 # ~5 min: demo, idle and busy, x2
+    .venv/bin/python bench/latency_under_load.py                 # ~2 min: demo, idle and busy, x2
     .venv/bin/python bench/latency_under_load.py --stack monitor --runs 1
 """
 from __future__ import annotations

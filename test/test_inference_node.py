@@ -510,3 +510,113 @@ def test_accuracy_is_never_scored_against_old_ground_truth(ros):
         assert node.accuracy.count == 6
     finally:
         node.destroy_node()
+
+
+# ---- fail-safe: never act on input the node no longer has (issue 17) --------------------------
+
+def record_commands(node) -> List[tuple]:
+    """(monotonic time, (linear.x, angular.z)) of every command the node publishes (observed on
+    its way to the real publisher)."""
+    sent: List[tuple] = []
+    publish = node._pub.publish
+
+    def observed(out):
+        sent.append((time.monotonic(), (out.linear.x, out.angular.z)))
+        publish(out)
+    node._pub.publish = observed
+    return sent
+
+
+def imu_inputs(node, start: int, n: int, nan: bool = False, stamp_offset_s: int = 100):
+    """n Imu inputs through the node's own subscription callback, stamps 5 ms apart."""
+    msg = Imu()
+    msg.linear_acceleration.y = 0.06
+    for i in range(start, start + n):
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(
+            stamp_offset_s * 1_000_000_000 + i * 5_000_000, 1_000_000_000)
+        msg.angular_velocity.z = float('nan') if nan else 0.2
+        node._on_message(msg, {})
+
+
+def inputs_status(node):
+    from liquid_edge_ros_monitor.core.diagnostics import DiagnosticStatusWrapper
+    return node._status_inputs(DiagnosticStatusWrapper())
+
+
+def test_a_sensor_failing_to_nan_is_an_outage_even_with_hold(ros):
+    """on_non_finite hold, a sensor that keeps publishing NaN: within input_timeout the last good
+    command is held; past it the stale policy applies (the zero command, once), never the held
+    command again, counted and reported as stale input."""
+    from rclpy.parameter import Parameter
+    node = make_node('/li_fs_nan', Parameter('metrics_port', value=-1),
+                     Parameter('on_non_finite', value='hold'),
+                     Parameter('input_timeout', value=0.3), Parameter('dt_default', value=0.005))
+    sent = record_commands(node)
+    try:
+        imu_inputs(node, 0, 20)
+        held = sent[-1][1]
+        assert held != (0.0, 0.0)
+        t_nan = time.monotonic()
+        i = 20
+        while time.monotonic() < t_nan + 0.9:
+            imu_inputs(node, i, 1, nan=True)
+            node._on_watchdog()
+            i += 1
+            time.sleep(0.005)               # pacing a 200 Hz sensor, not synchronisation
+        late = [c for t, c in sent if t > t_nan + 0.45]
+        assert held not in late, f'{late.count(held)} of {len(late)} late commands held'
+        assert [c for t, c in sent if t > t_nan and c != held] == [(0.0, 0.0)]
+        assert node.metrics.errors['input_stale'] == 1
+        stat = inputs_status(node)
+        assert stat.level == b'\x02' and stat.message.startswith('input stale for '), stat.message
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('policy', ['zero', 'stop'])
+def test_nan_after_an_outage_never_brings_the_pre_outage_command_back(ros, policy):
+    from rclpy.parameter import Parameter
+    node = make_node(f'/li_fs_back_{policy}', Parameter('metrics_port', value=-1),
+                     Parameter('on_non_finite', value='hold'),
+                     Parameter('on_input_stale', value=policy),
+                     Parameter('input_timeout', value=0.3), Parameter('dt_default', value=0.005))
+    sent = record_commands(node)
+    try:
+        imu_inputs(node, 0, 20)
+        pre = sent[-1][1]
+        t0 = time.monotonic()
+        wait_for(lambda: time.monotonic() > t0 + 0.4, 2, 'an outage past input_timeout')
+        node._on_watchdog()
+        assert [c for _, c in sent[20:]] == ([] if policy == 'stop' else [(0.0, 0.0)])
+        n = len(sent)
+        imu_inputs(node, 200, 20, nan=True)          # the sensor is back, with NaN
+        after = [c for _, c in sent[n:]]
+        assert pre not in after, f'{after.count(pre)} of {len(after)} brought it back'
+        assert after == []                           # still no usable input: still stale
+        assert inputs_status(node).level == b'\x02'
+    finally:
+        node.destroy_node()
+
+
+def test_a_jump_in_header_stamps_resets_the_state_instead_of_one_giant_step(ros):
+    """An NTP step of 200 s on the sensor host: the step gets the nominal period from a reset
+    state (not dt_max from the old one), counted as stamp_gap, WARN on the inputs status."""
+    from rclpy.parameter import Parameter
+    node = make_node('/li_fs_gap', Parameter('metrics_port', value=-1),
+                     Parameter('dt_default', value=0.005))
+    dts = []
+    forward = node.controller.forward
+    node.controller.forward = lambda x, dt: (dts.append(dt), forward(x, dt))[1]   # observe only
+    try:
+        imu_inputs(node, 0, 10)
+        resets = node.controller.resets
+        imu_inputs(node, 10, 1, stamp_offset_s=300)
+        assert dts[-1] == pytest.approx(0.005), dts
+        assert node.controller.resets == resets + 1
+        assert node.metrics.errors.get('stamp_gap') == 1
+        stat = inputs_status(node)
+        assert stat.level == b'\x01' and 'stamp gap of 200.0' in stat.message, stat.message
+        imu_inputs(node, 11, 1, stamp_offset_s=300)     # and on it goes on the new clock
+        assert dts[-1] == pytest.approx(0.005) and node.metrics.errors['stamp_gap'] == 1
+    finally:
+        node.destroy_node()

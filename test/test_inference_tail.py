@@ -160,7 +160,9 @@ def test_startup_traces_are_the_first_callbacks(ros):
 
 def test_an_anomaly_storm_keeps_the_loop_rate_and_counts_the_drops(ros, ros_process):
     """A sensor that sends only NaN at 200 Hz to the node in its own process: every input still
-    gets a (safe) command, at most the rate limit's traces are kept, the rest counted dropped."""
+    gets a (safe) command, at most the rate limit's traces are kept, the rest counted dropped.
+    input_timeout 30 s: the storm stays an anomaly of fresh input (past the timeout, NaN-only
+    input is an outage and the stale policy answers it once; test_inference_control_loop)."""
     ns = '/tail_storm'
     port = free_port()
     counter = Counter(ns)
@@ -174,7 +176,7 @@ def test_an_anomaly_storm_keeps_the_loop_rate_and_counts_the_drops(ros, ros_proc
                             '-p', 'tracing.max_anomalies_per_s:=10.0',
                             '-p', 'tracing.startup_traces:=0',
                             '-p', f'metrics_port:={port}', '-p', 'input_reliability:=reliable',
-                            '-p', 'qos_depth:=500')
+                            '-p', 'qos_depth:=500', '-p', 'input_timeout:=30.0')
             wait_for(lambda: pub.get_subscription_count() > 0 and counter.node.count_publishers(
                 f'{ns}/cmd_vel') > 0, 40, 'the inference node to subscribe')
             msg = Imu()

@@ -102,6 +102,11 @@ class Controller:
         self.h = self.model.init_state()
         self.resets += 1
 
+    def forget(self) -> None:
+        """Drop the last good command (the input went stale): `hold` then holds zeros until the
+        network gives a good command on new input."""
+        self.last_good = self._zeros
+
     def state_norm(self) -> float:
         return float(np.linalg.norm(np.asarray(self.h)))
 

@@ -48,7 +48,8 @@ class InferenceMetrics(Collector):
                      'callback': LatencyHistogram(INFERENCE_BUCKETS)}
         self.inferences = 0
         self.errors: Dict[str, int] = {'non_finite_input': 0, 'non_finite_output': 0,
-                                       'bad_input': 0, 'step_failed': 0, 'input_stale': 0}
+                                       'bad_input': 0, 'step_failed': 0, 'input_stale': 0,
+                                       'stamp_gap': 0}
         self.jit_compilations = 0
         self.deadline_misses = 0
         self.drift: Optional[float] = None
@@ -116,7 +117,8 @@ class InferenceMetrics(Collector):
             CounterMetricFamily('liquid_edge_inference_errors',
                                 'Inputs or outputs rejected: non_finite_input, non_finite_output, '
                                 'bad_input; step_failed (the step raised); input_stale (times '
-                                'the input went stale).', labels=['reason'] + lab),
+                                'the input went stale); stamp_gap (input stamps jumped by more than the input '
+                                'timeout: state reset).', labels=['reason'] + lab),
             CounterMetricFamily('liquid_edge_jit_compilations',
                                 'XLA compilations in this process (flat after warm-up).',
                                 labels=lab),

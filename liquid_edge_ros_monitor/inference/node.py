@@ -41,6 +41,7 @@ from .config import INFERENCE_PARAMS, InferenceConfig, parse_inference_config
 from .controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, STEP_FAILED, Accuracy, Controller,
                          DriftScore, LatencyRing, LogThrottle, input_timeout, nominal_dt)
 from .controller import OK as STEP_OK
+from .control_loop import STALE, ControlLoop
 from .fields import has_header, numeric_getters, numeric_setters
 from .metrics import InferenceMetrics, model_info_labels
 from .tail_sampling import TailSampler
@@ -161,6 +162,10 @@ class LiquidInference(Node):
         self.controller = Controller(m, c.hold_on_non_finite)
         self.dt0 = nominal_dt(m, c.dt_default)
         self.input_timeout = input_timeout(c.input_timeout, m, c.dt_default)
+        self.loop = ControlLoop(self.controller, self.input_timeout, self.dt0, c.dt_max,
+                                c.on_input_stale, repeat_stale=bool(c.control_rate))
+        self.loop.on_stale = self._on_stale
+        self.loop.on_back = self._on_back
         _count_compilations()
         t0 = time.perf_counter()
         self.controller.warm_up(self.dt0)
@@ -171,14 +176,10 @@ class LiquidInference(Node):
         self.callback_lat = LatencyRing()
         self.forward_lat = LatencyRing()
         self._x = np.zeros(m.n_inputs, dtype=np.float32)
-        self._last_stamp_ns: Optional[int] = None
-        self._last_step_ns: Optional[int] = None     # monotonic, of the previous step
-        self._input_mono: Optional[float] = None     # monotonic receipt time of the latest input
-        self.stale = False                           # the input is older than input_timeout
         self.step_failures = 0                       # steps that raised, in a row
-        self._throttles = {'non_finite_output': LogThrottle(), 'step_failed': LogThrottle()}
-        self._latest: Optional[Any] = None           # (msg, info) for control_rate mode
-        self._period_ema: Optional[float] = None
+        self._throttles = {'non_finite_output': LogThrottle(), 'step_failed': LogThrottle(),
+                           'stamp_gap': LogThrottle()}
+        self._latest: Optional[Any] = None           # (msg, info, arrival ns) for control_rate
         self.last_problem: Optional[str] = None
         self.last_problem_ns = 0
 
@@ -250,56 +251,35 @@ class LiquidInference(Node):
     # ---- control loop (executor thread) --------------------------------------------------------
 
     def _keep_latest(self, msg: Any, info: Any) -> None:
-        self._latest = (msg, info)
-        self._input_mono = time.monotonic()
+        self._latest = (msg, info, time.monotonic_ns())
 
     def _on_control(self) -> None:
         latest = self._latest
-        if latest is None:
-            return
-        if self._input_stale():
-            self._publish_stale_command()
-            return
-        if self.stale:
-            self._input_back()
-        self._on_input(*latest)
+        if latest is not None:
+            self._on_input(*latest)
 
     def _on_message(self, msg: Any, info: Any) -> None:
-        self._input_mono = time.monotonic()
-        if self.stale:
-            self._input_back()
-        self._on_input(msg, info)
+        self._on_input(msg, info, time.monotonic_ns())
 
     def _on_watchdog(self) -> None:
         """Without control_rate nothing steps when the input stops: say so, once per outage."""
-        if not self.stale and self._input_stale():
-            self._publish_stale_command()
+        _stale, command = self.loop.watch(time.monotonic_ns())
+        if command is not None:
+            self._publish(command, None)
 
     # ---- stale input: never act on input the node no longer has --------------------------------
 
     def input_age(self) -> Optional[float]:
-        t = self._input_mono
-        return None if t is None else time.monotonic() - t
+        """Seconds since the latest usable input (None before any input)."""
+        return self.loop.input_age_s(time.monotonic_ns())
 
-    def _input_stale(self) -> bool:
-        """Whether the latest input is older than `input_timeout`. On the change to stale: reset
-        the hidden state (it integrated inputs that no longer describe the world; the next step
-        starts from rest with the nominal dt), count it, say so in the log."""
-        age = self.input_age()
-        if age is None or age <= self.input_timeout:
-            return False
-        if not self.stale:
-            self.stale = True
-            self.controller.reset()
-            self._last_stamp_ns = self._last_step_ns = None
-            self.metrics.errors['input_stale'] += 1
-            self.get_logger().error(f'input stale for {age:.3f} s on {self._in_topic} (timeout '
-                                    f'{self.input_timeout:g} s): state reset, '
-                                    f'{self._stale_action()}')
-        return True
+    def _on_stale(self, age: float) -> None:
+        """The loop went stale (it has reset the state and forgotten the last good command)."""
+        self.metrics.errors['input_stale'] += 1
+        self.get_logger().error(f'input stale for {age:.3f} s on {self._in_topic} (timeout '
+                                f'{self.input_timeout:g} s): state reset, {self._stale_action()}')
 
-    def _input_back(self) -> None:
-        self.stale = False
+    def _on_back(self) -> None:
         self.get_logger().info(f'input back on {self._in_topic}: stepping again from a reset state')
 
     def _stale_action(self) -> str:
@@ -310,39 +290,42 @@ class LiquidInference(Node):
         return f'publishing {what}' + (f' at {self.config.control_rate:g} Hz'
                                         if self.config.control_rate else ' once')
 
-    def _publish_stale_command(self) -> None:
-        how = self.config.on_input_stale
-        if how == 'stop':
-            return
-        y = self.controller.zero() if how == 'zero' else self.controller.last_good
+    def _publish(self, y: np.ndarray, msg: Any) -> None:
+        """Publish command `y`; a stamped command carries input `msg`'s stamp (now without one)."""
         out = self._out_msg
         for setter, v in zip(self._setters, y.tolist()):
             setter(out, v)
+        if self._out_header:
+            self._stamp_command(out, msg)
         self._pub.publish(out)
 
-    def _on_input(self, msg: Any, info: Any) -> None:
+    def _on_input(self, msg: Any, info: Any, arrival_ns: Optional[int] = None) -> None:
         """One input: features, step, command; its trace kept or not at the end.
 
         With tracing on, the callback costs two random ids, four clock reads and a ContextVar
         set/reset more than without; only a kept one builds a record (a dict and a tuple), and
         its spans are made on another thread."""
         t0 = time.perf_counter()
+        if arrival_ns is None:
+            arrival_ns = time.monotonic_ns()
         stamp_ns = None
         if self._in_header:
             st = msg.header.stamp
             stamp_ns = st.sec * 1_000_000_000 + st.nanosec
         kept = self._kept
         if kept is None:
-            status = self._process(msg, stamp_ns, None)
+            status = self._process(msg, stamp_ns, arrival_ns, None)
         else:
             m0 = time.time_ns()
             ids = new_ids()
             token = trace_ids.set(ids)
             try:
                 marks = [m0, 0, 0, 0]
-                status = self._process(msg, stamp_ns, marks)
+                status = self._process(msg, stamp_ns, arrival_ns, marks)
             finally:
                 trace_ids.reset(token)
+        if status == STALE:
+            return           # no usable input: the stale command is no inference
         took = time.perf_counter() - t0
         self.callback_lat.add(took)
         deadline = self._deadline()
@@ -350,12 +333,13 @@ class LiquidInference(Node):
             self.metrics.deadline_misses += 1
         if kept is None:
             return
-        reason = self.sampler.decide(status != STEP_OK, took, deadline, t0)
+        gap = self.loop.gap
+        reason = self.sampler.decide(status != STEP_OK or gap, took, deadline, t0)
         if reason is None:
             return
         attrs = self._callback_attributes(msg, info, stamp_ns)
         attrs['liquid_edge.keep_reason'] = reason
-        error = _REASONS.get(status)
+        error = _REASONS.get(status) or ('stamp_gap' if gap else None)
         if error:
             attrs['lnn.error'] = error
         if kept.put(CallbackRecord(ids[0], ids[1], tuple(marks), attrs, error)):
@@ -371,10 +355,10 @@ class LiquidInference(Node):
             attrs['ros.header.frame_id'] = msg.header.frame_id
         return attrs
 
-    def _process(self, msg: Any, stamp_ns: Optional[int], marks: Optional[list]) -> int:
-        """The callback's work; returns the controller's status. With `marks` (tracing on): fills
-        in the wall-clock ns at the stage boundaries (features done, step done, published)."""
-        dt = self._elapsed(stamp_ns)
+    def _process(self, msg: Any, stamp_ns: Optional[int], arrival_ns: int,
+                 marks: Optional[list]) -> int:
+        """The callback's work; returns the loop's status. With `marks` (tracing on): fills in the
+        wall-clock ns at the stage boundaries (features done, step done, published)."""
         x = self._x
         try:
             x[:] = self._features(msg)
@@ -383,18 +367,21 @@ class LiquidInference(Node):
         if marks is not None:
             marks[1] = time.time_ns()
         f0 = time.perf_counter()
-        y, status = self.controller.forward(x, dt)      # checks x is finite before the step
+        y, status = self.loop.step(
+            x, stamp_ns if stamp_ns is not None else self.get_clock().now().nanoseconds,
+            arrival_ns, time.monotonic_ns())
+        if status == STALE:
+            if y is not None:
+                self._publish(y, None)
+            return STALE
         self.forward_lat.add(time.perf_counter() - f0)
         if marks is not None:
             marks[2] = time.time_ns()
         if status != NON_FINITE_INPUT:
             self.drift.add(x)
-        out = self._out_msg
-        for setter, v in zip(self._setters, y.tolist()):
-            setter(out, v)
-        if self._out_header:
-            self._stamp_command(out, msg)
-        self._pub.publish(out)
+        self._publish(y, msg)
+        if self.loop.gap:
+            self._gap()
         if status == STEP_FAILED:
             self.step_failures += 1
         elif status == 0:
@@ -411,32 +398,15 @@ class LiquidInference(Node):
         return status
 
     def _stamp_command(self, out: Any, msg: Any) -> None:
-        """A stamped command carries its input's stamp (receipt time for a headerless input) and,
-        unless `output_frame_id` is set, its frame."""
-        if self._in_header:
+        """A stamped command carries its input's stamp (receipt time for a headerless input, now
+        for a stale command, which has no input) and, unless `output_frame_id` is set, its
+        frame."""
+        if msg is not None and self._in_header:
             out.header.stamp = msg.header.stamp
             if not self.config.output_frame_id:
                 out.header.frame_id = msg.header.frame_id
         else:
             out.header.stamp = self.get_clock().now().to_msg()
-
-    def _elapsed(self, stamp_ns: Optional[int]) -> float:
-        """Seconds since the previous input, from header stamps (receipt time without a header),
-        clipped to (0, dt_max]; the first input gets the nominal period. An input stepped again
-        (control_rate above the input rate) or a stamp that went back gets the time that really
-        passed since the previous step, not the nominal period."""
-        now = stamp_ns if stamp_ns is not None else self.get_clock().now().nanoseconds
-        step = time.monotonic_ns()
-        last, self._last_stamp_ns = self._last_stamp_ns, now
-        last_step, self._last_step_ns = self._last_step_ns, step
-        if last is None or last_step is None:
-            return self.dt0
-        if now <= last:
-            return min(max((step - last_step) * 1e-9, 1e-6), self.config.dt_max)
-        dt = min((now - last) * 1e-9, self.config.dt_max)
-        ema = self._period_ema
-        self._period_ema = dt if ema is None else ema + 0.01 * (dt - ema)
-        return dt
 
     def _deadline(self) -> Optional[float]:
         c = self.config
@@ -444,7 +414,22 @@ class LiquidInference(Node):
             return c.control_period
         if c.control_rate:
             return 1.0 / c.control_rate
-        return self._period_ema
+        return self.loop.period_ema
+
+    def _gap(self) -> None:
+        """The input's stamps jumped by more than input_timeout: the loop reset the state and
+        stepped with the nominal period. Counted, reported, logged (throttled)."""
+        self.metrics.errors['stamp_gap'] += 1
+        self.last_problem = 'stamp_gap'
+        self.last_problem_ns = time.monotonic_ns()
+        held = self._throttles['stamp_gap'].allow(time.monotonic())
+        if held is not None:
+            _log.warning(f'{self._gap_text()}' + (f' ({held} similar messages suppressed)'
+                                                  if held else ''), extra={'reason': 'stamp_gap'})
+
+    def _gap_text(self) -> str:
+        return (f'stamp gap of {self.loop.last_gap_s:.3f} s on {self._in_topic} (over the input '
+                f'timeout {self.input_timeout:g} s): state reset')
 
     def _problem(self, status: int) -> None:
         reason = _REASONS[status]
@@ -565,9 +550,15 @@ class LiquidInference(Node):
         drift = self.drift.value
         bad = self.metrics.errors['non_finite_input']
         age = self.input_age()
-        if self.stale and age is not None:
-            stat.summary(ERROR, f'input stale for {age:.2f} s on {self._in_topic} (timeout '
-                                f'{self.input_timeout:g} s): state reset, {self._stale_action()}')
+        arrived = self.loop.arrival_age_s(time.monotonic_ns())
+        if self.loop.stale and age is not None:
+            flowing = arrived is not None and arrived <= self.input_timeout
+            stat.summary(ERROR, f'input stale for {age:.2f} s on {self._in_topic} '
+                                + ('(inputs arrive, none usable) ' if flowing else '')
+                                + f'(timeout {self.input_timeout:g} s): state reset, '
+                                + self._stale_action())
+        elif self._recent_problem() == 'stamp_gap':
+            stat.summary(WARN, self._gap_text())
         elif self._recent_problem() == 'non_finite_input':
             stat.summary(ERROR, f'non-finite input on {self._in_topic}: step skipped, safe command')
         elif drift is not None and self.config.drift_warn and drift > self.config.drift_warn:
@@ -580,6 +571,7 @@ class LiquidInference(Node):
         stat.add('input age s', f'{age:.3f}' if age is not None else 'no input yet')
         stat.add('input timeout s', f'{self.input_timeout:g}')
         stat.add('stale episodes', str(self.metrics.errors['input_stale']))
+        stat.add('stamp gaps', str(self.metrics.errors['stamp_gap']))
         stat.add('drift', f'{drift:.3f}' if drift is not None else 'n/a')
         stat.add('non-finite inputs', str(bad))
         return stat

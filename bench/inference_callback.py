@@ -109,10 +109,10 @@ def main() -> None:
         print(f'{"case":30s} {"median us":>10s} {"p99 us":>10s} {"ratio":>7s}  traces kept')
         for label, t in times.items():
             a = np.asarray(t) * 1e6
-            kept = {r: n for r, n in nodes[label].sampler.kept.items() if n}
+            kept = {r: n for r, n in nodes[label].monitor.sampler.kept.items() if n}
             print(f'{label:30s} {np.median(a):10.1f} {np.percentile(a, 99):10.1f} '
                   f'{np.median(a) / (base * 1e6):7.3f}  {kept if label != "off" else ""}')
-        sent = nodes['tail, head 1, live grpc'].tracing
+        sent = nodes['tail, head 1, live grpc'].monitor.tracing
         sent.force_flush(10.0)
         print(f'live receiver: {sent.exported_spans} spans exported, {sent.dropped_spans} dropped')
     finally:

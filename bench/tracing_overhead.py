@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / 'test'))
 
-from liquid_edge_ros_monitor.inference.tracing import Tracing, TracingConfig, setup_tracing  # noqa: E402
+from liquid_edge_ros_monitor.instrument.otel_env import TracingConfig  # noqa: E402
+from liquid_edge_ros_monitor.instrument.tracing import Tracing, setup_tracing  # noqa: E402
 
 RECEIVER = '''
 import sys, time

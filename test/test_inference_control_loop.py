@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO
 from liquid_edge_ros_monitor.inference.control_loop import STALE, ControlLoop
 from liquid_edge_ros_monitor.inference.controller import NON_FINITE_INPUT, OK, Controller
+from liquid_edge_ros_monitor.instrument.freshness import Freshness
 from liquid_edge_ros_monitor.lnn import load_model
 
 GOLDEN = REPO / 'test' / 'data' / 'lnn' / 'cfc_tanh_nobackbone.npz'   # 5 inputs -> 2 outputs
@@ -27,12 +28,15 @@ def model():
 
 
 def make_loop(model, hold=True, on_input_stale='zero', repeat=False):
+    """A loop and the events a node listening after it sees: ('stale', age, the command it
+    sends once) and ('back',)."""
     controller = Controller(model, hold_on_non_finite=hold)
-    loop = ControlLoop(controller, TIMEOUT_S, dt0=0.005, dt_max=1.0,
+    loop = ControlLoop(controller, Freshness(TIMEOUT_S), dt0=0.005, dt_max=1.0,
                        on_input_stale=on_input_stale, repeat_stale=repeat)
     events = []
-    loop.on_stale = lambda age: events.append(('stale', round(age, 3)))
-    loop.on_back = lambda: events.append(('back',))
+    loop.freshness.on_stale(lambda age: events.append(('stale', round(age, 3),
+                                                       loop.stale_command)))
+    loop.freshness.on_back(lambda: events.append(('back',)))
     return loop, events
 
 
@@ -58,10 +62,10 @@ def test_a_non_finite_input_is_not_fresh_input(model):
     within = [r for i, r in enumerate(nans) if 100 + 5 * i - last_good_ms <= 500]
     after = nans[len(within):]
     assert all(s == NON_FINITE_INPUT and np.array_equal(y, held) for y, s in within)
-    assert after[0][1] == STALE and after[0][0].tolist() == [0.0, 0.0]     # zero, once
-    assert all(s == STALE and y is None for y, s in after[1:])
-    assert not any(y is not None and np.array_equal(y, held) for y, _ in after)
-    assert loop.stale and loop.episodes == 1 and events == [('stale', 0.505)]
+    assert all(s == STALE and y is None for y, s in after)
+    assert loop.stale and loop.freshness.episodes == 1
+    [(what, age, once)] = events                      # the zero command, sent once
+    assert (what, age, once.tolist()) == ('stale', 0.505, [0.0, 0.0])
 
 
 @pytest.mark.parametrize('policy', ['zero', 'stop'])
@@ -70,8 +74,9 @@ def test_going_stale_forgets_the_last_good_command(model, policy):
     they are not usable input, and the last good command was forgotten at the outage."""
     loop, _ = make_loop(model, hold=True, on_input_stale=policy)
     pre = feed(loop, GOOD, 0, 20)[-1][0]
-    stale, command = loop.watch(now_ns=700 * MS)     # silence: the watchdog's tick
-    assert stale and (command is None if policy == 'stop' else command.tolist() == [0.0, 0.0])
+    assert loop.freshness.check(now_ns=700 * MS)     # silence: the watchdog's tick
+    command = loop.stale_command
+    assert command is None if policy == 'stop' else command.tolist() == [0.0, 0.0]
     after = feed(loop, NAN, 800, 100)                # NaNs come back: still no usable input
     assert all(s == STALE and y is None for y, s in after)
     back = feed(loop, GOOD, 1400, 1)[0]              # usable input: a step from a reset state
@@ -83,9 +88,10 @@ def test_going_stale_forgets_the_last_good_command(model, policy):
 def test_hold_on_stale_is_the_command_before_the_outage_and_is_repeated_at_a_control_rate(model):
     loop, _ = make_loop(model, hold=False, on_input_stale='hold', repeat=True)
     pre = feed(loop, GOOD, 0, 20)[-1][0]
-    first = loop.watch(700 * MS)
-    again = loop.watch(720 * MS)
-    assert first[0] and np.array_equal(first[1], pre) and np.array_equal(again[1], pre)
+    first = loop.step(NAN, 95 * MS, 95 * MS, 700 * MS)
+    again = loop.step(NAN, 95 * MS, 95 * MS, 720 * MS)
+    assert first[1] == again[1] == STALE
+    assert np.array_equal(first[0], pre) and np.array_equal(again[0], pre)
     assert loop.controller.safe().tolist() == [0.0, 0.0]    # forgotten by the controller
 
 
@@ -135,4 +141,4 @@ def test_elapsed_time_spans_the_non_finite_inputs_that_were_skipped(model):
 
 def test_an_unknown_policy_is_refused(model):
     with pytest.raises(ValueError, match="on_input_stale must be one of zero, hold, stop"):
-        ControlLoop(Controller(model), 0.5, 0.005, 1.0, on_input_stale='coast')
+        ControlLoop(Controller(model), Freshness(0.5), 0.005, 1.0, on_input_stale='coast')

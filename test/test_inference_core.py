@@ -9,8 +9,10 @@ from sensor_msgs.msg import Imu
 
 from conftest import REPO
 from liquid_edge_ros_monitor.core.params import ConfigError
-from liquid_edge_ros_monitor.inference.controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, OK, Accuracy,
-                                               Controller, DriftScore, LatencyRing, nominal_dt)
+from liquid_edge_ros_monitor.inference.controller import (NON_FINITE_INPUT, NON_FINITE_OUTPUT, OK,
+                                                          Controller, nominal_dt)
+from liquid_edge_ros_monitor.instrument.stats import (Accuracy, DriftScore, InputRing, LatencyRing,
+                                                      LogThrottle)
 from liquid_edge_ros_monitor.inference import controller as controller_mod
 from liquid_edge_ros_monitor.inference.config import parse_inference_config
 from liquid_edge_ros_monitor.lnn import Model, load_model
@@ -93,7 +95,7 @@ def test_input_timeout_defaults_to_ten_input_periods():
 
 
 def test_log_throttle_lets_one_line_through_per_interval_and_counts_the_rest():
-    t = controller_mod.LogThrottle(10.0)
+    t = LogThrottle(10.0)
     assert t.allow(100.0) == 0
     assert [t.allow(100.0 + i * 0.005) for i in range(1, 200)] == [None] * 199
     assert t.allow(110.0) == 199 and t.allow(110.1) is None
@@ -117,6 +119,25 @@ def test_drift_score_is_small_in_distribution_and_grows_outside():
         d.add(mean + 6 * std)
     assert d.value > 5.5
     assert DriftScore(None, None, 10).available is False
+
+
+def test_drift_scored_in_batches_equals_one_by_one():
+    """The monitor scores inputs on its update timer (`add_many` over a ring), not per callback:
+    the same number as scoring each input as it came."""
+    rng = np.random.default_rng(2)
+    mean, std = np.array([0.0, 10.0, -1.0]), np.array([1.0, 2.0, 0.5])
+    one, batched = DriftScore(mean, std, window=50), DriftScore(mean, std, window=50)
+    ring = InputRing(size=64)
+    for chunk in (1, 7, 40, 64, 3):
+        xs = mean + std * rng.standard_normal((chunk, 3)) * 1.5
+        for x in xs:
+            one.add(x)
+            ring.add(x)
+        batched.add_many(ring.take_new())
+        assert batched.value == pytest.approx(one.value, rel=1e-12)
+    assert ring.take_new().shape == (0, 3)
+    ring.add(np.zeros(4))                       # another width: not kept, counted
+    assert ring.mismatched == 1 and ring.take_new().shape == (0, 3)
 
 
 def test_accuracy_over_a_window():
@@ -194,8 +215,8 @@ def test_bad_parameters_name_themselves(values, name, fragment):
 def test_parameter_defaults_and_tracing_overrides():
     c = parse_inference_config({}, hostname='r1')
     assert c.input_topic == 'imu/data' and c.outputs == ('linear.x', 'angular.z')
-    assert c.tracing['sampling_ratio'] is None                # -1: the OTEL_* variables decide
+    assert c.monitor.tracing['sampling_ratio'] is None        # -1: the OTEL_* variables decide
     c = parse_inference_config({'tracing.sampling_ratio': 0.25})
-    assert c.tracing['sampling_ratio'] == 0.25
+    assert c.monitor.tracing['sampling_ratio'] == 0.25
     with pytest.raises(ConfigError, match="parameter 'tracng.enabled': unknown"):
         parse_inference_config({}, given=['tracng.enabled'])

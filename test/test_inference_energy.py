@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from liquid_edge_ros_monitor.inference.energy import (DEFAULT_JOULES_PER_MAC, EnergyMeter, MacEnergyModel, RaplReader,
+from liquid_edge_ros_monitor.instrument.energy import (DEFAULT_JOULES_PER_MAC, EnergyMeter, MacEnergyModel, RaplReader,
                                             counter_delta)
 
 MAX = 262_143_328_850  # a typical max_energy_range_uj (2^38 uJ less a little)

@@ -8,9 +8,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO, wait_for
-from liquid_edge_ros_monitor.inference.metrics import InferenceMetrics, model_info_labels
-from liquid_edge_ros_monitor.inference.tracing import TracingConfig, setup_tracing
-from liquid_edge_ros_monitor.lnn import load_model
+from liquid_edge_ros_monitor.inference.loading import load_for_controller
+from liquid_edge_ros_monitor.instrument.metrics import InferenceMetrics
+from liquid_edge_ros_monitor.instrument.otel_env import TracingConfig
+from liquid_edge_ros_monitor.instrument.tracing import setup_tracing
 from test_inference_tracing import NODE_ATTRS, closed_port, node_callback
 
 MODEL = REPO / 'models' / 'imu_velocity.npz'
@@ -25,10 +26,12 @@ def samples(metrics: InferenceMetrics) -> dict:
 
 
 def test_model_info_names_the_weights_file_by_its_sha256():
-    model = load_model(str(MODEL))
-    labels = model_info_labels(str(MODEL), model)
+    loaded = load_for_controller(str(MODEL), 3, 2, False, lambda m: 0.005)
+    model = loaded.model
+    labels = loaded.info.labels()
     assert labels == {'model': 'imu_velocity', 'sha256': hashlib.sha256(MODEL.read_bytes()).hexdigest(),
-                      'cell': model.cell, 'mode': model.mode or '', 'units': str(model.units)}
+                      'cell': model.cell, 'mode': model.mode or '', 'units': str(model.units),
+                      'version': '', 'framework': 'jax'}
     metrics = InferenceMetrics('r1', '/liquid_inference')
     assert not [k for k in samples(metrics) if k[0] == 'liquid_edge_model_info'], 'absent until loaded'
     metrics.model_info = labels

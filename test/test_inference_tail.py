@@ -20,7 +20,7 @@ from otlp_receiver import OtlpReceiver
 from ros_helpers import sample_value, scrape
 from test_inference_node import GOLDEN, Counter, start_inference
 
-from liquid_edge_ros_monitor.inference.tail_sampling import TailSampler, TokenBucket
+from liquid_edge_ros_monitor.instrument.tail_sampling import TailSampler, TokenBucket
 
 FIELDS = ['angular_velocity.z', 'linear_acceleration.x', 'linear_acceleration.y',
           'linear_acceleration.z', 'angular_velocity.x']
@@ -109,7 +109,7 @@ def test_exactly_the_anomalous_callbacks_are_traced_with_their_reason_and_log_id
                 msg.header.stamp.sec, msg.header.stamp.nanosec = 100, i * 5_000_000
                 msg.angular_velocity.z = float('nan') if i == 10 else 0.2
                 node._on_input(msg, {'publication_sequence_number': i + 1})
-            assert node.tracing.force_flush(10.0)
+            assert node.monitor.tracing.force_flush(10.0)
             roots = {s.attributes['dds.publication_sequence_number'] - 1: s
                      for s in rx.spans() if s.name == 'liquid_inference.callback'}
             assert {i: r.attributes['liquid_edge.keep_reason'] for i, r in roots.items()} == \
@@ -149,7 +149,7 @@ def test_startup_traces_are_the_first_callbacks(ros):
             for i in range(40):
                 msg.header.stamp.sec, msg.header.stamp.nanosec = 100, i * 5_000_000
                 node._on_input(msg, {'publication_sequence_number': i + 1})
-            assert node.tracing.force_flush(10.0)
+            assert node.monitor.tracing.force_flush(10.0)
             roots = [s for s in rx.spans() if s.name == 'liquid_inference.callback']
             assert sorted(s.attributes['dds.publication_sequence_number'] for s in roots) == \
                 [1, 2, 3, 4, 5]

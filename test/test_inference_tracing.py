@@ -12,7 +12,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from conftest import wait_for
-from liquid_edge_ros_monitor.inference.tracing import Tracing, TracingConfig, setup_tracing
+from liquid_edge_ros_monitor.instrument.otel_env import TracingConfig
+from liquid_edge_ros_monitor.instrument.tracing import Tracing, setup_tracing
 from otlp_receiver import OtlpReceiver, ReceivedSpan
 
 NODE_ATTRS = {'ros.node.name': 'liquid_inference', 'ros.node.namespace': '/robot1', 'ros.domain_id': '42'}
@@ -317,7 +318,7 @@ def test_shutdown_is_idempotent_and_flushes() -> None:
 def test_export_failures_are_logged_once_a_minute_not_per_retry() -> None:
     import logging
 
-    from liquid_edge_ros_monitor.inference.tracing import _EXPORTER_LOGGERS, _Throttle
+    from liquid_edge_ros_monitor.instrument.export_logs import _EXPORTER_LOGGERS, _Throttle
     throttle = _Throttle(interval_s=3600.0)
     records = [logging.LogRecord('x', logging.WARNING, __file__, 1, 'export failed', None, None)
                for _ in range(100)]

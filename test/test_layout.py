@@ -1,7 +1,10 @@
-"""The package layout's rules, checked on the source: one folder per node over `core/` and `lnn/`.
+"""The package layout's rules, checked on the source: one folder per node over `core/` and `lnn/`,
+and the public instrumentation library `instrument/` between them.
 
 - a node's folder (`topics/`, `graph/`, `inference/`) imports `core/`, `lnn/` and itself, never
   another node's folder nor the top-level modules (`cli`, `live_view`, `sim_robot`);
+  `inference/` also imports `instrument/`, which it is built on;
+- `instrument/` imports only `core/` (a team's node gets no JAX and no node of ours with it);
 - `core/` and `lnn/` import nothing of the package above them (`lnn/` not even `core/`: it is
   pure JAX);
 - every console script in setup.py points at a module that has its function.
@@ -26,7 +29,8 @@ NODE_FOLDERS = ('topics', 'graph', 'inference')
 ALLOWED = {
     'topics': {'core', 'lnn'},
     'graph': {'core', 'lnn'},
-    'inference': {'core', 'lnn'},
+    'inference': {'core', 'lnn', 'instrument'},
+    'instrument': {'core'},
     'core': set(),
     'lnn': set(),
 }
@@ -81,7 +85,9 @@ def test_no_module_is_left_at_the_old_flat_paths():
     """Moved modules leave no shim behind (imports of the old names must fail)."""
     for old in ('topic_monitor', 'node_monitor', 'liquid_inference', 'metrics', 'config', 'health',
                 'stats', 'cdr', 'receiver', 'inference', 'graph.graph', 'nodes', 'msg_fields',
-                'runner', 'diagnostics', 'ros_params', 'tracing', 'energy', 'jsonlog', 'share'):
+                'runner', 'diagnostics', 'ros_params', 'tracing', 'energy', 'jsonlog', 'share',
+                'inference.tracing', 'inference.tail_sampling', 'inference.trace_export',
+                'inference.energy', 'inference.metrics'):
         path = ROOT / (old.replace('.', '/') + '.py')
         assert not path.exists(), f'{path} is still there'
 

@@ -23,7 +23,7 @@ def test_histogram_buckets_are_less_or_equal_and_cumulative():
 def test_an_exemplar_sits_in_its_values_bucket_and_only_in_openmetrics():
     from prometheus_client.openmetrics.exposition import generate_latest as openmetrics
 
-    from liquid_edge_ros_monitor.inference.metrics import InferenceMetrics
+    from liquid_edge_ros_monitor.instrument.metrics import InferenceMetrics
     m = InferenceMetrics('r1', '/li')
     m.add_latencies('callback', np.array([0.0004, 0.003]))
     m.add_exemplar('callback', 0.003, 0xabc, 0x12, 1700000000.0)

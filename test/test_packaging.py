@@ -157,7 +157,7 @@ def test_share_files_installed_where_ros2_launch_looks(install: Install) -> None
 
 def test_installed_inference_node_finds_the_shipped_model(install: Install) -> None:
     """The default model path resolves to share/<pkg>/models in the install space."""
-    probe = ('from liquid_edge_ros_monitor.inference.node import default_model_path\n'
+    probe = ('from liquid_edge_ros_monitor.inference.loading import default_model_path\n'
              'from liquid_edge_ros_monitor.lnn import load_model\n'
              'p = default_model_path(); print(p); print(load_model(p).describe())')
     proc = subprocess.run([sys.executable, '-c', probe], cwd=install.base,

@@ -17,86 +17,68 @@ of the version before this module (issue 17):
   the step gets the nominal period.
 
 Times are integers: `arrival_ns`/`now_ns` on a monotonic clock, `stamp_ns` the input's header
-stamp (or the node clock's time for a headerless input).
+stamp (or the node clock's time for a headerless input). The gap threshold is the freshness
+timeout.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
+from ..instrument.freshness import Freshness
 from .controller import NON_FINITE_INPUT
 
-#: `step` status: no usable input for longer than `input_timeout`; the command is the stale one.
+#: `step` status: no usable input for longer than the timeout; the command is the stale one.
 STALE = 4
 #: `on_input_stale` choices.
 STALE_POLICIES = ('zero', 'hold', 'stop')
 
 
 class ControlLoop:
-    """Input freshness, elapsed time and the stale policy around one `Controller`."""
+    """Elapsed time, stamp gaps and the stale policy around one `Controller`; input freshness is
+    the shared `Freshness` (the monitor reports on the same one).
 
-    def __init__(self, controller: Any, input_timeout_s: float, dt0: float, dt_max: float,
+    The stale command goes out at every control tick from `step` when `repeat_stale` (a control
+    rate); without one, whoever listens to `freshness` after this loop sends `stale_command` once
+    (liquid_inference does), since the change may be noticed by a timer between inputs.
+    """
+
+    def __init__(self, controller: Any, freshness: Freshness, dt0: float, dt_max: float,
                  on_input_stale: str = 'zero', repeat_stale: bool = False) -> None:
         if on_input_stale not in STALE_POLICIES:
             raise ValueError(f"on_input_stale must be one of {', '.join(STALE_POLICIES)}, "
                              f"got '{on_input_stale}'")
         self.controller = controller
-        self.timeout_ns = int(input_timeout_s * 1e9)
+        self.freshness = freshness
         self.dt0 = dt0
         self.dt_max = dt_max
         self.on_input_stale = on_input_stale
-        #: With a control rate the stale command goes out at every tick; without one, once.
         self.repeat_stale = repeat_stale
-        self.stale = False
-        self.episodes = 0                       # times the input went stale
-        self.gaps = 0                           # stamp gaps longer than input_timeout
+        self.gaps = 0                           # stamp gaps longer than the input timeout
         self.gap = False                        # the latest step followed a gap
         self.last_gap_s: Optional[float] = None
         self.period_ema: Optional[float] = None    # smoothed input period from the stamps
-        #: Called with the age (s) when the input goes stale, and when usable input is back.
-        self.on_stale: Callable[[float], None] = lambda _age: None
-        self.on_back: Callable[[], None] = lambda: None
-        self._usable_ns: Optional[int] = None   # latest usable input's arrival (first input's
-        self._arrival_ns: Optional[int] = None  # until one is usable); latest input's arrival
+        #: The command while stale (None: publish nothing), fixed when the input went stale.
+        self.stale_command: Optional[np.ndarray] = None
         self._last_stamp_ns: Optional[int] = None
         self._last_step_ns: Optional[int] = None
-        self._stale_command: Optional[np.ndarray] = None
+        freshness.on_stale(self._go_stale)
 
-    # ---- freshness -----------------------------------------------------------------------------
+    @property
+    def stale(self) -> bool:
+        return self.freshness.stale
 
-    def input_age_s(self, now_ns: int) -> Optional[float]:
-        """Seconds since the latest usable input (since the first input while none was usable);
-        None before any input."""
-        return None if self._usable_ns is None else (now_ns - self._usable_ns) * 1e-9
-
-    def arrival_age_s(self, now_ns: int) -> Optional[float]:
-        """Seconds since the latest input of any kind arrived (None before the first)."""
-        return None if self._arrival_ns is None else (now_ns - self._arrival_ns) * 1e-9
-
-    def watch(self, now_ns: int) -> Tuple[bool, Optional[np.ndarray]]:
-        """(stale, command to publish now or None). For a timer: the control tick, or a watchdog
-        without a control rate. On the change to stale: state reset, last good command
-        forgotten, `on_stale` called."""
-        usable = self._usable_ns
-        if usable is None or now_ns - usable <= self.timeout_ns:
-            return False, None
-        if not self.stale:
-            self._go_stale(now_ns - usable)
-            return True, self._stale_command
-        return True, (self._stale_command if self.repeat_stale else None)
-
-    def _go_stale(self, age_ns: int) -> None:
+    def _go_stale(self, _age_s: float) -> None:
+        """The input went stale: reset the state, forget the last good command (so `hold` on a
+        NaN after the outage cannot bring it back), fix the stale command."""
         c = self.controller
         how = self.on_input_stale
-        self._stale_command = (None if how == 'stop' else
-                               np.array(c.last_good, copy=True) if how == 'hold' else c.zero())
-        self.stale = True
-        self.episodes += 1
+        self.stale_command = (None if how == 'stop' else
+                              np.array(c.last_good, copy=True) if how == 'hold' else c.zero())
         c.reset()
         c.forget()
         self._last_stamp_ns = self._last_step_ns = None
-        self.on_stale(age_ns * 1e-9)
 
     # ---- one input -----------------------------------------------------------------------------
 
@@ -104,22 +86,14 @@ class ControlLoop:
              now_ns: int) -> Tuple[Optional[np.ndarray], int]:
         """Advance on input `x` (features, float32), which arrived at `arrival_ns` (the same input
         may be stepped again at a control tick). Returns (command or None for none, status): the
-        controller's status, or `STALE` with the stale command (None: publish nothing)."""
+        controller's status, or `STALE` with the command to publish now (None: nothing)."""
         self.gap = False
-        if self._usable_ns is None:
-            self._usable_ns = arrival_ns     # staleness is counted from the first input
-        if self._arrival_ns is None or arrival_ns > self._arrival_ns:
-            self._arrival_ns = arrival_ns
-        if now_ns - arrival_ns <= self.timeout_ns and np.isfinite(x).all():
-            if arrival_ns > self._usable_ns:
-                self._usable_ns = arrival_ns
-            if self.stale:
-                self.stale = False
-                self.on_back()
+        fresh = self.freshness
+        if np.isfinite(x).all() and fresh.usable(arrival_ns, now_ns):
             return self.controller.forward(x, self._elapsed(stamp_ns, now_ns))
-        stale, command = self.watch(now_ns)
-        if stale:
-            return command, STALE
+        fresh.seen(arrival_ns)
+        if fresh.check(now_ns):
+            return (self.stale_command if self.repeat_stale else None), STALE
         # Non-finite, not yet stale: not fed to the network; the state is kept.
         return self.controller.safe(), NON_FINITE_INPUT
 
@@ -135,7 +109,7 @@ class ControlLoop:
         if stamp_ns <= last:
             return min(max((now_ns - last_step) * 1e-9, 1e-6), self.dt_max)
         elapsed_ns = stamp_ns - last
-        if elapsed_ns > self.timeout_ns:
+        if elapsed_ns > self.freshness.timeout_ns:
             self.gap = True
             self.gaps += 1
             self.last_gap_s = elapsed_ns * 1e-9

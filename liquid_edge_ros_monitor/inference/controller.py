@@ -1,10 +1,9 @@
-"""The inference node's pure core: a guarded controller step and the statistics around it (no ROS).
+"""The inference node's guarded network step (no ROS).
 
 `Controller` owns the hidden state and never hands out a non-finite command: a NaN/Inf input is
 not fed to the network (the state stays as it was), a NaN/Inf output or a step that raises resets
-the state and yields the safe command (zeros, or the last good command). `DriftScore`, `Accuracy`
-and `LatencyRing` are fixed-size and allocation-free per sample, since they run in the control
-callback. `input_timeout` and `LogThrottle` are the small policies the node applies around them.
+the state and yields the safe command (zeros, or the last good command). `nominal_dt` and
+`input_timeout` are the model-derived defaults the control loop (`control_loop.py`) runs with.
 """
 from __future__ import annotations
 
@@ -109,99 +108,3 @@ class Controller:
 
     def state_norm(self) -> float:
         return float(np.linalg.norm(np.asarray(self.h)))
-
-
-class DriftScore:
-    """Exponential average of the mean |z-score| of the inputs against the training statistics.
-
-    About 0.8 for inputs like the training data (E|z| of a normal variable); grows as they drift.
-    """
-
-    def __init__(self, mean: Optional[np.ndarray], std: Optional[np.ndarray], window: int) -> None:
-        self.available = mean is not None and std is not None
-        self._mean = np.asarray(mean if mean is not None else 0.0, dtype=np.float64)
-        std_arr = np.asarray(std if std is not None else 1.0, dtype=np.float64)
-        self._inv_std = 1.0 / np.where(std_arr > 0, std_arr, 1.0)
-        self._alpha = 1.0 / window
-        self.value: Optional[float] = None
-
-    def add(self, x: np.ndarray) -> None:
-        if not self.available:
-            return
-        z = float(np.abs((x - self._mean) * self._inv_std).mean())
-        self.value = z if self.value is None else self.value + self._alpha * (z - self.value)
-
-
-class Accuracy:
-    """Share of the last `window` outputs within `tolerance` of the truth, on every output."""
-
-    def __init__(self, tolerance: float, window: int) -> None:
-        self.tolerance = tolerance
-        self._hits = np.zeros(window, dtype=bool)
-        self._n = 0
-        self._i = 0
-
-    def add(self, y: np.ndarray, truth: np.ndarray) -> None:
-        self._hits[self._i] = bool((np.abs(y - truth) <= self.tolerance).all())
-        self._i = (self._i + 1) % self._hits.size
-        self._n = min(self._n + 1, self._hits.size)
-
-    @property
-    def value(self) -> Optional[float]:
-        return None if self._n == 0 else float(self._hits[:self._n].mean())
-
-    @property
-    def count(self) -> int:
-        return self._n
-
-
-class LogThrottle:
-    """At most one log line per `interval_s`; the lines held back are counted and told with the next.
-    A fault that repeats per message (a non-finite output at 200 Hz) must not flood the log."""
-
-    def __init__(self, interval_s: float = 10.0) -> None:
-        self.interval_s = interval_s
-        self._next = float('-inf')
-        self.suppressed = 0
-
-    def allow(self, now: float) -> Optional[int]:
-        """None: hold this line back. Else log it, with this many similar lines held back before."""
-        if now < self._next:
-            self.suppressed += 1
-            return None
-        self._next = now + self.interval_s
-        n, self.suppressed = self.suppressed, 0
-        return n
-
-
-class LatencyRing:
-    """The last `size` latencies (seconds) for quantiles, and the ones added since `take_new`."""
-
-    def __init__(self, size: int = 2048) -> None:
-        self._buf = np.zeros(size, dtype=np.float64)
-        self._total = 0
-        self._taken = 0
-
-    def add(self, seconds: float) -> None:
-        self._buf[self._total % self._buf.size] = seconds
-        self._total += 1
-
-    def take_new(self) -> np.ndarray:
-        """Latencies added since the last call (at most one ring), for histogram buckets."""
-        total = self._total
-        n = min(total - self._taken, self._buf.size)
-        self._taken = total
-        if n <= 0:
-            return self._buf[:0].copy()
-        idx = (np.arange(total - n, total)) % self._buf.size
-        return self._buf[idx]
-
-    def quantile(self, q: float) -> Optional[float]:
-        n = min(self._total, self._buf.size)
-        if n == 0:
-            return None
-        return float(np.quantile(self._buf[:n], q))
-
-    @property
-    def count(self) -> int:
-        return self._total

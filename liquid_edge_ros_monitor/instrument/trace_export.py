@@ -1,21 +1,20 @@
-"""Kept callbacks become spans off the control thread.
+"""Kept callbacks become spans off the callback's thread.
 
-The control callback hands a compact `CallbackRecord` (ids, four wall-clock marks, the root's
-attributes) to `KeptTraces.put`: one deque append. A background thread turns each record into the
-span tree the node has always exported (`liquid_inference.callback` with children `preprocess`,
-`forward`, `publish`) as the SDK's own `ReadableSpan`s and hands them to the SDK's batch processor,
+The instrumented callback hands a compact `CallbackRecord` (ids, wall-clock start and end, its
+stages' marks, the root's attributes) to `KeptTraces.put`: one deque append. A background thread
+turns each record into a span tree (the root named after the callback, one child per stage, at
+their real times) as the SDK's own `ReadableSpan`s and hands them to the SDK's batch processor,
 which batches and exports them with the standard OTLP exporter (so every `OTEL_EXPORTER_OTLP_*`
 setting still applies). Starting and ending four SDK spans on the control thread cost ~80 us per
 traced callback on a 2-core VM; this path costs the callback about a microsecond.
 
 Why not the SDK's tracer: it creates span objects, locks and contexts while the work runs, which is
-the cost the control loop cannot pay; and a tail-sampled trace is only known to be wanted after the
+the cost a control loop cannot pay; and a tail-sampled trace is only known to be wanted after the
 work is done, when its timestamps are all there is. Both ends are standard: the records become
 ordinary SDK spans, and the batch processor and exporter are the SDK's.
 
 Memory is bounded: at most `max_pending` records wait here, and a record is not converted while
-the batch processor's (bounded) queue has no room for its four spans; both are counted in
-`dropped`.
+the batch processor's (bounded) queue has no room for its spans; both are counted in `dropped`.
 """
 from __future__ import annotations
 
@@ -25,17 +24,19 @@ import time
 from collections import deque
 from typing import Any, Deque, Dict, NamedTuple, Optional, Tuple
 
-#: The children of a callback's root span: (name, index of its start mark, index of its end mark).
-STAGES = (('preprocess', 0, 1), ('forward', 1, 2), ('publish', 2, 3))
-ROOT = 'liquid_inference.callback'
+#: Stages one record may carry (a callback's children); more are not made into spans.
+MAX_STAGES = 16
 
 
 class CallbackRecord(NamedTuple):
     """One kept callback: what the spans need and nothing else."""
 
+    name: str                          # the root span's name
     trace_id: int
     span_id: int
-    marks: Tuple[int, int, int, int]   # wall-clock ns: start, features done, step done, published
+    start_ns: int                      # wall clock, ns
+    end_ns: int
+    stages: Tuple[Tuple[str, int, int], ...]   # (name, start ns, end ns), wall clock
     attributes: Dict[str, Any]         # the root span's
     error: Optional[str]               # the error reason, if the callback failed
 
@@ -100,27 +101,26 @@ class KeptTraces:
             self._idle.set()
 
     def _emit(self, r: CallbackRecord) -> None:
-        if self._room() < 1 + len(STAGES):
+        if self._room() < 1 + len(r.stages):
             # The exporter is behind (collector slow or dead): count it, and spend nothing on
             # spans the batch processor would drop.
             self.dropped += 1
             return
         ctx = self._context(r.trace_id, r.span_id, is_remote=False, trace_flags=self._flags)
-        m = r.marks
-        spans = [self._span(ROOT, context=ctx, parent=None, resource=self._resource,
-                            attributes=r.attributes, kind=self._kind,
-                            status=self._error_status(r.error) if r.error else self._ok,
-                            start_time=m[0], end_time=m[3], instrumentation_scope=self._scope)]
-        for name, a, b in STAGES:
+        root = self._span(r.name, context=ctx, parent=None, resource=self._resource,
+                          attributes=r.attributes, kind=self._kind,
+                          status=self._error_status(r.error) if r.error else self._ok,
+                          start_time=r.start_ns, end_time=r.end_ns,
+                          instrumentation_scope=self._scope)
+        # Children first, as a tracer would end them.
+        for name, start, end in r.stages[:MAX_STAGES]:
             child = self._context(r.trace_id, random.getrandbits(64) or 1, is_remote=False,
                                   trace_flags=self._flags)
-            spans.append(self._span(name, context=child, parent=ctx, resource=self._resource,
-                                    attributes={}, kind=self._kind, status=self._ok,
-                                    start_time=m[a], end_time=m[b],
-                                    instrumentation_scope=self._scope))
-        # Children first, as a tracer would end them.
-        for span in spans[1:] + spans[:1]:
-            self._processor.on_end(span)
+            self._processor.on_end(self._span(
+                name, context=child, parent=ctx, resource=self._resource, attributes={},
+                kind=self._kind, status=self._ok, start_time=start, end_time=end,
+                instrumentation_scope=self._scope))
+        self._processor.on_end(root)
 
     def flush(self, timeout_s: float) -> bool:
         """Convert everything pending now, on the calling thread (the worker may help); True if

@@ -1,8 +1,10 @@
-"""The inference node's Prometheus collector (`liquid_edge_inference_*`, `liquid_edge_model_*`)."""
+"""An instrumented node's Prometheus collector (`liquid_edge_inference_*`, `liquid_edge_model_*`).
+
+The same names and labels for liquid_inference and for a team's own node (the `node` label tells
+them apart), so the shipped alerts and dashboards work for both.
+"""
 from __future__ import annotations
 
-import hashlib
-import os
 from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
 
 import numpy as np
@@ -11,6 +13,7 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
 from prometheus_client.registry import Collector
 
 from ..core.histogram import LatencyHistogram
+from .model_info import MODEL_INFO_LABELS
 
 
 #: Inference steps run from microseconds (a small jitted cell) to a control period.
@@ -19,56 +22,44 @@ INFERENCE_BUCKETS: Tuple[float, ...] = (
     0.05, 0.1, 0.25, 0.5, 1.0)
 
 
-#: Labels of `liquid_edge_model_info`, besides robot and node.
-MODEL_INFO_LABELS = ('model', 'sha256', 'cell', 'mode', 'units')
-
-
-def model_info_labels(path: str, model: Any) -> Dict[str, str]:
-    """The labels of `liquid_edge_model_info` for a loaded model: its file name, the sha256 of the
-    weights file (so `count by (sha256)` shows the versions deployed across a fleet), cell, mode,
-    units. Reads the file once, at load time, off the hot path."""
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return {'model': os.path.splitext(os.path.basename(path))[0], 'sha256': digest.hexdigest(),
-            'cell': str(model.cell), 'mode': str(model.mode or ''), 'units': str(model.units)}
-
-
 class InferenceMetrics(Collector):
-    """Renders the inference node's counters and gauges (`liquid_edge_inference_*`).
+    """Renders an instrumented node's counters and gauges (`liquid_edge_inference_*`).
 
-    The node owns the numbers (plain attributes written by its callbacks); latency histograms are
-    fed in batches by `add_latencies` from the node's update timer, not per message.
+    The monitor owns the numbers (plain attributes written by the callbacks it wraps); latency
+    histograms (one per stage, and `callback` for the whole) are fed in batches by `add_latencies`
+    from the update timer, not per callback.
     """
 
     def __init__(self, robot: str, node: str) -> None:
         self.labels = [robot, node]
-        self.hist = {'forward': LatencyHistogram(INFERENCE_BUCKETS),
-                     'callback': LatencyHistogram(INFERENCE_BUCKETS)}
+        self.hist: Dict[str, LatencyHistogram] = {'callback': LatencyHistogram(INFERENCE_BUCKETS)}
         self.inferences = 0
         self.errors: Dict[str, int] = {'non_finite_input': 0, 'non_finite_output': 0,
                                        'bad_input': 0, 'step_failed': 0, 'input_stale': 0,
-                                       'stamp_gap': 0}
-        self.jit_compilations = 0
+                                       'stamp_gap': 0, 'exception': 0}
         self.deadline_misses = 0
         self.drift: Optional[float] = None
-        self.state_norm: Optional[float] = None
         self.accuracy: Optional[float] = None
         self.energy: Dict[str, float] = {}      # source -> joules
         self.power: Dict[str, float] = {}       # source -> watts
         self.traces_kept: Dict[str, int] = {}      # reason -> kept callbacks (tracing on only)
         self.traces_dropped: Dict[str, int] = {}   # rate_limited / queue_full
-        self.model_info: Optional[Dict[str, str]] = None   # model_info_labels(), set once loaded
+        self.model_info: Optional[Dict[str, str]] = None   # ModelInfo.labels()
         self.tracing: Optional[Any] = None      # a Tracing: its span counters, read at scrape time
 
     def add_latencies(self, stage: str, values_s: np.ndarray) -> None:
-        self.hist[stage].add(values_s)
+        hist = self.hist.get(stage)
+        if hist is None:
+            hist = self.hist[stage] = LatencyHistogram(INFERENCE_BUCKETS)
+        hist.add(values_s)
 
     def add_exemplar(self, stage: str, value_s: float, trace_id: int, span_id: int,
                      timestamp_s: float) -> None:
         """Link the `stage` latency bucket of `value_s` to a kept trace."""
-        self.hist[stage].set_exemplar(
+        hist = self.hist.get(stage)
+        if hist is None:
+            return
+        hist.set_exemplar(
             value_s, {'trace_id': format(trace_id, '032x'), 'span_id': format(span_id, '016x')},
             timestamp_s)
 
@@ -77,17 +68,16 @@ class InferenceMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         fams = self._families()
-        (latency, inferences, errors, jit, misses, drift, norm, accuracy, energy, power, kept,
-         dropped, info, spans_dropped, spans_failed) = fams
+        (latency, inferences, errors, misses, drift, accuracy, energy, power, kept, dropped, info,
+         spans_dropped, spans_failed) = fams
         lab = self.labels
-        for stage, h in self.hist.items():
+        for stage, h in list(self.hist.items()):
             latency.add_metric([stage] + lab, h.buckets(), h.total)
         inferences.add_metric(lab, self.inferences)
         for reason, n in list(self.errors.items()):
             errors.add_metric([reason] + lab, n)
-        jit.add_metric(lab, self.jit_compilations)
         misses.add_metric(lab, self.deadline_misses)
-        for fam, v in ((drift, self.drift), (norm, self.state_norm), (accuracy, self.accuracy)):
+        for fam, v in ((drift, self.drift), (accuracy, self.accuracy)):
             if v is not None:
                 fam.add_metric(lab, v)
         for source, j in list(self.energy.items()):
@@ -110,25 +100,25 @@ class InferenceMetrics(Collector):
         lab = ['robot', 'node']
         return (
             HistogramMetricFamily('liquid_edge_inference_latency_seconds',
-                                  'Inference latency: forward (the jitted step) and callback '
-                                  '(input received to command published).',
+                                  'Inference latency by stage: callback (the whole callback, '
+                                  'input received to command published) and each stage the node '
+                                  'marks (liquid_inference: preprocess, forward, publish).',
                                   labels=['stage'] + lab),
-            CounterMetricFamily('liquid_edge_inferences', 'Network steps run.', labels=lab),
-            CounterMetricFamily('liquid_edge_inference_errors',
-                                'Inputs or outputs rejected: non_finite_input, non_finite_output, '
-                                'bad_input; step_failed (the step raised); input_stale (times '
-                                'the input went stale); stamp_gap (input stamps jumped by more than the input '
-                                'timeout: state reset).', labels=['reason'] + lab),
-            CounterMetricFamily('liquid_edge_jit_compilations',
-                                'XLA compilations in this process (flat after warm-up).',
+            CounterMetricFamily('liquid_edge_inferences',
+                                'Inference callbacks run (liquid_inference: network steps).',
                                 labels=lab),
+            CounterMetricFamily('liquid_edge_inference_errors',
+                                'Errors by reason: non_finite_input, non_finite_output, '
+                                'bad_input; step_failed (the step raised); exception (the '
+                                'callback raised); input_stale (times the input went stale); '
+                                'stamp_gap (input stamps jumped by more than the input timeout: '
+                                'state reset); or a reason the node reports.',
+                                labels=['reason'] + lab),
             CounterMetricFamily('liquid_edge_inference_deadline_misses',
                                 'Callbacks that took longer than the control period.', labels=lab),
             GaugeMetricFamily('liquid_edge_inference_input_drift',
                               'Mean |z-score| of recent inputs against the training statistics '
                               '(about 0.8 in distribution).', labels=lab),
-            GaugeMetricFamily('liquid_edge_inference_hidden_state_norm',
-                              'L2 norm of the hidden state.', labels=lab),
             GaugeMetricFamily('liquid_edge_model_accuracy',
                               'Share of recent outputs within tolerance of the ground truth.',
                               labels=lab),

@@ -1,0 +1,123 @@
+"""What goes into and comes out of an inference loop (no ROS): non-finite values, drift against
+the training statistics, accuracy against ground truth, and the errors a node reports.
+
+An error has a reason (a small fixed set: it is a metric label) and an optional detail (the
+words after it on the status and in the log). Where it shows depends on the reason: input
+problems on the `inputs` status, everything else on `outputs`, each for `RECENT_S` after it
+happened; the log line is throttled per reason, since a fault may repeat per message.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from ..core.levels import ERROR, WARN
+from .model_info import ModelInfo
+from .stats import Accuracy, DriftScore, InputRing, LogThrottle
+
+#: Input problems: shown on `inputs`, at this level; any other reason shows on `outputs` as ERROR.
+INPUT_PROBLEMS = {'non_finite_input': ERROR, 'bad_input': ERROR, 'stamp_gap': WARN}
+#: How long a problem stays on its status after it happened, seconds.
+RECENT_S = 5.0
+
+_WORDS = {'non_finite_input': 'non-finite input', 'non_finite_output': 'non-finite output',
+          'bad_input': 'unreadable input', 'step_failed': 'network step failed',
+          'exception': 'exception in the callback', 'stamp_gap': 'stamp gap'}
+
+
+def words(reason: str, detail: str = '') -> str:
+    """A reason and its detail as the status and the log say it."""
+    text = _WORDS.get(reason, reason.replace('_', ' '))
+    return f'{text}: {detail}' if detail else text
+
+
+def as_vector(values: Any) -> np.ndarray:
+    """Reported values as a flat float64 array: numpy arrays, sequences, and tensors of torch (on
+    any device, gradients or not) or of anything else with `.numpy()`."""
+    if isinstance(values, np.ndarray):
+        return values.reshape(-1)
+    detach = getattr(values, 'detach', None)
+    if detach is not None:                       # torch.Tensor
+        values = detach().cpu().numpy()
+    elif hasattr(values, 'numpy') and not isinstance(values, (list, tuple)):
+        values = values.numpy()
+    return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+class SignalQuality:
+    """Inputs, outputs and ground truth of one loop, and the errors it reported."""
+
+    def __init__(self, metrics: Any, model: ModelInfo, drift_window: int,
+                 accuracy_tolerance: float, accuracy_window: int, truth_max_age_s: float,
+                 log: logging.Logger) -> None:
+        self.metrics = metrics            # InferenceMetrics: the error counters are written there
+        self.log = log
+        self.inputs = InputRing()
+        self.drift = DriftScore(model.input_mean, model.input_std, drift_window)
+        self.accuracy = Accuracy(accuracy_tolerance, accuracy_window)
+        self.truth: Optional[np.ndarray] = None
+        self._truth_ns = 0
+        self.truth_max_age_ns = int(truth_max_age_s * 1e9)
+        #: 'inputs' / 'outputs' -> (reason, detail, monotonic ns) of the latest problem.
+        self.problems: Dict[str, Tuple[str, str, int]] = {}
+        self._throttles: Dict[str, LogThrottle] = {}
+
+    def check_inputs(self, values: Any) -> bool:
+        """Whether the inputs are all finite; finite ones are kept for the drift score."""
+        x = as_vector(values)
+        if not np.isfinite(x).all():
+            return False
+        self.inputs.add(x)
+        return True
+
+    def check_outputs(self, values: Any, now_ns: int) -> bool:
+        """Whether the outputs are all finite; finite ones are scored against fresh truth."""
+        y = as_vector(values)
+        if not np.isfinite(y).all():
+            return False
+        truth = self.truth
+        if truth is not None and now_ns - self._truth_ns <= self.truth_max_age_ns \
+                and truth.size == y.size:
+            self.accuracy.add(y, truth)          # never against truth of any age
+        return True
+
+    def set_truth(self, values: Any, now_ns: int) -> None:
+        self.truth = as_vector(values).astype(np.float64, copy=True)
+        self._truth_ns = now_ns
+
+    def truth_age_s(self, now_ns: int) -> Optional[float]:
+        return None if self.truth is None else (now_ns - self._truth_ns) * 1e-9
+
+    def truth_fresh(self, now_ns: int) -> bool:
+        return self.truth is not None and now_ns - self._truth_ns <= self.truth_max_age_ns
+
+    def report(self, reason: str, detail: str = '') -> None:
+        """Count an error, put it on its status for `RECENT_S`, log it (throttled per reason)."""
+        errors = self.metrics.errors
+        errors[reason] = errors.get(reason, 0) + 1
+        now = time.monotonic_ns()
+        place = 'inputs' if reason in INPUT_PROBLEMS else 'outputs'
+        self.problems[place] = (reason, detail, now)
+        throttle = self._throttles.get(reason)
+        if throttle is None:
+            throttle = self._throttles[reason] = LogThrottle()
+        held = throttle.allow(now * 1e-9)
+        if held is not None:
+            level = logging.WARNING if INPUT_PROBLEMS.get(reason) == WARN else logging.ERROR
+            self.log.log(level, words(reason, detail)
+                         + (f' ({held} similar messages suppressed)' if held else ''),
+                         extra={'reason': reason})
+
+    def recent(self, place: str, now_ns: int) -> Optional[Tuple[str, str]]:
+        """(reason, detail) of `place`'s problem within the last `RECENT_S`, or None."""
+        p = self.problems.get(place)
+        if p is None or now_ns - p[2] > RECENT_S * 1e9:
+            return None
+        return p[0], p[1]
+
+    def update(self) -> None:
+        """Update timer: score the inputs kept since the last update."""
+        self.drift.add_many(self.inputs.take_new())

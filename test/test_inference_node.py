@@ -30,8 +30,9 @@ from otlp_receiver import OtlpReceiver
 from ros_helpers import DiagnosticsListener, sample_value, scrape
 
 GOLDEN = REPO / 'test' / 'data' / 'lnn' / 'cfc_tanh_nobackbone.npz'   # 5 inputs -> 2 outputs
-FEATURES = ("features:=['angular_velocity.z','linear_acceleration.x','linear_acceleration.y',"
-            "'linear_acceleration.z','angular_velocity.x']")
+FEATURES_LIST = ['angular_velocity.z', 'linear_acceleration.x', 'linear_acceleration.y',
+                 'linear_acceleration.z', 'angular_velocity.x']
+FEATURES = 'features:=[' + ','.join(f"'{f}'" for f in FEATURES_LIST) + ']'
 SIM = ['-p', 'imu.rate:=200.0', '-p', 'camera.enabled:=false', '-p', 'scan.enabled:=false',
        '-p', 'chatter.enabled:=false', '-p', 'odom.enabled:=false']
 

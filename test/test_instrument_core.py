@@ -1,0 +1,120 @@
+"""The instrumentation's pure parts (no DDS): callback records, stages, errors, reported values."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from liquid_edge_ros_monitor.instrument.freshness import Freshness
+from liquid_edge_ros_monitor.instrument.metrics import InferenceMetrics
+from liquid_edge_ros_monitor.instrument.model_info import ModelInfo
+from liquid_edge_ros_monitor.instrument.quality import SignalQuality, as_vector, words
+from liquid_edge_ros_monitor.instrument.recorder import CallbackRecorder
+
+
+def recorder(deadline_s: float = 0.0) -> CallbackRecorder:
+    return CallbackRecorder('n.callback', {}, Freshness(1.0), InferenceMetrics('r', '/n'),
+                            deadline_s=deadline_s)
+
+
+def test_a_callback_is_timed_with_its_stages_and_counted():
+    rec = recorder()
+    cb = rec.begin()
+    assert rec.current() is cb
+    with rec.stage('preprocess'):
+        pass
+    with rec.stage('forward'):
+        with rec.stage('inner'):
+            pass
+    rec.end(cb, ())
+    assert rec.current() is None
+    assert rec.metrics.inferences == 1 and rec.callback.count == 1
+    assert sorted(rec.stage_rings) == ['forward', 'inner', 'preprocess']
+    assert all(r.count == 1 for r in rec.stage_rings.values())
+    with rec.stage('outside'):          # no callback running: nothing recorded
+        pass
+    assert 'outside' not in rec.stage_rings
+
+
+def test_a_skipped_callback_is_not_counted_and_the_first_error_is_kept():
+    rec = recorder()
+    cb = rec.begin()
+    cb.skipped = True
+    rec.end(cb, ())
+    assert rec.metrics.inferences == 0 and rec.callback.count == 0
+    cb = rec.begin()
+    rec.mark_error('non_finite_input')
+    rec.mark_error('exception')
+    assert cb.error == 'non_finite_input'
+    rec.end(cb, ())
+    rec.mark_error('late')              # no callback running: ignored
+    assert rec.metrics.inferences == 1
+
+
+def test_deadline_misses_against_the_configured_deadline():
+    rec = recorder(deadline_s=1e-9)
+    cb = rec.begin()
+    rec.end(cb, ())
+    assert rec.metrics.deadline_misses == 1 and rec.deadline() == 1e-9
+
+
+def test_a_callback_without_reported_inputs_is_itself_the_sign_of_input():
+    rec = recorder()
+    assert rec.freshness.input_age_s(0) is None
+    cb = rec.begin()
+    rec.end(cb, ())
+    assert rec.freshness.input_age_s(cb.t0) == 0.0
+
+
+class FakeTensor:
+    """Duck-typed like a torch tensor on a device, with gradients."""
+
+    def __init__(self, values):
+        self._v = np.asarray(values, dtype=np.float32)
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self._v
+
+
+@pytest.mark.parametrize('values', [[1.0, 2.0], (1, 2), np.array([[1.0], [2.0]]),
+                                    FakeTensor([1.0, 2.0]), np.float32(1.5)])
+def test_reported_values_of_any_kind(values):
+    v = as_vector(values)
+    assert v.ndim == 1 and v.dtype == np.float64 and np.isfinite(v).all()
+
+
+def test_errors_are_counted_placed_and_logged_once_per_interval(caplog):
+    metrics = InferenceMetrics('r', '/n')
+    log = logging.getLogger('liquid_edge_ros_monitor.test_quality')
+    q = SignalQuality(metrics, ModelInfo(name='m'), 10, 0.05, 10, 0.5, log)
+    with caplog.at_level(logging.INFO, logger=log.name):
+        for _ in range(50):
+            q.report('step_failed', 'XlaRuntimeError: device lost')
+        q.report('stamp_gap', '3.2 s')
+        q.report('my_reason')
+    assert metrics.errors['step_failed'] == 50 and metrics.errors['my_reason'] == 1
+    assert [r.levelname for r in caplog.records] == ['ERROR', 'WARNING', 'ERROR']
+    assert caplog.records[0].getMessage() == 'network step failed: XlaRuntimeError: device lost'
+    assert q.recent('inputs', q.problems['inputs'][2]) == ('stamp_gap', '3.2 s')
+    assert q.recent('outputs', q.problems['outputs'][2]) == ('my_reason', '')
+    assert q.recent('outputs', q.problems['outputs'][2] + int(6e9)) is None
+    assert words('my_reason') == 'my reason'
+
+
+def test_accuracy_only_against_fresh_truth_of_the_same_size():
+    q = SignalQuality(InferenceMetrics('r', '/n'), ModelInfo(name='m'), 10, 0.05, 10, 0.5,
+                      logging.getLogger('t'))
+    assert q.check_outputs([0.3, 0.2], now_ns=0) and q.accuracy.count == 0
+    q.set_truth([0.3, 0.2], now_ns=0)
+    assert q.check_outputs([0.31, 0.2], now_ns=int(0.4e9)) and q.accuracy.value == 1.0
+    q.check_outputs([0.5, 0.2], now_ns=int(0.6e9))            # truth too old: not scored
+    q.check_outputs([0.5], now_ns=int(0.1e9))                 # another size: not scored
+    assert q.accuracy.count == 1
+    assert not q.check_outputs([np.inf, 0.2], now_ns=0)

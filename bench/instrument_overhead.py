@@ -1,0 +1,159 @@
+"""What the instrumentation adds to a team's callback: the same callback bare and wrapped by
+`InferenceMonitor` (stages, inputs, outputs), called back to back in one process.
+
+    .venv/bin/python bench/instrument_overhead.py [--calls 20000] [--rounds 5] [--model numpy|torch]
+
+The callback is examples/ncps_torch_node.py's `on_imu` (features from an Imu message, the model,
+a Twist filled in; publishing is left out, it is the same DDS call either way). `--model numpy`
+swaps the CfC for a 3x16x2 numpy network, so the callback is small and the overhead shows;
+`--model torch` runs the ncps CfC itself (about 250 us a call on a 2-core VM).
+
+Cases: `bare` (no monitor), `untraced` (tracing on, nothing kept: head ratio 0, no start-up
+traces, no slow or late callback, normal inputs: the cost every callback pays for its ids and
+marks), `tracing off` (`liquid_edge.tracing.enabled: false`). The cases alternate in blocks over
+`--rounds` so machine load hits them alike. Reported: median and p99 per call, the medians'
+difference from bare (the overhead, target <= 10 us) and their ratio.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import numpy as np
+
+from common import cpu_model
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'      # network rule
+os.environ.setdefault('ROS_DOMAIN_ID', str(150 + os.getpid() % 50))
+os.environ.setdefault('OTEL_EXPORTER_OTLP_ENDPOINT', 'http://127.0.0.1:9')   # nothing is kept
+
+
+def make_model(kind: str) -> Callable[[Any], Any]:
+    if kind == 'torch':
+        import torch
+        from ncps.torch import CfC
+        from ncps.wirings import AutoNCP
+        torch.manual_seed(0)
+        rnn = CfC(3, AutoNCP(16, 2), batch_first=True)
+        rnn.eval()
+        state = [None]
+
+        def torch_step(x: Any) -> Any:
+            with torch.no_grad():
+                y, state[0] = rnn(x, state[0])
+            return y
+        return torch_step
+    rng = np.random.default_rng(0)
+    w1, w2 = rng.standard_normal((16, 3)), rng.standard_normal((2, 16))
+
+    def numpy_step(x: Any) -> Any:
+        return w2 @ np.tanh(w1 @ x)
+    return numpy_step
+
+
+def features(kind: str, msg: Any) -> Any:
+    values = [msg.angular_velocity.z, msg.linear_acceleration.x, msg.linear_acceleration.y]
+    if kind == 'torch':
+        import torch
+        return torch.tensor([[values]], dtype=torch.float32)
+    return np.array(values)
+
+
+def callbacks(kind: str, monitors: Dict[str, Any]) -> Dict[str, Callable[[Any], None]]:
+    """The example's on_imu, bare and instrumented (one per monitor), each with its own model."""
+    from geometry_msgs.msg import Twist
+
+    def bare_for(model: Callable[[Any], Any]) -> Callable[[Any], None]:
+        def on_imu(msg: Any) -> None:
+            x = features(kind, msg)
+            y = model(x)
+            cmd = Twist()
+            cmd.linear.x, cmd.angular.z = (float(v) for v in np.asarray(y).reshape(-1)[:2])
+        return on_imu
+
+    def instrumented_for(mon: Any, model: Callable[[Any], Any]) -> Callable[[Any], None]:
+        def on_imu(msg: Any) -> None:
+            with mon.stage('preprocess'):
+                x = features(kind, msg)
+            if not mon.inputs(x):
+                return
+            with mon.stage('forward'):
+                y = model(x)
+            mon.outputs(y)
+            cmd = Twist()
+            cmd.linear.x, cmd.angular.z = (float(v) for v in np.asarray(y).reshape(-1)[:2])
+        return mon.callback(on_imu)
+
+    out = {'bare': bare_for(make_model(kind))}
+    for label, mon in monitors.items():
+        out[label] = instrumented_for(mon, make_model(kind))
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--calls', type=int, default=20000, help='calls per case per round')
+    ap.add_argument('--rounds', type=int, default=5)
+    ap.add_argument('--model', choices=('numpy', 'torch'), default='numpy')
+    args = ap.parse_args()
+    import rclpy
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import Imu
+
+    sys.path.insert(0, str(REPO))
+    from liquid_edge_ros_monitor.instrument import InferenceMonitor, ModelInfo
+    rclpy.init()
+    nodes, monitors = [], {}
+    quiet = {'liquid_edge.metrics_port': -1, 'liquid_edge.tracing.sampling_ratio': 0.0,
+             'liquid_edge.tracing.startup_traces': 0, 'liquid_edge.tracing.slow_threshold': 10.0,
+             'liquid_edge.control_period': 10.0, 'liquid_edge.update_period': 0.5}
+    for label, extra in (('untraced', {}), ('tracing off', {'liquid_edge.tracing.enabled': False})):
+        node = Node(f'bench_{label.replace(" ", "_")}', parameter_overrides=[
+            Parameter(k, value=v) for k, v in {**quiet, **extra}.items()])
+        nodes.append(node)
+        monitors[label] = InferenceMonitor(node, ModelInfo('bench', framework=args.model),
+                                           input_topic='imu')
+    cases = callbacks(args.model, monitors)
+    msg = Imu()
+    msg.angular_velocity.z, msg.linear_acceleration.x, msg.linear_acceleration.y = 0.2, 0.1, 0.05
+    times: Dict[str, List[int]] = {k: [] for k in cases}
+    clock = time.perf_counter_ns
+    for fn in cases.values():                       # warm-up: imports, first allocations
+        for _ in range(200):
+            fn(msg)
+    for _ in range(args.rounds):
+        for label, fn in cases.items():
+            record = times[label].append
+            for _ in range(args.calls):
+                t0 = clock()
+                fn(msg)
+                record(clock() - t0)
+        for mon in monitors.values():               # what the update timer does between
+            mon.update()
+    print(f'{cpu_model()}, {os.cpu_count()} cores; model {args.model}; '
+          f'{args.calls} calls x {args.rounds} rounds per case')
+    bare = float(np.median(times['bare'])) / 1000
+    print(f'{"case":<13} {"p50 us":>8} {"p99 us":>8} {"+p50 us":>8} {"ratio":>6}')
+    for label, ns in times.items():
+        a = np.asarray(ns) / 1000
+        p50, p99 = float(np.median(a)), float(np.percentile(a, 99))
+        print(f'{label:<13} {p50:8.2f} {p99:8.2f} {p50 - bare:8.2f} {p50 / bare:6.2f}')
+    kept = {label: sum(mon.sampler.kept.values()) if mon.sampler else 0
+            for label, mon in monitors.items()}
+    print(f'traces kept: {kept} (must be 0: the untraced path was measured)')
+    for mon in monitors.values():
+        mon.close(0.5)
+    for node in nodes:
+        node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -26,13 +26,15 @@ Check = Callable[[Any], Optional[str]]
 @dataclass(frozen=True)
 class ParamSpec:
     """One parameter: its name, type ('double', 'integer', 'bool', 'string', 'string_array'),
-    default, description, and an optional check returning a problem or None."""
+    default, description, an optional check returning a problem or None, and whether it may be
+    changed at run time (`dynamic`: the node applies a `ros2 param set`; else it is read-only)."""
 
     name: str
     type: str
     default: Any
     description: str
     check: Optional[Check] = None
+    dynamic: bool = False
 
 
 def positive(v: float) -> Optional[str]:

@@ -1,7 +1,8 @@
 """Declaring a node's parameters from a `ParamSpec` schema (the thin ROS side of `params`).
 
-Every node of this package declares its parameters read-only, with the spec's description, and reads
-the names the user supplied (params file, ``-p``) so that misspelled ones can stop the node.
+Every node of this package declares its parameters with the spec's description, read-only unless
+the spec is `dynamic` (then the node validates and applies a change at run time), and reads the
+names the user supplied (params file, ``-p``) so that misspelled ones can stop the node.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ def declare(node: Any, spec: ParamSpec) -> Any:
     the type of ``[]``). rclpy also hands a user's ``[]`` over as unset: an override of a list
     parameter that arrives unset is the empty list the user wrote, not the default.
     """
-    desc = ParameterDescriptor(description=spec.description, read_only=True, dynamic_typing=True)
+    desc = ParameterDescriptor(description=spec.description, read_only=not spec.dynamic,
+                               dynamic_typing=True)
     default = None if spec.default == [] else spec.default
     try:
         value = node.declare_parameter(spec.name, default, desc).value

@@ -51,7 +51,39 @@ def _choice(*options: str):
 #: unprefixed beside these.
 NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('model_path', 'string', '',
-              'Model .npz (ours or an ncps import); empty = the shipped demo model.'),
+              'Model .npz (ours or an ncps import); empty = the shipped demo model. May be set at '
+              'run time: the model is checked at once (a bad one is refused with the reason and '
+              'the running one stays), compiled in the background and swapped in between two '
+              'callbacks from a reset state.', dynamic=True),
+    ParamSpec('shadow_model_path', 'string', '',
+              'A candidate model that runs on the same inputs after each command, compared with '
+              'the active model, never commanding (shadow status, liquid_edge_shadow_* metrics); '
+              'empty = none. May be set at run time; set model_path to it to promote it.',
+              dynamic=True),
+    ParamSpec('shadow.tolerance', 'double', 0.05,
+              'A shadow output agrees with the active one within this (output units).', positive),
+    ParamSpec('shadow.max_share', 'double', 0.5,
+              'Share of the callback deadline the active callback and a shadow step may use '
+              'together; a shadow that would not fit skips the input (counted).',
+              lambda v: None if 0 < v <= 1 else f'must be in (0, 1], got {v}'),
+    ParamSpec('shadow.window', 'integer', 400, 'Outputs the shadow agreement is computed over.',
+              int_range(1, 1_000_000)),
+    ParamSpec('rollback.window', 'double', 30.0,
+              'Seconds after a model swap during which the previous model keeps running as a '
+              'shadow and the new one is swapped back on a breach (non-finite outputs or failed '
+              'steps, callback p95 above latency_budget, accuracy below rollback.min_accuracy, '
+              'agreement below rollback.min_agreement); 0 = no automatic rollback.',
+              non_negative),
+    ParamSpec('rollback.min_accuracy', 'double', 0.85,
+              'Accuracy against fresh ground truth below which the new model is rolled back.',
+              non_negative),
+    ParamSpec('rollback.min_agreement', 'double', 0.0,
+              'Share of the new model\'s outputs within shadow.tolerance of the previous model\'s '
+              'below which it is rolled back; 0 = divergence is not a reason.',
+              lambda v: None if 0 <= v <= 1 else f'must be in [0, 1], got {v}'),
+    ParamSpec('rollback.min_samples', 'integer', 20,
+              'Callbacks after a swap before latency, accuracy and agreement are judged.',
+              int_range(1, 1_000_000)),
     ParamSpec('input_topic', 'string', 'imu/data', 'Sensor topic the network reads.', topic_name),
     ParamSpec('input_type', 'string', 'sensor_msgs/msg/Imu', 'Type of input_topic.', _type),
     ParamSpec('features', 'string_array',
@@ -136,6 +168,14 @@ class InferenceConfig:
     truth_type: str
     truth_fields: Tuple[str, ...]
     qos_depth: int
+    shadow_model_path: str
+    shadow_tolerance: float
+    shadow_max_share: float
+    shadow_window: int
+    rollback_window: float
+    rollback_min_accuracy: float
+    rollback_min_agreement: float
+    rollback_min_samples: int
     monitor: MonitorConfig           # the monitoring parameters (instrument.config)
 
 
@@ -165,4 +205,9 @@ def parse_inference_config(values: Mapping[str, Any], hostname: str = 'localhost
         hold_on_non_finite=v['on_non_finite'] == 'hold', on_input_stale=v['on_input_stale'],
         max_step_failures=v['max_step_failures'], truth_topic=v['ground_truth.topic'],
         truth_type=v['ground_truth.type'], truth_fields=tuple(v['ground_truth.fields']),
-        qos_depth=v['qos_depth'], monitor=monitor)
+        qos_depth=v['qos_depth'], shadow_model_path=v['shadow_model_path'],
+        shadow_tolerance=v['shadow.tolerance'], shadow_max_share=v['shadow.max_share'],
+        shadow_window=v['shadow.window'], rollback_window=v['rollback.window'],
+        rollback_min_accuracy=v['rollback.min_accuracy'],
+        rollback_min_agreement=v['rollback.min_agreement'],
+        rollback_min_samples=v['rollback.min_samples'], monitor=monitor)

@@ -59,6 +59,7 @@ class ControlLoop:
         self.gap = False                        # the latest step followed a gap
         self.last_gap_s: Optional[float] = None
         self.period_ema: Optional[float] = None    # smoothed input period from the stamps
+        self.last_dt = dt0                          # the elapsed time of the latest step
         #: The command while stale (None: publish nothing), fixed when the input went stale.
         self.stale_command: Optional[np.ndarray] = None
         self._last_stamp_ns: Optional[int] = None
@@ -68,6 +69,16 @@ class ControlLoop:
     @property
     def stale(self) -> bool:
         return self.freshness.stale
+
+    def swap(self, controller: Any, dt0: float, keep_state: bool = False) -> None:
+        """Step `controller` from the next input on (a model swap, between two callbacks): from
+        its reset state with the nominal period `dt0`, or, `keep_state` (a rollback to a model
+        that kept shadowing), from the state it has."""
+        self.controller = controller
+        self.dt0 = dt0
+        if not keep_state:
+            controller.reset()
+            self._last_stamp_ns = self._last_step_ns = None
 
     def _go_stale(self, _age_s: float) -> None:
         """The input went stale: reset the state, forget the last good command (so `hold` on a
@@ -90,7 +101,8 @@ class ControlLoop:
         self.gap = False
         fresh = self.freshness
         if np.isfinite(x).all() and fresh.usable(arrival_ns, now_ns):
-            return self.controller.forward(x, self._elapsed(stamp_ns, now_ns))
+            dt = self.last_dt = self._elapsed(stamp_ns, now_ns)
+            return self.controller.forward(x, dt)
         fresh.seen(arrival_ns)
         if fresh.check(now_ns):
             return (self.stale_command if self.repeat_stale else None), STALE

@@ -67,22 +67,43 @@ def _sync_steps() -> None:
         pass
 
 
-def load_for_controller(path: Optional[str], n_features: int, n_outputs: int,
-                        hold_on_non_finite: bool, dt0_of: Any) -> LoadedModel:
-    """Load `path` (default: the shipped demo model), check that it takes `n_features` inputs and
-    gives `n_outputs` outputs, compile and warm up its step with the nominal period `dt0_of(model)`.
-    """
-    _sync_steps()
-    from ..lnn import load_model
+@dataclass(frozen=True)
+class CheckedModel:
+    """A model whose files were inspected and fit the node (no tensor data read, no JAX yet):
+    what a parameter change can be refused on at once, before anything is compiled."""
+
+    path: str
+    hyper: Any
+
+
+def check_model(path: Optional[str], n_features: int, n_outputs: int) -> CheckedModel:
+    """Inspect `path` (default: the shipped demo model): the JSON, the tensors' names, shapes and
+    dtypes from their headers, and the sizes against the node's features and outputs.
+    `ModelError` naming the file or tensor, or `ConfigError` naming the parameter it contradicts.
+    Milliseconds whatever the model's size: a tensor's values (NaN/Inf) are checked by
+    `prepare`, which reads them."""
+    from ..lnn.weights import inspect_model_files, output_size
     path = path or default_model_path()
-    model = load_model(path)                  # ModelError: one line naming the tensor
+    files = inspect_model_files(path)         # ModelError: one line naming the tensor
     name = os.path.basename(path)
-    if n_features != model.n_inputs:
+    n_in, n_out = int(files['hyper']['n_inputs']), output_size(files['hyper'])
+    if n_features != n_in:
         raise ConfigError('features', f'lists {n_features} fields but the model {name} takes '
-                                      f'{model.n_inputs} inputs')
-    if n_outputs != model.n_outputs:
+                                      f'{n_in} inputs')
+    if n_outputs != n_out:
         raise ConfigError('outputs', f'lists {n_outputs} fields but the model {name} gives '
-                                     f'{model.n_outputs} outputs')
+                                     f'{n_out} outputs')
+    return CheckedModel(path, files['hyper'])
+
+
+def prepare(checked: CheckedModel, hold_on_non_finite: bool, dt0_of: Any) -> LoadedModel:
+    """Read a checked model's tensors, put them on the device, compile and warm up its step with
+    the nominal period `dt0_of(model)`: afterwards its first real step waits for nothing. The
+    slow part (file I/O, XLA); it may run on any thread."""
+    _sync_steps()
+    from ..lnn import build_model, read_model_files
+    path = checked.path
+    model = build_model(path, read_model_files(path))   # ModelError: a tensor's NaN values
     controller = Controller(model, hold_on_non_finite)
     _count_compilations()
     t0 = time.perf_counter()
@@ -96,3 +117,9 @@ def load_for_controller(path: Optional[str], n_features: int, n_outputs: int,
         description=model.describe(),
         attributes={'lnn.inputs': model.n_inputs, 'lnn.outputs': model.n_outputs})
     return LoadedModel(path, model, controller, info, warmup_s)
+
+
+def load_for_controller(path: Optional[str], n_features: int, n_outputs: int,
+                        hold_on_non_finite: bool, dt0_of: Any) -> LoadedModel:
+    """`check_model` then `prepare`: a model ready to step, or a one-line error."""
+    return prepare(check_model(path, n_features, n_outputs), hold_on_non_finite, dt0_of)

@@ -5,7 +5,7 @@
     h = m.init_state()
     h, y = m.step(m.params, h, x, dt)
 """
-from .model import Model, load_model, save_model
-from .weights import ModelError
+from .model import Model, build_model, load_model, save_model
+from .weights import ModelError, read_model_files
 
-__all__ = ['Model', 'ModelError', 'load_model', 'save_model']
+__all__ = ['Model', 'ModelError', 'build_model', 'load_model', 'read_model_files', 'save_model']

@@ -84,7 +84,12 @@ def load_model(path: Any) -> Model:
     """Load our format or an ncps-torch import from the ``.npz`` (or ``.json``) path.
 
     Raises ModelError (one line naming the file and the tensor or key) for any bad file."""
-    m = read_model_files(path)
+    return build_model(path, read_model_files(path))
+
+
+def build_model(path: Any, m: Dict[str, Any]) -> Model:
+    """The `Model` of files already read and checked by `read_model_files(path)` (this part puts
+    the tensors on the device and defines the jitted functions; nothing is compiled yet)."""
     try:
         return Model(m['hyper'], m['tensors'], m['input_mean'], m['input_std'], m['input_names'],
                      m['output_names'], m['training'])

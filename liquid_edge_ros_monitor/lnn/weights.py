@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -293,9 +293,39 @@ def read_json(path: Path) -> Dict[str, Any]:
     return meta
 
 
-def check_tensors(path: Path, tensors: Mapping[str, np.ndarray], shapes: Shapes) -> Dict[str, np.ndarray]:
-    """float32 copies of exactly the expected tensors; a ModelError names the first bad one."""
-    out: Dict[str, np.ndarray] = {}
+class TensorHeader(NamedTuple):
+    """A tensor's shape and dtype as its .npy header gives them, without its data."""
+
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+
+
+def read_npz_headers(path: Path) -> Dict[str, TensorHeader]:
+    """Every tensor's name, shape and dtype from an .npz's member headers (no data is read, so a
+    large model is inspected in milliseconds); a one-line ModelError for an unreadable file."""
+    if not path.is_file():
+        raise ModelError(path, 'tensor file not found')
+    out: Dict[str, TensorHeader] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for member in z.namelist():
+                if not member.endswith('.npy'):
+                    continue
+                with z.open(member) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _fortran, dtype = read(f)
+                out[member[:-len('.npy')]] = TensorHeader(tuple(shape), dtype)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(path, f'unreadable or corrupt tensor file ({text})') from None
+    return out
+
+
+def check_tensor_layout(path: Path, tensors: Mapping[str, Any], shapes: Shapes) -> None:
+    """Exactly the expected tensors, numeric, of the expected shapes (arrays or headers); a
+    ModelError names the first bad one."""
     for name, shape in shapes.items():
         if name not in tensors:
             raise ModelError(path, f"missing tensor '{name}' (expected shape {shape})")
@@ -304,14 +334,21 @@ def check_tensors(path: Path, tensors: Mapping[str, np.ndarray], shapes: Shapes)
             raise ModelError(path, f"tensor '{name}': dtype {a.dtype} is not numeric")
         if tuple(a.shape) != shape:
             raise ModelError(path, f"tensor '{name}': wrong shape, expected {shape}, got {tuple(a.shape)}")
-        a = a.astype(np.float32)
+    extra = sorted(set(tensors) - set(shapes))
+    if extra:
+        raise ModelError(path, f"unexpected tensor '{extra[0]}' (not used by this model's hyperparameters)")
+
+
+def check_tensors(path: Path, tensors: Mapping[str, np.ndarray], shapes: Shapes) -> Dict[str, np.ndarray]:
+    """float32 copies of exactly the expected tensors; a ModelError names the first bad one."""
+    check_tensor_layout(path, tensors, shapes)
+    out: Dict[str, np.ndarray] = {}
+    for name in shapes:
+        a = tensors[name].astype(np.float32)
         if not np.all(np.isfinite(a)):
             bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
             raise ModelError(path, f"tensor '{name}': {bad} NaN/Inf value{'s' if bad != 1 else ''}")
         out[name] = a
-    extra = sorted(set(tensors) - set(shapes))
-    if extra:
-        raise ModelError(path, f"unexpected tensor '{extra[0]}' (not used by this model's hyperparameters)")
     return out
 
 
@@ -343,7 +380,20 @@ def read_model_files(path: Any) -> Dict[str, Any]:
     """Read and check a model's file pair; return its hyper, float32 tensors and optional extras."""
     npz, js = file_pair(path)
     meta = read_json(js)
-    raw = read_npz(npz)
+    return _read(npz, js, meta, read_npz(npz), data=True)
+
+
+def inspect_model_files(path: Any) -> Dict[str, Any]:
+    """What `read_model_files` checks, from the JSON and the tensors' headers only: everything but
+    the tensors' values (NaN/Inf), in milliseconds whatever the model's size. Its 'tensors' are
+    `TensorHeader`s."""
+    npz, js = file_pair(path)
+    meta = read_json(js)
+    return _read(npz, js, meta, read_npz_headers(npz), data=False)
+
+
+def _read(npz: Path, js: Path, meta: Dict[str, Any], raw: Mapping[str, Any],
+          data: bool) -> Dict[str, Any]:
     fmt = meta.get('format')
     if fmt == FORMAT:
         if meta.get('version') != VERSION:
@@ -356,7 +406,11 @@ def read_model_files(path: Any) -> Dict[str, Any]:
         raw = {renames.get(k, k): v for k, v in raw.items()}
     else:
         raise ModelError(js, f"key 'format': unknown format {fmt!r} (expected '{FORMAT}' or '{NCPS_FORMAT}')")
-    tensors = check_tensors(npz, raw, expected_shapes(hyper))
+    if data:
+        tensors: Mapping[str, Any] = check_tensors(npz, raw, expected_shapes(hyper))
+    else:
+        check_tensor_layout(npz, raw, expected_shapes(hyper))
+        tensors = raw
     n_out = output_size(hyper)
     return {
         'hyper': hyper, 'tensors': tensors, 'source_format': fmt,

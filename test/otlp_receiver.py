@@ -51,11 +51,13 @@ def _attrs(kvs: Any) -> Dict[str, Any]:
 class OtlpReceiver:
     """Context manager; `.endpoint` is the base URL (http://127.0.0.1:PORT) for either protocol."""
 
-    def __init__(self, protocol: str = 'grpc') -> None:
+    def __init__(self, protocol: str = 'grpc', port: int = 0) -> None:
+        """`port`: a given loopback port (a collector coming up where a node already sends);
+        0 picks a free one."""
         if protocol not in ('grpc', 'http/protobuf'):
             raise ValueError(f"protocol: must be grpc or http/protobuf, got '{protocol}'")
         self.protocol = protocol
-        self.port = 0
+        self.port = port
         self.requests = 0
         self._spans: List[ReceivedSpan] = []
         self._lock = threading.Lock()
@@ -113,10 +115,10 @@ class OtlpReceiver:
             self._pool = futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix='otlp-grpc')
             self._grpc = grpc.server(self._pool)
             trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Servicer(), self._grpc)
-            self.port = self._grpc.add_insecure_port('127.0.0.1:0')
+            self.port = self._grpc.add_insecure_port(f'127.0.0.1:{self.port}')
             self._grpc.start()
         else:
-            self._http = ThreadingHTTPServer(('127.0.0.1', 0), self._handler())
+            self._http = ThreadingHTTPServer(('127.0.0.1', self.port), self._handler())
             self._http.daemon_threads = True
             self.port = self._http.server_address[1]
             self._http_thread = threading.Thread(target=self._http.serve_forever, name='otlp-http',

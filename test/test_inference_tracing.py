@@ -315,18 +315,47 @@ def test_shutdown_is_idempotent_and_flushes() -> None:
         assert len(rx.spans()) == 4
 
 
-def test_export_failures_are_logged_once_a_minute_not_per_retry() -> None:
+def test_an_outage_is_logged_once_and_its_end_once() -> None:
+    """A dead collector: the first export error passes, the rest are held back (counted) until
+    an export succeeds, which one line says (issue 18: one log line, then the status)."""
     import logging
 
-    from liquid_edge_ros_monitor.instrument.export_logs import _EXPORTER_LOGGERS, _Throttle
-    throttle = _Throttle(interval_s=3600.0)
-    records = [logging.LogRecord('x', logging.WARNING, __file__, 1, 'export failed', None, None)
-               for _ in range(100)]
-    assert [throttle.filter(r) for r in records].count(True) == 1
-    assert throttle.suppressed == 99
-    throttle._next = 0.0                      # the interval has passed
-    r = logging.LogRecord('x', logging.WARNING, __file__, 1, 'export failed', None, None)
-    assert throttle.filter(r) and '(99 similar messages suppressed)' in r.getMessage()
+    from liquid_edge_ros_monitor.instrument import export_logs
+    export_logs._throttle_exporter_logs()
+    export_logs.recovered()                    # no outage left over from another test
+    f = export_logs._OnePerOutage()
+    records = [logging.LogRecord('x', logging.WARNING, __file__, 1, f'export failed {i}', None,
+                                 None) for i in range(100)]
+    assert [f.filter(r) for r in records].count(True) == 1
+    assert 'held back until it works again' in records[0].getMessage()
+    assert export_logs.last_error() == 'export failed 99'
+    info = logging.LogRecord('x', logging.INFO, __file__, 1, 'connected', None, None)
+    assert f.filter(info)                       # not an error: never held back
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    logging.getLogger('liquid_edge_ros_monitor.tracing').addHandler(handler)
+    try:
+        export_logs.recovered()
+        export_logs.recovered()                 # no outage: nothing more
+    finally:
+        logging.getLogger('liquid_edge_ros_monitor.tracing').removeHandler(handler)
+    assert [r.getMessage() for r in seen] == [
+        'trace export works again (99 export error lines were held back)']
+    assert f.filter(records[0])                 # a new outage: its first line passes again
+    export_logs.recovered()
     setup_tracing(TracingConfig(endpoint=f'http://127.0.0.1:{closed_port()}'), NODE_ATTRS).shutdown(1.0)
-    for name in _EXPORTER_LOGGERS:
-        assert any(isinstance(f, _Throttle) for f in logging.getLogger(name).filters), name
+    for name in export_logs._EXPORTER_LOGGERS:
+        assert any(isinstance(x, export_logs._OnePerOutage)
+                   for x in logging.getLogger(name).filters), name
+
+
+def test_no_endpoint_no_exporter() -> None:
+    """Neither the parameter nor OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT: nothing is exported (a robot
+    without a collector does not retry towards localhost:4317 for ever); tracing is still on."""
+    c = TracingConfig.from_env({}, environ={})
+    assert c.enabled and not c.export
+    tracing = setup_tracing(c, NODE_ATTRS)
+    assert tracing.enabled and not tracing.exporting and tracing.kept is None
+    assert TracingConfig.from_env({}, environ={'OTEL_EXPORTER_OTLP_ENDPOINT': 'http://c:4317'}).export
+    assert TracingConfig.from_env({'endpoint': 'http://c:4317'}, environ={}).export

@@ -329,3 +329,58 @@ def test_skip_leaves_a_callback_uncounted(ros):
         assert node.monitor.recorder.callback.count == 1
     finally:
         close(node)
+
+
+def test_no_endpoint_means_no_exporter_and_the_status_says_so(ros, monkeypatch):
+    for name in ('OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'):
+        monkeypatch.delenv(name, raising=False)
+    node = TeamNode('team_noendpoint', base_params(**{'liquid_edge.tracing.enabled': True,
+                                                      'liquid_edge.tracing.sampling_ratio': 1.0}))
+    try:
+        for _ in range(5):
+            node.on_imu([0.1, 0.0, 9.8])
+        assert not node.monitor.tracing.exporting
+        assert sum(node.monitor.sampler.kept.values()) == 5          # counted
+        st = status(node, 'model')
+        values = {kv.key: kv.value for kv in st.values}
+        assert st.level == b'\x00'
+        assert values['tracing'] == 'no endpoint: traces counted, not exported'
+    finally:
+        close(node)
+
+
+def test_an_unreachable_collector_is_one_log_line_then_the_status(ros, monkeypatch, caplog):
+    """Exports to a closed port fail: one log line for the outage, the model status WARN with the
+    count and the last error; the collector comes up: one line, the status OK again."""
+    from liquid_edge_ros_monitor.instrument import export_logs
+    export_logs.recovered()
+    monkeypatch.setenv('OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', '500')     # ms: fail fast
+    port = free_port()
+    node = TeamNode('team_deadcollector', base_params(**{
+        'liquid_edge.tracing.enabled': True, 'liquid_edge.tracing.protocol': 'http/protobuf',
+        'liquid_edge.tracing.endpoint': f'http://127.0.0.1:{port}',
+        'liquid_edge.tracing.sampling_ratio': 1.0}))
+    try:
+        with caplog.at_level(logging.INFO):
+            def failing():
+                node.on_imu([0.1, 0.0, 9.8])
+                return node.monitor.tracing.failed_spans >= 30
+            wait_for(failing, 30, '30 spans lost', interval=0.1)
+            st = status(node, 'model')
+            values = {kv.key: kv.value for kv in st.values}
+            assert st.level == b'\x01' and st.message.startswith('trace export failing: '), \
+                st.message
+            assert values['last export error'] and values['last export error'] != 'unknown'
+            exporter_lines = [r for r in caplog.records if r.name.startswith('opentelemetry')
+                              and r.levelno >= logging.WARNING]
+            assert len(exporter_lines) == 1, [r.getMessage() for r in exporter_lines]
+            with OtlpReceiver('http/protobuf', port=port) as rx:
+                def back():
+                    node.on_imu([0.1, 0.0, 9.8])
+                    return not node.monitor.tracing.export_failing and rx.spans()
+                wait_for(back, 30, 'exports working again', interval=0.1)
+                assert status(node, 'model').level == b'\x00'
+            assert [r.getMessage() for r in caplog.records
+                    if 'trace export works again' in r.getMessage()]
+    finally:
+        close(node)

@@ -146,7 +146,7 @@ class InferenceMonitor:
             'ros.node.name': node.get_name(), 'ros.node.namespace': node.get_namespace(),
             'ros.domain_id': os.environ.get('ROS_DOMAIN_ID', '0')})
         self.sampler: Optional[TailSampler] = None
-        if self.tracing.kept is not None:
+        if self.tracing.enabled:
             self.sampler = TailSampler(head_ratio, c.slow_threshold or c.latency_budget,
                                        c.startup_traces, c.max_anomalies_per_s)
         self.metrics.tracing = self.tracing
@@ -306,10 +306,11 @@ class InferenceMonitor:
         while exemplars:
             stage, seconds, tid, sid, wall = exemplars.popleft()
             m.add_exemplar(stage, seconds, tid, sid, wall)
-        if self.sampler is not None and self.tracing.kept is not None:
+        if self.sampler is not None:
+            kept = self.tracing.kept
             m.traces_kept = dict(self.sampler.kept)
             m.traces_dropped = {'rate_limited': self.sampler.dropped['rate_limited'],
-                                'queue_full': self.tracing.kept.dropped}
+                                'queue_full': kept.dropped if kept is not None else 0}
         q = self.quality
         q.update()
         now_ns = time.monotonic_ns()

@@ -7,6 +7,10 @@ as it is; the base endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`) gets `v1/traces` app
 http/protobuf; defaults are http://localhost:4317 (grpc) and http://localhost:4318/v1/traces
 (http/protobuf). Every invalid value raises `ValueError` with one line naming the variable or the
 parameter.
+
+Unlike the SDK, no exporter is made when no endpoint is given (neither an override nor an
+`OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`): `export` is then False and traces are counted, not sent.
+A robot without a collector does not retry towards localhost:4317 for ever.
 """
 from __future__ import annotations
 
@@ -120,6 +124,7 @@ class TracingConfig:
     max_queue_size: int = 2048
     max_export_batch_size: int = 512
     schedule_delay_s: float = 1.0
+    export: bool = True              # False: no endpoint was given; traces are counted only
 
     def __post_init__(self) -> None:
         # Direct construction gets the same one-line checks as the environment and the overrides.
@@ -181,6 +186,7 @@ class TracingConfig:
             protocol = 'grpc'
 
         http = protocol == 'http/protobuf'
+        export = True
         if 'endpoint' in overrides:
             base = _check_endpoint(param('endpoint'), overrides['endpoint'])
             done = urlparse(base).path.rstrip('/').endswith('/' + TRACES_PATH)
@@ -193,6 +199,7 @@ class TracingConfig:
             endpoint = _traces_url(base) if http else base
         else:
             endpoint = _traces_url(DEFAULT_HTTP_BASE_ENDPOINT) if http else DEFAULT_GRPC_ENDPOINT
+            export = False
 
         ratio, parent_based = 1.0, True
         sampler = get('OTEL_TRACES_SAMPLER')
@@ -243,7 +250,8 @@ class TracingConfig:
                 except (TypeError, ValueError):
                     raise _problem(param(key), f"must be a number, got '{overrides[key]}'") from None
         try:
-            return cls(enabled=enabled, endpoint=endpoint, protocol=protocol, sampling_ratio=ratio,
+            return cls(enabled=enabled, export=export, endpoint=endpoint, protocol=protocol,
+                       sampling_ratio=ratio,
                        service_name=service_name, export_timeout_s=timeout_s, parent_based=parent_based,
                        resource_attributes=attrs, **extra)
         except ValueError as exc:  # a field check: name it as the parameter it came from

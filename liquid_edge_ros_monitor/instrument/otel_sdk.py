@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from .export_logs import _exporter_trouble_mono
+from .export_logs import _exporter_trouble_mono, recovered
 from .otel_env import TracingConfig
 
 #: The private path to the batch processor's queue, read once per processor.
@@ -55,6 +55,7 @@ class _CountingExporter(SpanExporter):
                 self._since = None
         if result is SpanExportResult.SUCCESS:
             self.exported += len(spans)
+            recovered()
         else:
             self.failed += len(spans)
         self.last_failed = result is not SpanExportResult.SUCCESS

@@ -90,7 +90,8 @@ def message_attributes(args: Sequence[Any]) -> Dict[str, Any]:
 
 
 class CallbackRecorder:
-    """Times the callbacks of one monitor and hands the kept ones to tracing."""
+    """Times the callbacks of one monitor and hands the kept ones to tracing. With a `sampler`
+    and no `kept` (tracing on, no endpoint) the kept traces are counted, not made."""
 
     def __init__(self, span_name: str, span_attributes: Dict[str, Any], freshness: Freshness,
                  metrics: Any, sampler: Optional[TailSampler] = None,
@@ -174,11 +175,11 @@ class CallbackRecorder:
             m.deadline_misses += 1
         if not cb.inputs_seen:             # no inputs reported: every callback is an input
             self.freshness.usable(t0, t1)
-        if self.kept is None:
+        sampler = self.sampler
+        if sampler is None:
             return
-        reason = self.sampler.decide(cb.error is not None, took, deadline,  # type: ignore[union-attr]
-                                     t0 * 1e-9)
-        if reason is None:
+        reason = sampler.decide(cb.error is not None, took, deadline, t0 * 1e-9)
+        if reason is None or self.kept is None:     # no endpoint: counted, not exported
             return
         self._keep(cb, t1, took, reason, args)
 

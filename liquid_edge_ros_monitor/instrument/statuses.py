@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.diagnostics import ERROR, OK, WARN
 from ..core.levels import WARN as WARN_INT
+from .export_logs import last_error
 from .quality import INPUT_PROBLEMS, words
 
 
@@ -26,9 +27,16 @@ def model(stat: Any, mon: Any) -> Any:
             stat.add(key, value)
     tracing = mon.tracing
     c = tracing.config
-    stat.add('tracing', f'{c.protocol} {c.endpoint} head ratio {mon.sampler.head_ratio}, slow '
-                        f'above {mon.sampler.slow_threshold_s * 1e3:.2f} ms'
-             if tracing.enabled and mon.sampler is not None else 'off')
+    if not tracing.enabled or mon.sampler is None:
+        stat.add('tracing', 'off')
+    elif not tracing.exporting:
+        stat.add('tracing', 'no endpoint: traces counted, not exported')
+    else:
+        stat.add('tracing', f'{c.protocol} {c.endpoint} head ratio {mon.sampler.head_ratio}, '
+                            f'slow above {mon.sampler.slow_threshold_s * 1e3:.2f} ms')
+    if tracing.export_failing:
+        stat.mergeSummary(WARN, f'trace export failing: {tracing.failed_spans} spans lost')
+        stat.add('last export error', last_error() or 'unknown')
     if mon.sampler is not None:
         stat.add('traces kept', ', '.join(f'{r} {n}' for r, n in mon.sampler.kept.items()))
     stat.add('spans exported / dropped', f'{tracing.exported_spans} / {tracing.dropped_spans}')

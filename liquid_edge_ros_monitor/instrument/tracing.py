@@ -59,7 +59,18 @@ class Tracing:
 
     @property
     def enabled(self) -> bool:
+        """Tracing on: callbacks are sampled (and their traces exported where an endpoint is)."""
+        return self.config.enabled
+
+    @property
+    def exporting(self) -> bool:
+        """Kept traces are exported (an endpoint was given)."""
         return self._provider is not None
+
+    @property
+    def export_failing(self) -> bool:
+        """The latest export failed (collector unreachable or refusing), until one succeeds."""
+        return self._exporter is not None and self._exporter.last_failed
 
     @property
     def resource_attributes(self) -> Dict[str, Any]:
@@ -143,8 +154,9 @@ class Tracing:
 def setup_tracing(config: TracingConfig, resource_attributes: Optional[Mapping[str, str]] = None) -> Tracing:
     """A `Tracing` for one node. Resource: OTEL_RESOURCE_ATTRIBUTES (config.resource_attributes),
     then `resource_attributes` (ros.node.name, ros.node.namespace, ros.domain_id: facts of the
-    process win), then service.name and host.name (unless given). Disabled: a NoOpTracer."""
-    if not config.enabled:
+    process win), then service.name and host.name (unless given). Disabled, or no endpoint given
+    (`config.export` False): a NoOpTracer and no exporter."""
+    if not config.enabled or not config.export:
         return Tracing(config, trace.NoOpTracer())
     _throttle_exporter_logs()
     from opentelemetry.sdk.resources import (HOST_NAME, SERVICE_NAME, TELEMETRY_SDK_LANGUAGE,

@@ -55,9 +55,9 @@ def main() -> None:
         msg.angular_velocity.z, msg.linear_acceleration.y = 0.2, 0.06
         raw = serialize_message(msg)
         x = node._x
-        x[:] = node._features(msg)
+        node.io.features(msg, x)
         y = np.asarray(node.controller.forward(x, 0.005)[0])
-        out = node._out_msg
+        out = node.io.out_msg
         stamp = [time.time_ns()]
 
         def callback() -> None:
@@ -66,17 +66,16 @@ def main() -> None:
             node._on_input(msg, {'publication_sequence_number': 1})
 
         def features() -> None:
-            x[:] = node._features(msg)
+            node.io.features(msg, x)
 
         def command() -> None:
-            for setter, v in zip(node._setters, y.tolist()):
-                setter(out, v)
+            node.io.command(y, msg, node._now_msg)
 
         stages: Dict[str, Callable[[], None]] = {
             'deserialise': lambda: deserialize_message(raw, Imu),
             'features': features,
             'step': lambda: node.controller.forward(x, 0.005),
-            'drift': lambda: node.drift.add(x),
+            'inputs (drift, finite)': lambda: node.monitor.inputs(x),
             'command': command,
             'publish': lambda: node._pub.publish(out),
             'callback': callback,

@@ -245,7 +245,7 @@ def test_a_stamped_command_carries_its_inputs_stamp(ros):
         for i in range(3):
             msg.header.stamp.sec, msg.header.stamp.nanosec = 1700 + i, 123 + i
             node._on_input(msg, {'publication_sequence_number': i + 1})
-            out = node._out_msg
+            out = node.io.out_msg
             assert (out.header.stamp.sec, out.header.stamp.nanosec) == (1700 + i, 123 + i)
             assert out.header.frame_id == 'base_link'
             assert math.isfinite(out.twist.linear.x) and math.isfinite(out.twist.angular.z)

@@ -26,7 +26,6 @@ from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..core.diagnostics import ERROR, OK, WARN, FunctionDiagnosticTask, Updater
-from ..core.msg_types import import_message_type
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
@@ -36,8 +35,8 @@ from .control_loop import STALE, ControlLoop
 from .controller import NON_FINITE_INPUT, NON_FINITE_OUTPUT, STEP_FAILED, input_timeout, nominal_dt
 from .controller import OK as STEP_OK
 from .deployment import Deployment
-from .fields import has_header, numeric_getters, numeric_setters
 from .loading import CheckedModel, LoadedModel, check_model, compilations, prepare
+from .messages import MessageIO
 from .model_metrics import ModelMetrics
 from .rollback import RollbackBounds
 
@@ -53,7 +52,7 @@ class LiquidInference(Node):
         self.config: InferenceConfig = parse_inference_config(
             values, hostname=socket.gethostname(), given=user_overrides(self))
         c = self.config
-        self._setup_messages(c)
+        self.io = MessageIO(c)
         loaded = prepare(self._check(c.model_path), c.hold_on_non_finite, self._dt0_of)
         self._install(loaded)
         updater = Updater(self)
@@ -105,26 +104,6 @@ class LiquidInference(Node):
 
     # ---- set-up --------------------------------------------------------------------------------
 
-    def _setup_messages(self, c: InferenceConfig) -> None:
-        """Message classes and the field accessors, checked against the types (one line each)."""
-        self._in_class = self._import(c.input_type, 'input_type')
-        self._out_class = self._import(c.output_type, 'output_type')
-        try:
-            self._features = numeric_getters(self._in_class, c.features)
-        except ValueError as exc:
-            raise ConfigError('features', str(exc)) from None
-        try:
-            self._setters = numeric_setters(self._out_class, c.outputs)
-        except ValueError as exc:
-            raise ConfigError('outputs', str(exc)) from None
-        self._in_header = has_header(self._in_class)
-        if c.truth_topic:
-            self._truth_class = self._import(c.truth_type, 'ground_truth.type')
-            try:
-                self._truth_get = numeric_getters(self._truth_class, c.truth_fields)
-            except ValueError as exc:
-                raise ConfigError('ground_truth.fields', str(exc)) from None
-
     def _check(self, path: str) -> CheckedModel:
         c = self.config
         return check_model(path, len(c.features), len(c.outputs))
@@ -134,36 +113,37 @@ class LiquidInference(Node):
 
     def _install(self, loaded: LoadedModel) -> None:
         self.loaded = loaded
-        self.model = loaded.model
-        self.model_path = loaded.path
-        self.controller = loaded.controller
         self.dt0 = self._dt0_of(loaded.model)
         self.compilations_at_ready = compilations()
         self._x = np.zeros(loaded.model.n_inputs, dtype=np.float32)
-
-    def _import(self, type_name: str, param: str) -> Any:
-        try:
-            return import_message_type(type_name)
-        except ImportError as exc:
-            raise ConfigError(param, str(exc)) from None
 
     def _subscribe(self, c: InferenceConfig) -> None:
         qos_in = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=c.qos_depth,
                             reliability=(ReliabilityPolicy.BEST_EFFORT if c.best_effort
                                          else ReliabilityPolicy.RELIABLE))
-        self._pub = self.create_publisher(self._out_class, c.output_topic, 10)
-        self._out_msg = self._out_class()
-        self._out_header = has_header(self._out_class)
-        if self._out_header and c.output_frame_id:
-            self._out_msg.header.frame_id = c.output_frame_id
+        self._pub = self.create_publisher(self.io.out_class, c.output_topic, 10)
         self._out_topic = self._pub.topic_name
         handler = self._on_message if not c.control_rate else self._keep_latest
-        self._sub = self.create_subscription(self._in_class, c.input_topic, handler, qos_in)
+        self._sub = self.create_subscription(self.io.in_class, c.input_topic, handler, qos_in)
         self._in_topic = self._sub.topic_name
         if c.control_rate:
             self._control_timer = self.create_timer(1.0 / c.control_rate, self._on_control)
         if c.truth_topic:
-            self.create_subscription(self._truth_class, c.truth_topic, self._on_truth, 10)
+            self.create_subscription(self.io.truth_class, c.truth_topic, self._on_truth, 10)
+
+    @property
+    def model(self) -> Any:
+        """The active model (`lnn.Model`)."""
+        return self.loaded.model
+
+    @property
+    def model_path(self) -> str:
+        return self.loaded.path
+
+    @property
+    def controller(self) -> Any:
+        """The active model's controller (its hidden state)."""
+        return self.loaded.controller
 
     @property
     def metrics(self) -> Any:
@@ -197,14 +177,9 @@ class LiquidInference(Node):
             self._take_ready()
         with self._pre:
             x = self._x
-            try:
-                x[:] = self._features(msg)
-            except (TypeError, ValueError):
-                x[:] = np.nan       # a field that is not a number: treated as bad input
-            if self._in_header:
-                st = msg.header.stamp
-                stamp_ns = st.sec * 1_000_000_000 + st.nanosec
-            else:
+            self.io.features(msg, x)
+            stamp_ns = self.io.stamp_ns(msg)
+            if stamp_ns is None:
                 stamp_ns = self.get_clock().now().nanoseconds
         with self._fwd:
             y, status = self.loop.step(x, stamp_ns, arrival_ns, time.monotonic_ns())
@@ -371,24 +346,11 @@ class LiquidInference(Node):
             shadow.reset()
 
     def _publish(self, y: np.ndarray, msg: Any) -> None:
-        """Publish command `y`; a stamped command carries input `msg`'s stamp (now without one)."""
-        out = self._out_msg
-        for setter, v in zip(self._setters, y.tolist()):
-            setter(out, v)
-        if self._out_header:
-            self._stamp_command(out, msg)
-        self._pub.publish(out)
+        """Publish command `y` (stamped with input `msg`'s stamp, or now without one)."""
+        self._pub.publish(self.io.command(y, msg, self._now_msg))
 
-    def _stamp_command(self, out: Any, msg: Any) -> None:
-        """A stamped command carries its input's stamp (receipt time for a headerless input, now
-        for a stale command, which has no input) and, unless `output_frame_id` is set, its
-        frame."""
-        if msg is not None and self._in_header:
-            out.header.stamp = msg.header.stamp
-            if not self.config.output_frame_id:
-                out.header.frame_id = msg.header.frame_id
-        else:
-            out.header.stamp = self.get_clock().now().to_msg()
+    def _now_msg(self) -> Any:
+        return self.get_clock().now().to_msg()
 
     # ---- stale input: never act on input the node no longer has --------------------------------
 
@@ -425,7 +387,7 @@ class LiquidInference(Node):
 
     def _on_truth(self, msg: Any) -> None:
         try:
-            values = self._truth_get(msg)
+            values = self.io.truth(msg)
         except (TypeError, ValueError) as exc:
             self.monitor.error('bad_input', f'ground truth on {self.config.truth_topic}: {exc}')
             return

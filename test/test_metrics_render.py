@@ -251,3 +251,32 @@ def test_removed_topics_leave_nothing_behind_while_scrapes_render():
     assert metrics.render_text().count('/churn/') == 0
     left = _strings_reachable(metrics, '/churn/')
     assert not left, f'{len(left)} strings of removed topics still held, e.g. {left[:2]}'
+
+
+def test_series_per_topic_are_what_docs_metrics_says():
+    """docs/METRICS.md gives the series per topic for each setting (what a fleet pays per robot
+    and scrape): count them in a rendering, for a topic with and without a Header, with and
+    without histograms (`discovery.histograms`)."""
+    import re
+
+    from conftest import REPO
+    doc = (REPO / 'docs' / 'METRICS.md').read_text()
+    table = dict(re.findall(r'^\| (with a `std_msgs/Header`|without a Header|any) \|.*\| (\d+) \|$',
+                            doc, re.M))
+    assert set(table) == {'with a `std_msgs/Header`', 'without a Header', 'any'}, table
+
+    def series(report_, histograms: bool) -> int:
+        m = TopicMetrics('r1', discovered_histograms=histograms)
+        m.update(report_)
+        return sum(1 for line in m.render_text().splitlines()
+                   if not line.startswith('#') and f'topic="{report_.name}"' in line)
+    discovered = _report('/d')        # TopicConfig(listed=False): a discovered topic
+    assert series(discovered, True) == int(table['with a `std_msgs/Header`'])
+    assert series(_report('/d', has_header=False), True) == int(table['without a Header'])
+    assert series(discovered, False) == series(_report('/d', has_header=False), False) \
+        == int(table['any'])
+    # A listed topic keeps its histograms whatever discovery.histograms says.
+    base = _report('/listed')
+    listed = type(base)(base.name, TopicConfig(name='/listed', listed=True), base.state,
+                        base.snapshot, base.level, base.message)
+    assert series(listed, False) == int(table['with a `std_msgs/Header`'])

@@ -35,7 +35,7 @@ class _Series:
     def __init__(self, report: TopicReport, histograms: bool) -> None:
         self.report = report
         #: (header latency, transport latency); None: the topic's latency is not exported as
-        #: histograms.
+        #: histograms (`discovery.histograms: false` for a discovered topic).
         self.hist: Optional[Tuple[LatencyHistogram, LatencyHistogram]] = (
             (LatencyHistogram(), LatencyHistogram()) if histograms else None)
         self.labels: Optional[str] = None     # 'robot="...",topic="..."'
@@ -75,6 +75,12 @@ FAMILIES: Dict[str, Tuple[str, str, Tuple[str, ...]]] = {
         'and overwrote them. Not the topic\'s drops.', _TOPIC),
     'liquid_edge_topic_last_message_age_seconds': (
         'gauge', 'Seconds since the last message arrived (absent before the first).', _TOPIC),
+    'liquid_edge_topic_refused': (
+        'counter', 'Topics discovery refused because discovery.max_topics topics were tracked '
+        '(each topic counted once per refusal; named on the discovery status).', _MONITOR),
+    'liquid_edge_topic_discovery_errors': (
+        'counter', 'Discovery passes that failed with an exception (logged; discovery went on '
+        'at the next period).', _MONITOR),
 }
 _KINDS = {'counter': CounterMetricFamily, 'gauge': GaugeMetricFamily,
           'histogram': HistogramMetricFamily}
@@ -97,12 +103,16 @@ class TopicMetrics(Collector):
     """
 
     def __init__(self, robot: str, node: str = '',
-                 now_ns: Optional[Callable[[], int]] = None) -> None:
+                 now_ns: Optional[Callable[[], int]] = None,
+                 discovered_histograms: bool = True) -> None:
         self.robot = robot
         self.node = node
         #: The clock the reports were computed with (the node's), so the last-message age is
         #: read at scrape time rather than frozen at the last statistics update.
         self._now_ns = now_ns
+        #: Whether discovered (not listed) topics get the two latency histograms: 38 of a
+        #: topic's 53 series (docs/METRICS.md). Listed topics always have them.
+        self.discovered_histograms = discovered_histograms
         #: Why the monitor's own threads cannot be trusted now (None: they can). While it says
         #: something, every topic's status is 3 (STALE), the gauges computed by those threads are
         #: left out and liquid_edge_monitor_up is 0: never the last values, frozen.
@@ -111,11 +121,14 @@ class TopicMetrics(Collector):
         #: The node's other threads step aside while a scrape renders (`core/step_aside.py`).
         self.step_aside: Optional[StepAside] = None
         self._series: Dict[str, _Series] = {}
+        #: Monitor-wide counters, written by the node's executor thread (plain int stores).
+        self.refused_total = 0
+        self.discovery_errors_total = 0
 
     def update(self, report: TopicReport) -> None:
         series = self._series.get(report.name)
         if series is None:
-            series = _Series(report, True)
+            series = _Series(report, report.config.listed or self.discovered_histograms)
             self._series[report.name] = series
         series.report = report
         s = report.snapshot
@@ -225,6 +238,10 @@ class TopicMetrics(Collector):
         simple('liquid_edge_topic_monitor_lost_messages', lambda r, s: s.own_lost_total)
         simple('liquid_edge_topic_last_message_age_seconds',
                lambda r, s: None if down else self._age(s, now))
+        name = head('liquid_edge_topic_refused')
+        out.append(f'{name}{{{monitor}}} {f(self.refused_total)}\n')
+        name = head('liquid_edge_topic_discovery_errors')
+        out.append(f'{name}{{{monitor}}} {f(self.discovery_errors_total)}\n')
         return ''.join(out)
 
     def describe(self) -> Iterable[Metric]:
@@ -237,6 +254,9 @@ class TopicMetrics(Collector):
         now = self._now_ns() if self._now_ns is not None else None
         monitor = [self.node, self.robot]
         fams['liquid_edge_monitor_up'].add_metric(monitor, 0 if down else 1)
+        fams['liquid_edge_topic_refused'].add_metric(monitor, self.refused_total)
+        fams['liquid_edge_topic_discovery_errors'].add_metric(monitor,
+                                                              self.discovery_errors_total)
         for series in all_series:
             r = series.report
             labels = [r.name, self.robot]

@@ -212,7 +212,8 @@ class NodeMonitor(Node):
                          *(f'host disk {p}' for p in c.host.disk_paths),
                          'host temperature', 'host battery'):
                 self._updater.add(HostTask(self, name))
-            self._host = HostSampler(c.host.disk_paths, c.host.period, self._host_failed)
+            self._host = HostSampler(c.host.disk_paths, c.host.period, self._host_failed,
+                                     sensor_forget_after=c.host.sensor_forget_after)
             self._metrics.host_source = self._host.snapshot
             self._host.start()
         self._timer = self.create_timer(c.period, self.check,

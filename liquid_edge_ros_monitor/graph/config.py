@@ -44,8 +44,8 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('expected_nodes', 'string_array', [],
               'Names of the nodes that must run, fully qualified (/robot1/driver) or relative to '
               'this node\'s namespace (driver); each missing one is ERROR. Empty (the '
-              'default): no node is required; the graph, the nodes seen in it and the host are '
-              'still watched.',
+              'default): no other node is required; the graph, the nodes seen in it and the '
+              'host are still watched. The node monitor itself is always expected.',
               _node_names),
     ParamSpec('period', 'double', 1.0, 'How often the ROS graph is checked, seconds.', positive),
     ParamSpec('startup_grace', 'double', 2.0,

@@ -292,3 +292,48 @@ def test_agent_writes_its_configuration_readable_by_its_owner_only(tmp_path):
             proc.kill()
             out, _ = proc.communicate()
     assert proc.returncode == 0, out
+
+
+def test_demo_banner_names_every_port_when_they_are_picked_free(tmp_path):
+    """Issue 17 item 10: with `--metrics-port 0` the banner left out liquid_inference, which runs
+    in a process of its own and picks its own free port: nobody could find where to scrape it.
+    The banner names it once the process has bound it, and it is the inference node's."""
+    log = tmp_path / 'demo.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([*CLI, 'demo', '--duration', '60', '--metrics-port', '0'],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                env=os.environ.copy())
+    banner = re.compile(r'^liquid-edge-monitor demo \| metrics on http://127\.0\.0\.1: '
+                        r'topic_monitor (\d+), node_monitor (\d+), liquid_inference (\d+) \|', re.M)
+    try:
+        m = wait_for(lambda: banner.search(log.read_text()), 45, 'a banner with three ports',
+                     last=lambda: log.read_text()[-2000:])
+        ports = [int(p) for p in m.groups()]
+        assert len(set(ports)) == 3 and 0 not in ports
+        text = wait_for(lambda: (lambda t: t if t and 'liquid_edge_inferences_total' in t
+                                 else None)(_scrape_or_none(ports[2])), 20,
+                        'the inference metrics on the announced port')
+        assert 'liquid_edge_topic_messages_total' not in text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            for c in psutil.Process(proc.pid).children(recursive=True):
+                c.kill()
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+def _scrape_or_none(port: int):
+    try:
+        return scrape(port)
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize('value', ['-1', '65534', 'x'])
+def test_demo_metrics_port_must_leave_room_for_three(value):
+    p = run_cli('demo', '--metrics-port', value)
+    assert p.returncode == 2 and '--metrics-port' in p.stderr, p.stderr

@@ -16,6 +16,7 @@ ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and a ROS_DOMAIN_ID of its own (61..70, 
 
     .venv/bin/python bench/scale.py                           # 1,000 topics (~3 min on 2 cores)
     .venv/bin/python bench/scale.py --topics 200 --measure 20
+    .venv/bin/python bench/scale.py --no-histograms   # discovery.histograms: false (15 series/topic)
 
 Targets (issue 12): CPU per 1k msgs/s within 1.5x of the single-topic figure, RSS <= 250 MB,
 scrape <= 250 ms at 1,000 topics.
@@ -135,7 +136,11 @@ def run_case(name: str, topics: int, args: argparse.Namespace, env: Dict[str, st
     off = [a for s in ('odom', 'scan', 'camera', 'chatter') for a in ('-p', f'{s}.enabled:=false')]
     try:
         monitor = start([*entry, 'topic_monitor', '--ros-args', '-r', f'__ns:={NS}',
-                         '-p', f'metrics_port:={port}'], f'{name}-monitor.log')
+                         '-p', f'metrics_port:={port}',
+                         # room for every topic of the run (the default bound is 1,000)
+                         '-p', f'discovery.max_topics:={max(1000, topics + 100)}',
+                         '-p', f'discovery.histograms:={str(not args.no_histograms).lower()}'],
+                        f'{name}-monitor.log')
         start([*entry, 'sim_robot', '--ros-args', '-r', f'__ns:={NS}',
                '-p', f'imu.rate:={args.imu_rate}', *off], f'{name}-sim_robot.log')
         per = -(-topics // args.publishers) if topics else 0
@@ -243,6 +248,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument('--measure', type=float, default=30.0, help='CPU measured over, seconds')
     ap.add_argument('--settle', type=float, default=5.0)
     ap.add_argument('--scrapes', type=int, default=5)
+    ap.add_argument('--no-histograms', action='store_true',
+                    help='discovery.histograms false: discovered topics without latency histograms')
     ap.add_argument('--domain', type=int, default=0)
     ap.add_argument('--out')
     ap.add_argument('--first', type=int, default=0, help=argparse.SUPPRESS)

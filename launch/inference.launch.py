@@ -11,13 +11,37 @@ Launch arguments:
 - `params_file`: the node's parameters (default: config/liquid_inference.yaml; copy it as a start).
 - `namespace`: namespace of the node; relative topic names resolve inside it.
 - `use_sim_time`: 'true' to use /clock.
+- `metrics_port_base`: as in monitor.launch.py: the node's metrics port is this plus 2 (9110 for
+  the default 9108; 0: a free port, -1: none; empty, the default: as the parameters file says).
+- `metrics_address`: the address its metrics endpoint binds to (empty: as the file says).
 """
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from liquid_edge_ros_monitor.launch_params import (METRICS_ADDRESS_HELP, METRICS_PORT_BASE_HELP,
+                                                   node_parameters)
+
+
+def inference_node(context: LaunchContext) -> list:
+    """The node, with the parameters `launch_params.node_parameters` gives for the arguments."""
+    args = {
+        'params_file': LaunchConfiguration('params_file').perform(context),
+        'use_sim_time': LaunchConfiguration('use_sim_time').perform(context),
+        'metrics_port_base': LaunchConfiguration('metrics_port_base').perform(context),
+        'metrics_address': LaunchConfiguration('metrics_address').perform(context),
+    }
+    return [Node(
+        package='liquid_edge_ros_monitor',
+        executable='liquid_inference',
+        name='liquid_inference',
+        namespace=LaunchConfiguration('namespace'),
+        parameters=node_parameters('liquid_inference', args),
+        output='screen',
+        emulate_tty=True,
+    )]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -32,17 +56,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'use_sim_time', default_value='false',
             description="'true' to use /clock as the node's time source."),
-        Node(
-            package='liquid_edge_ros_monitor',
-            executable='liquid_inference',
-            name='liquid_inference',
-            namespace=LaunchConfiguration('namespace'),
-            parameters=[
-                LaunchConfiguration('params_file'),
-                {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
-                                                value_type=bool)},
-            ],
-            output='screen',
-            emulate_tty=True,
-        ),
+        DeclareLaunchArgument('metrics_port_base', default_value='',
+                              description=METRICS_PORT_BASE_HELP),
+        DeclareLaunchArgument('metrics_address', default_value='',
+                              description=METRICS_ADDRESS_HELP),
+        OpaqueFunction(function=inference_node),
     ])

@@ -33,6 +33,11 @@ Launch arguments:
   full name (`/robot1/topic_monitor:`), then `ros__parameters:`.
 - `namespace`: namespace of the node; relative topic names in the parameters resolve inside it.
 - `use_sim_time`: 'true' to measure against /clock (simulation, bag replay).
+- `metrics_port_base`: the topic monitor's metrics port, the node monitor's is the next one (0:
+  free ports, -1: none; empty, the default: as the parameters files say, 9108 and 9109).
+  Two robots' stacks on one host: `metrics_port_base:=9208` for the second.
+- `metrics_address`: the address both metrics endpoints bind to (empty: as the files say,
+  127.0.0.1; 0.0.0.0 to be scraped from another host).
 - `agent`: 'true' to also start the robot's Prometheus agent (`liquid-edge-monitor agent`: scrapes
   the three exporters, keeps samples in its WAL while the link is down, remote-writes them to the
   central server; config/prometheus/robot-agent.yml). With it: `agent_remote_write_url` (required),
@@ -44,13 +49,15 @@ Launch arguments:
         agent_remote_write_url:=https://central:9090/api/v1/write agent_ca_file:=/etc/le/ca.pem \\
         agent_username:=robot agent_password_file:=/etc/le/remote-write.password
 """
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackagePrefix, FindPackageShare
+
+from liquid_edge_ros_monitor.launch_params import (METRICS_ADDRESS_HELP, METRICS_PORT_BASE_HELP,
+                                                   node_parameters)
 
 
 def agent_actions() -> list:
@@ -89,6 +96,39 @@ def agent_actions() -> list:
     ]
 
 
+def monitor_nodes(context: LaunchContext) -> list:
+    """The two nodes, with the parameters `launch_params.node_parameters` gives for the launch
+    arguments as resolved (a params file, then use_sim_time and the metrics overrides)."""
+    args = {
+        'params_file': LaunchConfiguration('params_file').perform(context),
+        'node_params_file': LaunchConfiguration('node_params_file').perform(context),
+        'use_sim_time': LaunchConfiguration('use_sim_time').perform(context),
+        'metrics_port_base': LaunchConfiguration('metrics_port_base').perform(context),
+        'metrics_address': LaunchConfiguration('metrics_address').perform(context),
+    }
+    return [
+        Node(
+            package='liquid_edge_ros_monitor',
+            executable='topic_monitor',
+            name='topic_monitor',
+            namespace=LaunchConfiguration('namespace'),
+            parameters=node_parameters('topic_monitor', args),
+            output='screen',
+            emulate_tty=True,
+        ),
+        Node(
+            package='liquid_edge_ros_monitor',
+            executable='node_monitor',
+            name='node_monitor',
+            namespace=LaunchConfiguration('namespace'),
+            parameters=node_parameters('node_monitor', args),
+            condition=IfCondition(LaunchConfiguration('node_monitor')),
+            output='screen',
+            emulate_tty=True,
+        ),
+    ]
+
+
 def generate_launch_description() -> LaunchDescription:
     default_params = PathJoinSubstitution(
         [FindPackageShare('liquid_edge_ros_monitor'), 'config', 'topic_monitor.yaml'])
@@ -109,32 +149,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'use_sim_time', default_value='false',
             description="'true' to use /clock as the node's time source."),
-        Node(
-            package='liquid_edge_ros_monitor',
-            executable='topic_monitor',
-            name='topic_monitor',
-            namespace=LaunchConfiguration('namespace'),
-            parameters=[
-                LaunchConfiguration('params_file'),
-                {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
-                                                value_type=bool)},
-            ],
-            output='screen',
-            emulate_tty=True,
-        ),
-        Node(
-            package='liquid_edge_ros_monitor',
-            executable='node_monitor',
-            name='node_monitor',
-            namespace=LaunchConfiguration('namespace'),
-            parameters=[
-                LaunchConfiguration('node_params_file'),
-                {'use_sim_time': ParameterValue(LaunchConfiguration('use_sim_time'),
-                                                value_type=bool)},
-            ],
-            condition=IfCondition(LaunchConfiguration('node_monitor')),
-            output='screen',
-            emulate_tty=True,
-        ),
+        DeclareLaunchArgument('metrics_port_base', default_value='',
+                              description=METRICS_PORT_BASE_HELP),
+        DeclareLaunchArgument('metrics_address', default_value='',
+                              description=METRICS_ADDRESS_HELP),
+        OpaqueFunction(function=monitor_nodes),
         *agent_actions(),
     ])

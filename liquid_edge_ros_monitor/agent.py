@@ -6,7 +6,8 @@ that turns the shipped `config/prometheus/robot-agent.yml` into a ready configur
 central URL, CA, user, scrape ports) and then *becomes* `prometheus --enable-feature=agent` (exec:
 signals reach Prometheus itself, which shuts down cleanly on SIGINT and SIGTERM) serves all three;
 `monitor.launch.py agent:=true` runs it beside the nodes. Bad input: one line, exit 2, before
-Prometheus starts.
+Prometheus starts; that includes a template with an inline credential (only the `*_file` forms
+are accepted). The configuration is written readable by its owner only.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import re
 import shutil
 import socket
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -29,6 +30,21 @@ DEFAULT_RETENTION = '26h'        # a day offline plus head-room (robot-agent.yml
 DEFAULT_LISTEN = '127.0.0.1:9095'
 FLUSH_DEADLINE = '4s'
 _DURATION = re.compile(r'^(\d+(ms|s|m|h|d|w|y))+$')
+#: Prometheus configuration keys that hold a secret inline -> what to use instead. The written
+#: configuration is readable by its owner only, but a secret has no business in it at all: it
+#: ends up in backups, support bundles and `--print-config` output. Every one of them has a
+#: `*_file` form, except AWS sigv4's keys (the AWS credential chain reads them).
+INLINE_SECRETS = {
+    'password': 'password_file',                    # basic_auth
+    'credentials': 'credentials_file',              # authorization
+    'bearer_token': 'bearer_token_file',            # the older bearer token form
+    'client_secret': 'client_secret_file',          # oauth2, azuread's oauth
+    'access_key': 'the AWS credential chain (environment, profile, instance role)',   # sigv4
+    'secret_key': 'the AWS credential chain (environment, profile, instance role)',   # sigv4
+}
+#: Written with these permissions: the agent's configuration names credential files and
+#: endpoints, and is nobody else's business on a shared robot (it used to be 0644).
+CONFIG_MODE = 0o600
 
 
 class AgentError(Exception):
@@ -85,6 +101,33 @@ def _blank_is_unset(args: argparse.Namespace) -> None:
         args.robot = socket.gethostname()
 
 
+def inline_secret(config: Any, path: str = '') -> Optional[Tuple[str, str]]:
+    """The first inline credential in a Prometheus configuration, as (where, what to use
+    instead), or None. Looks everywhere (remote_write, scrape_configs, ...): a key of
+    `INLINE_SECRETS` with a value, a tls_config's inline `key`, an `Authorization` header."""
+    if isinstance(config, list):
+        for i, item in enumerate(config):
+            found = inline_secret(item, f'{path}[{i}]')
+            if found:
+                return found
+        return None
+    if not isinstance(config, dict):
+        return None
+    for key, value in config.items():
+        where = f'{path}.{key}' if path else str(key)
+        if value not in (None, '') and key in INLINE_SECRETS:
+            return where, INLINE_SECRETS[key]
+        if value not in (None, '') and key == 'key' and path.endswith('tls_config'):
+            return where, 'key_file'
+        if key == 'headers' and isinstance(value, dict) and any(
+                str(h).lower() in ('authorization', 'proxy-authorization') for h in value):
+            return where, 'authorization.credentials_file'
+        found = inline_secret(value, where)
+        if found:
+            return found
+    return None
+
+
 def agent_config(args: argparse.Namespace, template: Dict[str, Any]) -> Dict[str, Any]:
     """robot-agent.yml with the command line's values written in (pure: no files written)."""
     _blank_is_unset(args)
@@ -104,6 +147,10 @@ def agent_config(args: argparse.Namespace, template: Dict[str, Any]) -> Dict[str
                          f"liquid_inference), got '{args.ports}'")
     ca = _readable('--ca-file', args.ca_file)
     password = _readable('--password-file', args.password_file)
+    found = inline_secret(template)
+    if found:
+        raise AgentError(f'--config-template: {found[0]}: inline credentials are refused (the '
+                         f'configuration is written to disk); use {found[1]}')
 
     config = copy.deepcopy(template)
     config.setdefault('global', {}).setdefault('external_labels', {})['robot'] = args.robot
@@ -124,6 +171,30 @@ def agent_config(args: argparse.Namespace, template: Dict[str, Any]) -> Dict[str
     if password is not None:
         remote['basic_auth'] = {'username': args.username, 'password_file': password}
     return config
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` readable and writable by its owner only (`CONFIG_MODE`), whatever the umask
+    and whatever the mode of a file already there: written to a new file of that mode beside it,
+    then renamed over it (so no moment shows a wider mode or half a file)."""
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, CONFIG_MODE)
+    try:
+        os.fchmod(fd, CONFIG_MODE)         # O_CREAT's mode is masked by the umask; this is not
+        with os.fdopen(fd, 'w') as f:
+            fd = -1
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def prometheus_command(prometheus: str, config_path: Path, args: argparse.Namespace) -> List[str]:
@@ -159,7 +230,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         raise AgentError('prometheus: not found on PATH (Debian package prometheus, 2.39 or later)')
     try:
         storage.mkdir(parents=True, exist_ok=True)
-        config_path.write_text(text)
+        write_private(config_path, text)
     except OSError as exc:
         raise AgentError(f'--storage-path: {storage}: {exc.strerror}') from None
     os.execv(prometheus, command)

@@ -53,13 +53,25 @@ def _positive(text: str) -> float:
     return v
 
 
+def _port_base(text: str) -> int:
+    """The demo's first metrics port: 0 (three free ports) or one with two more after it (a
+    negative one used to switch the topic monitor off and give the others ports 0 and 1)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be an integer, got {text!r}') from None
+    if not (v == 0 or 1 <= v <= 65533):
+        raise argparse.ArgumentTypeError(f'must be 0 (free ports) or in [1, 65533], got {v}')
+    return v
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split('\n')[0])
     sub = ap.add_subparsers(dest='command', required=True)
     demo = sub.add_parser('demo', help='simulated robot, monitors, inference node, live table, '
                                        'metrics')
     demo.add_argument('--duration', type=_positive, help='stop after S seconds (default: Ctrl-C)')
-    demo.add_argument('--metrics-port', type=int, default=9108,
+    demo.add_argument('--metrics-port', type=_port_base, default=9108,
                       help='Prometheus port of the topic monitor; node_monitor and liquid_inference '
                            'use the next two (default 9108-9110; 0 = any free ports)')
     demo.add_argument('--metrics-address', default='127.0.0.1')
@@ -104,11 +116,14 @@ def nodes_in_file(path: Path, data: Dict[str, Any]) -> List[str]:
 
 def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
                live_header: Optional[str], overrides: Optional[Dict[str, List[Any]]] = None,
-               stop: Any = None, on_stop: Optional[Callable[[], None]] = None) -> int:
+               stop: Any = None, on_stop: Optional[Callable[[], None]] = None,
+               other_ports: Optional[Callable[[], List[str]]] = None) -> int:
     """Host `names` in this process on one executor; each reads its section of the params file.
 
     0 on a stop signal (however many, also during start-up; `core/stop.py`), 2 with one line on
-    bad input. `on_stop` runs as soon as the nodes stop spinning, before their clean-up."""
+    bad input. `on_stop` runs as soon as the nodes stop spinning, before their clean-up.
+    `other_ports`: 'name port' entries of nodes in other processes, for the live header (read
+    at each refresh: such a port is known only once that process has bound it)."""
     from .core.stop import StartupInterrupted, StopSignals
     stop = stop or StopSignals().install()    # before the slow imports: no traceback from them
     from .core.params import ConfigError
@@ -134,14 +149,21 @@ def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
                     print(f'{PROG}: error: {name}: {init_error(exc)}', file=sys.stderr)
                     return 2
             if live_header is not None:
-                ports = ', '.join(f'{n.get_name()} {n.metrics_port}' for n in nodes
-                                  if n.metrics_port is not None) or 'off'
-                live = LiveView(header=live_header.format(ports=ports))
+                own = [f'{n.get_name()} {n.metrics_port}' for n in nodes
+                       if n.metrics_port is not None]
+
+                def header() -> str:
+                    ports = own + (other_ports() if other_ports is not None else [])
+                    return live_header.format(ports=', '.join(ports) or 'off')
+                live = LiveView(header=header())
                 tail = _diagnostics_tail('liquid_inference:')
                 monitor = next((n for n in nodes if hasattr(n, 'reports')), None)
+
+                def show() -> None:
+                    live.header = header()
+                    live.show(monitor.reports(), _footer(nodes, tail))
                 if monitor is not None:
-                    monitor.create_timer(1.0, lambda: live.show(monitor.reports(),
-                                                                _footer(nodes, tail)))
+                    monitor.create_timer(1.0, show)
                 nodes.append(tail)
         run_nodes(nodes, duration, stop)
         return 0
@@ -226,15 +248,42 @@ def cmd_demo(args: argparse.Namespace, stop: Any = None) -> int:
         domain = os.environ.get('ROS_DOMAIN_ID', '0')
         header = None if args.no_live else (
             f'liquid-edge-monitor demo | metrics on http://{args.metrics_address}: {{ports}}'
-            + (f', liquid_inference {base + 2}' if base else '')
-            + f' | /diagnostics on ROS_DOMAIN_ID={domain} | Ctrl-C to stop')
+            f' | /diagnostics on ROS_DOMAIN_ID={domain} | Ctrl-C to stop')
         overrides = {name: [Parameter('metrics_port', value=base + i if base else 0),
                             Parameter('metrics_address', value=args.metrics_address)]
                      for i, name in enumerate(NODE_NAMES[:2])}
+        inference = children[1]
+        found: List[int] = []
+
+        def inference_port() -> List[str]:
+            """The inference node's port: the one asked for, or (--metrics-port 0) the one its
+            process bound, once it has (it loads and compiles its model first)."""
+            if base:
+                return [f'liquid_inference {base + 2}']
+            if not found:
+                port = listening_port(inference.pid, args.metrics_address)
+                if port is not None:
+                    found.append(port)
+            return [f'liquid_inference {found[0] if found else "(starting)"}']
         return _run_nodes(list(NODE_NAMES[:2]), ['--params-file', params], args.duration,
-                          header, overrides, stop, on_stop=lambda: _interrupt(children))
+                          header, overrides, stop, on_stop=lambda: _interrupt(children),
+                          other_ports=inference_port)
     finally:
         _stop_children(children)
+
+
+def listening_port(pid: int, address: str) -> Optional[int]:
+    """The TCP port process `pid` listens on at `address` (a node's metrics endpoint in a
+    process of its own, bound to a free port), or None while it has none."""
+    import psutil
+    try:
+        conns = psutil.Process(pid).net_connections(kind='tcp')
+    except (psutil.Error, OSError):
+        return None
+    for c in conns:
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.ip == address:
+            return c.laddr.port
+    return None
 
 
 def _interrupt(children: List[subprocess.Popen]) -> None:

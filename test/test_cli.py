@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import re
 import subprocess
 import sys
@@ -189,3 +191,149 @@ def test_agent_rejects_bad_arguments_in_one_line(tmp_path, extra, problem):
     lines = own_lines(p.stderr)
     assert len(lines) == 1 and problem in lines[0], p.stderr
     assert not (tmp_path / 'wal').exists()
+
+
+def _template_with(path: str, value) -> dict:
+    """The shipped robot-agent.yml with `value` set at the dotted `path` (list indices as ints)."""
+    config = yaml.safe_load((REPO / 'config' / 'prometheus' / 'robot-agent.yml').read_text())
+    *parents, last = [int(p) if p.isdigit() else p for p in path.split('.')]
+    node = config
+    for p in parents:
+        node = node[p] if isinstance(p, int) else node.setdefault(p, {})
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize('path, value, where, use', [
+    ('remote_write.0.authorization', {'credentials': 's3cret'},
+     'remote_write[0].authorization.credentials', 'use credentials_file'),
+    ('remote_write.0.bearer_token', 's3cret', 'remote_write[0].bearer_token',
+     'use bearer_token_file'),
+    ('remote_write.0.oauth2', {'client_id': 'robot', 'client_secret': 's3cret',
+                               'token_url': 'https://auth.example/token'},
+     'remote_write[0].oauth2.client_secret', 'use client_secret_file'),
+    ('remote_write.0.basic_auth', {'username': 'robot', 'password': 's3cret'},
+     'remote_write[0].basic_auth.password', 'use password_file'),
+    ('remote_write.0.tls_config', {'cert_file': '/c.pem', 'key': 'PRIVATE KEY'},
+     'remote_write[0].tls_config.key', 'use key_file'),
+    ('remote_write.0.headers', {'Authorization': 'Bearer s3cret'},
+     'remote_write[0].headers', 'use authorization.credentials_file'),
+    ('remote_write.0.sigv4', {'region': 'eu-west-1', 'secret_key': 's3cret'},
+     'remote_write[0].sigv4.secret_key', 'use the AWS credential chain'),
+    ('scrape_configs.0.authorization', {'credentials': 's3cret'},
+     'scrape_configs[0].authorization.credentials', 'use credentials_file'),
+])
+def test_agent_refuses_inline_credentials_of_any_kind(tmp_path, path, value, where, use):
+    """Issue 17 item 9: only basic_auth and tls_config were replaced; a template carrying
+    `authorization`, `bearer_token` or `oauth2` credentials went into the written config (then
+    world-readable). Any inline credential is one line naming it and its file form; nothing is
+    printed or written."""
+    template = tmp_path / 'agent.yml'
+    template.write_text(yaml.safe_dump(_template_with(path, value)))
+    p = run_cli(*_agent_args(tmp_path, '--config-template', str(template), '--print-config'))
+    assert p.returncode == 2, p.stdout
+    lines = own_lines(p.stderr)
+    assert len(lines) == 1 and f'--config-template: {where}: inline credentials are refused' \
+        in lines[0] and use in lines[0], p.stderr
+    assert 's3cret' not in p.stdout + p.stderr and 'PRIVATE KEY' not in p.stdout + p.stderr
+    assert not (tmp_path / 'wal').exists()
+
+
+def test_agent_accepts_the_file_forms(tmp_path):
+    secret = tmp_path / 'token'
+    secret.write_text('s3cret')
+    template = tmp_path / 'agent.yml'
+    template.write_text(yaml.safe_dump(_template_with(
+        'remote_write.0.authorization', {'type': 'Bearer', 'credentials_file': str(secret)})))
+    p = run_cli(*_agent_args(tmp_path, '--config-template', str(template), '--print-config'))
+    assert p.returncode == 0, p.stderr
+    (remote,) = yaml.safe_load(p.stdout.rsplit('# ', 1)[0])['remote_write']
+    assert remote['authorization'] == {'type': 'Bearer', 'credentials_file': str(secret)}
+
+
+@pytest.mark.skipif(not shutil.which('prometheus'), reason='Debian package prometheus missing')
+def test_agent_writes_its_configuration_readable_by_its_owner_only(tmp_path):
+    """Issue 17 item 9: the rendered configuration was written with the umask's mode (0644 under
+    the usual 022), readable by every local user. Written 0600 now, also over an older file of
+    a wider mode; the real prometheus then runs on it (and stops on SIGINT)."""
+    pw = tmp_path / 'pw'
+    pw.write_text('secret')
+    wal = tmp_path / 'wal'
+    wal.mkdir()
+    config = wal / 'robot-agent.yml'
+    config.write_text('old')
+    config.chmod(0o644)
+    listen = f'127.0.0.1:{free_port()}'
+    old_umask = os.umask(0o022)
+    try:
+        proc = subprocess.Popen(
+            [*CLI, *_agent_args(tmp_path, '--username', 'robot', '--password-file', str(pw),
+                                '--listen-address', listen)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:
+        os.umask(old_umask)
+    try:
+        wait_for(lambda: config.read_text() != 'old', 30, 'the configuration written')
+        assert oct(config.stat().st_mode & 0o777) == oct(0o600)
+        assert 'password_file' in config.read_text()
+        assert [p.name for p in wal.iterdir() if p.name.endswith('.tmp')] == []
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(f'http://{listen}/-/healthy', timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        wait_for(lambda: proc.poll() is None and healthy(), 30, 'prometheus running on it')
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert proc.returncode == 0, out
+
+
+def test_demo_banner_names_every_port_when_they_are_picked_free(tmp_path):
+    """Issue 17 item 10: with `--metrics-port 0` the banner left out liquid_inference, which runs
+    in a process of its own and picks its own free port: nobody could find where to scrape it.
+    The banner names it once the process has bound it, and it is the inference node's."""
+    log = tmp_path / 'demo.log'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([*CLI, 'demo', '--duration', '60', '--metrics-port', '0'],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                env=os.environ.copy())
+    banner = re.compile(r'^liquid-edge-monitor demo \| metrics on http://127\.0\.0\.1: '
+                        r'topic_monitor (\d+), node_monitor (\d+), liquid_inference (\d+) \|', re.M)
+    try:
+        m = wait_for(lambda: banner.search(log.read_text()), 45, 'a banner with three ports',
+                     last=lambda: log.read_text()[-2000:])
+        ports = [int(p) for p in m.groups()]
+        assert len(set(ports)) == 3 and 0 not in ports
+        text = wait_for(lambda: (lambda t: t if t and 'liquid_edge_inferences_total' in t
+                                 else None)(_scrape_or_none(ports[2])), 20,
+                        'the inference metrics on the announced port')
+        assert 'liquid_edge_topic_messages_total' not in text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            for c in psutil.Process(proc.pid).children(recursive=True):
+                c.kill()
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+def _scrape_or_none(port: int):
+    try:
+        return scrape(port)
+    except OSError:
+        return None
+
+
+@pytest.mark.parametrize('value', ['-1', '65534', 'x'])
+def test_demo_metrics_port_must_leave_room_for_three(value):
+    p = run_cli('demo', '--metrics-port', value)
+    assert p.returncode == 2 and '--metrics-port' in p.stderr, p.stderr

@@ -330,19 +330,26 @@ def test_qos_is_checked_once_per_distinct_pair_of_profiles_not_per_endpoint_pair
     assert {i.nodes[1] for i in r.issues if i.kind == 'qos_incompatible'} == {'/picky'}
 
 
+def _entry(label: str, current: float) -> object:
+    """One psutil temperature entry (label, current)."""
+    e = type('Entry', (), {})()
+    e.label, e.current = label, current
+    return e
+
+
+def _fake_sensors(monkeypatch) -> list:
+    """Fault injection: psutil.sensors_temperatures reports the last of the returned list's
+    readings (two coretemp sensors at first; append to change them)."""
+    import psutil
+    reports = [{'coretemp': [_entry('Core 0', 50.0), _entry('Core 1', 52.0)]}]
+    monkeypatch.setattr(psutil, 'sensors_temperatures', lambda: reports[-1], raising=False)
+    return reports
+
+
 def test_a_temperature_sensor_that_vanishes_is_lost_not_absent(monkeypatch):
     """Fault injection: psutil reports two sensors, then one, then none (a driver went away)."""
-    import psutil
-
     from conftest import wait_for
-    Entry = type('Entry', (), {})
-
-    def entry(label, current):
-        e = Entry()
-        e.label, e.current = label, current
-        return e
-    reports = [{'coretemp': [entry('Core 0', 50.0), entry('Core 1', 52.0)]}]
-    monkeypatch.setattr(psutil, 'sensors_temperatures', lambda: reports[-1], raising=False)
+    reports = _fake_sensors(monkeypatch)
     sampler = host_mod.HostSampler([], period=0.05)
     sampler.start()
     try:
@@ -351,7 +358,7 @@ def test_a_temperature_sensor_that_vanishes_is_lost_not_absent(monkeypatch):
             return by_name(s).get('host temperature') if s.fresh('temperature') else None
         wait_for(lambda: (temp_status() or host_mod.HostStatus('', 9, '')).level == OK, 5,
                  'two sensors')
-        reports.append({'coretemp': [entry('Core 0', 51.0)]})
+        reports.append({'coretemp': [_entry('Core 0', 51.0)]})
         st = wait_for(lambda: (lambda t: t if t and t.level == WARN else None)(temp_status()), 5,
                       'one sensor lost')
         assert st.message == 'sensor lost: coretemp/Core 1; hottest coretemp/Core 0 51.0 C'
@@ -363,3 +370,48 @@ def test_a_temperature_sensor_that_vanishes_is_lost_not_absent(monkeypatch):
         sampler.stop(1.0)
     # A host that never had a sensor still says so, OK.
     assert by_name(sample(temperatures={}))['host temperature'].level == OK
+
+
+def test_a_lost_sensor_never_masks_an_over_temperature_error():
+    """Issue 17 item 8: with one sensor lost, the status was WARN 'sensor lost' whatever the
+    others read. The worst level wins: the hottest remaining sensor's ERROR, with the loss beside
+    it; below the limits the loss alone is WARN."""
+    hot = sample(temperatures={'coretemp/Core 0': 97.0}, lost_sensors=frozenset({'acpitz/0'}))
+    st = by_name(hot)['host temperature']
+    assert st.level == 2, st.message
+    assert st.message == ('hottest coretemp/Core 0 97.0 C at or above limit; '
+                          'sensor lost: acpitz/0')
+    assert ('lost sensors', 'acpitz/0') in st.values and ('coretemp/Core 0', '97.0') in st.values
+    warm = sample(temperatures={'coretemp/Core 0': 88.0}, lost_sensors=frozenset({'acpitz/0'}))
+    assert by_name(warm)['host temperature'].level == WARN
+    cool = sample(temperatures={'coretemp/Core 0': 40.0}, lost_sensors=frozenset({'acpitz/0'}))
+    assert (by_name(cool)['host temperature'].level, by_name(cool)['host temperature'].message) \
+        == (WARN, 'sensor lost: acpitz/0; hottest coretemp/Core 0 40.0 C')   # worst first
+
+
+def test_a_sensor_gone_for_sensor_forget_after_is_no_longer_lost(monkeypatch):
+    """Issue 17 item 8: the set of sensors seen only grew, so a board removed for good held the
+    status at WARN for ever. Fault injection: psutil reports two sensors, then one; the lost one
+    is WARN, then after `host.sensor_forget_after` the status is OK again on the other."""
+    from conftest import wait_for
+    reports = _fake_sensors(monkeypatch)
+    sampler = host_mod.HostSampler([], period=0.05, sensor_forget_after=0.5)
+    sampler.start()
+    config = HostConfig(sensor_forget_after=0.5)
+    try:
+        def temp_status():
+            s = sampler.snapshot()
+            return by_name(s, config).get('host temperature') if s.fresh('temperature') else None
+        wait_for(lambda: (temp_status() or host_mod.HostStatus('', 9, '')).level == OK, 5,
+                 'two sensors')
+        reports.append({'coretemp': [_entry('Core 0', 51.0)]})
+        wait_for(lambda: (temp_status() or host_mod.HostStatus('', 9, '')).level == WARN, 5,
+                 'one sensor lost')
+        st = wait_for(lambda: (lambda t: t if t and t.level == OK else None)(temp_status()), 5,
+                      'the loss forgotten', last=lambda: temp_status())
+        assert st.message == 'hottest coretemp/Core 0 51.0 C'
+        assert set(sampler._sensors_seen) == {'coretemp/Core 0'}      # pruned: bounded
+    finally:
+        sampler.stop(1.0)
+    with pytest.raises(ConfigError, match="parameter 'host.sensor_forget_after': must be >= 0"):
+        parse_node_config({'host.sensor_forget_after': -1.0})

@@ -223,6 +223,15 @@ def test_runs_without_expected_nodes_and_says_so(ros, ros_process):
         wait_for(lambda: sample_value(scrape(port), 'liquid_edge_node_up',
                                       node='/test_nm_empty_listener', expected='false') == 1,
                  20, 'a node seen in the graph')
+        # The monitor is always expected by itself (issue 17 item 13), not 'not expected'.
+        own = '/nm_empty/node_monitor'
+        assert sample_value(scrape(port), 'liquid_edge_node_up', node=own, expected='true') == 1
+        assert sample_value(scrape(port), 'liquid_edge_node_up', node=own,
+                            expected='false') is None
+        wait_for(lambda: listener.message(f'node_monitor: node {own}').startswith('up '), 20,
+                 'its own node status')
+        assert 'not expected' not in listener.message(f'node_monitor: node {own}')
+        assert listener.values(f'node_monitor: node {own}')['expected'] == 'yes'
     finally:
         listener.close()
     assert proc.stop() == 0, proc.output()

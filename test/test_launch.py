@@ -27,21 +27,23 @@ EXPECTED: Dict[str, Dict[str, Set[str]]] = {
         'configs': {'topic_monitor.yaml', 'node_monitor.yaml'},
         'includes': set(),
         'arguments': {'params_file', 'node_params_file', 'node_monitor', 'namespace',
-                      'use_sim_time', 'agent', 'agent_remote_write_url', 'agent_robot',
-                      'agent_ca_file', 'agent_username', 'agent_password_file',
-                      'agent_storage_path'},
+                      'use_sim_time', 'metrics_port_base', 'metrics_address', 'agent',
+                      'agent_remote_write_url', 'agent_robot', 'agent_ca_file', 'agent_username',
+                      'agent_password_file', 'agent_storage_path'},
     },
     'inference.launch.py': {
         'executables': {'liquid_inference'},
         'configs': {'liquid_inference.yaml'},
         'includes': set(),
-        'arguments': {'params_file', 'namespace', 'use_sim_time'},
+        'arguments': {'params_file', 'namespace', 'use_sim_time', 'metrics_port_base',
+                      'metrics_address'},
     },
     'demo.launch.py': {
         'executables': {'sim_robot'},
         'configs': {'demo.yaml', 'sim_robot.yaml'},
         'includes': {'monitor.launch.py', 'inference.launch.py'},
-        'arguments': {'params_file', 'namespace', 'use_sim_time'},
+        'arguments': {'params_file', 'node_params_file', 'sim_params_file', 'namespace',
+                      'use_sim_time', 'metrics_port_base', 'metrics_address'},
     },
 }
 LAUNCH_FILES = sorted(EXPECTED)
@@ -230,7 +232,42 @@ def _texts(value: Any) -> List[str]:
     return _texts(list(getattr(value, 'substitutions', None) or []))
 
 
+def _started(api: Any, ld: Any, context: Any) -> List[Any]:
+    """The launch_ros Nodes of `ld`, those made by its OpaqueFunctions included, for `context`."""
+    from launch_ros.actions import Node
+    out = []
+    for e in ld.entities:
+        if isinstance(e, Node):
+            out.append(e)
+        elif isinstance(e, api.actions.OpaqueFunction):
+            out += [n for n in (e.execute(context) or []) if isinstance(n, Node)]
+    return out
+
+
+def _context(api: Any, ld: Any, **given: str) -> Any:
+    """A LaunchContext with every declared argument at its default, then `given`."""
+    context = api.LaunchContext()
+    for a in _arguments(api, ld).values():
+        if a.default_value is not None and a.name not in given:
+            context.launch_configurations[a.name] = _text(api, a.default_value) \
+                if not any(type(d).__name__ == 'FindPackageShare' for d in a.default_value) \
+                else f'/share/{a.name}'
+    context.launch_configurations.update(given)
+    return context
+
+
+def _parameters(api: Any, node: Any, context: Any) -> list:
+    """A Node's parameters as launch_ros will hand them over (paths and dicts)."""
+    from launch_ros.utilities import evaluate_parameters
+    out = []
+    for p in evaluate_parameters(context, node._Node__parameters):
+        out.append(str(p) if not isinstance(p, dict) else
+                   {k: (v.value if hasattr(v, 'value') else v) for k, v in p.items()})
+    return out
+
+
 def test_monitor_launch_description(api: Any) -> None:
+    from liquid_edge_ros_monitor.launch_params import node_parameters
     ld = _load(api, 'monitor.launch.py')
     args = _arguments(api, ld)
     assert EXPECTED['monitor.launch.py']['arguments'] <= set(args)
@@ -238,19 +275,31 @@ def test_monitor_launch_description(api: Any) -> None:
     assert _text(api, args['use_sim_time'].default_value) == 'false'
     assert _text(api, args['namespace'].default_value) == ''
     assert 'node_monitor.yaml' in _texts(args['node_params_file'].default_value)
-    assert _nodes(api, ld) == [(PACKAGE, 'topic_monitor', 'topic_monitor'),
-                               (PACKAGE, 'node_monitor', 'node_monitor')]
+    given = {'params_file': '/t.yaml', 'node_params_file': '/n.yaml', 'use_sim_time': 'true',
+             'metrics_port_base': '9208', 'metrics_address': '0.0.0.0'}
+    context = _context(api, ld, **given)
+    nodes = _started(api, ld, context)
+    assert [(_text(api, n.node_package), _text(api, n.node_executable)) for n in nodes] == \
+        [(PACKAGE, 'topic_monitor'), (PACKAGE, 'node_monitor')]
+    for n, name in zip(nodes, ('topic_monitor', 'node_monitor')):
+        assert _parameters(api, n, context) == node_parameters(name, given)
     agents = [e for e in ld.entities if type(e) is api.actions.ExecuteProcess]
     assert len(agents) == 1 and agents[0].condition is not None   # agent:=true only
     assert _text(api, args['agent'].default_value) == 'false'
 
 
 def test_inference_launch_description(api: Any) -> None:
+    from liquid_edge_ros_monitor.launch_params import node_parameters
     ld = _load(api, 'inference.launch.py')
     args = _arguments(api, ld)
     assert EXPECTED['inference.launch.py']['arguments'] <= set(args)
     assert 'liquid_inference.yaml' in _texts(args['params_file'].default_value)
-    assert _nodes(api, ld) == [(PACKAGE, 'liquid_inference', 'liquid_inference')]
+    given = {'params_file': '/i.yaml', 'metrics_port_base': '0', 'metrics_address': '127.0.0.2'}
+    context = _context(api, ld, **given)
+    (node,) = _started(api, ld, context)
+    assert _text(api, node.node_executable) == 'liquid_inference'
+    assert _parameters(api, node, context) == node_parameters(
+        'liquid_inference', {**given, 'use_sim_time': 'false'})
 
 
 def test_demo_launch_description(api: Any) -> None:
@@ -260,17 +309,76 @@ def test_demo_launch_description(api: Any) -> None:
     assert 'demo.yaml' in _texts(args['params_file'].default_value)
     assert _text(api, args['use_sim_time'].default_value) == 'false'
     assert _nodes(api, ld) == [(PACKAGE, 'sim_robot', 'sim_robot')]
-
     includes = [e for e in ld.entities if isinstance(e, api.actions.IncludeLaunchDescription)]
     assert len(includes) == 2
-    started = []
     for inc in includes:
-        forwarded = {_text(api, k) for k, _ in inc.launch_arguments}
-        assert {'params_file', 'use_sim_time', 'namespace'} <= forwarded
         sub = inc.launch_description_source.try_get_launch_description_without_context()
         assert sub is not None, 'an included launch file could not be loaded from demo.launch.py'
-        started += [n[1] for n in _nodes(api, sub)]
-    assert started == ['topic_monitor', 'node_monitor', 'liquid_inference']
+
+
+# ---- every advertised argument acts (issue 17 items 11, 12) --------------------------------------
+
+def _include_arguments(tree: ast.Module) -> Dict[str, Dict[str, ast.expr]]:
+    """For each IncludeLaunchDescription of a launch file: the included file's name -> the
+    `launch_arguments={...}` it passes (argument name -> the expression given)."""
+    out: Dict[str, Dict[str, ast.expr]] = {}
+    for call in _calls(tree, 'IncludeLaunchDescription'):
+        target = next(s for s in {n.id for n in ast.walk(call) if isinstance(n, ast.Name)}
+                      if s.endswith('_LAUNCH'))
+        (dict_node,) = [n for n in ast.walk(call) if isinstance(n, ast.Dict)]
+        out[target] = {k.value: v for k, v in zip(dict_node.keys, dict_node.values)}
+    return out
+
+
+def _configuration_name(tree: ast.Module, value: ast.expr) -> Any:
+    """The argument a forwarded value reads: LaunchConfiguration('x') directly, or a local
+    variable assigned one."""
+    if isinstance(value, ast.Call) and _callee(value) == 'LaunchConfiguration':
+        return _first_arg_strings([value])[0]
+    if isinstance(value, ast.Name):
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == value.id
+                                                 for t in n.targets):
+                return _configuration_name(tree, n.value)
+    return None
+
+
+def test_demo_forwards_every_argument_of_what_it_includes_under_its_own_name():
+    """Issue 17 item 11: `ros2 launch ... demo.launch.py --show-args` lists the included files'
+    arguments too, and the demo passed `params_file` as `node_params_file`, so
+    `node_params_file:=my_nodes.yaml` changed nothing. Each argument the demo passes on must be
+    the demo's own argument of the same name (else the command line's value is overridden)."""
+    tree = _tree('demo.launch.py')
+    declared = set(_first_arg_strings(_calls(tree, 'DeclareLaunchArgument')))
+    includes = _include_arguments(tree)
+    assert set(includes) == {'MONITOR_LAUNCH', 'INFERENCE_LAUNCH'}
+    for target, forwarded in includes.items():
+        for name, value in forwarded.items():
+            source = _configuration_name(tree, value)
+            assert source == name, f'{target}: {name} is given the value of {source}'
+            assert name in declared, f'{name} forwarded but not declared by the demo'
+    assert {'metrics_port_base', 'metrics_address', 'node_params_file'} <= \
+        set(includes['MONITOR_LAUNCH'])
+    assert {'metrics_port_base', 'metrics_address'} <= set(includes['INFERENCE_LAUNCH'])
+
+
+def test_launch_files_build_node_parameters_from_every_argument_they_read():
+    """The launch files hand their arguments to launch_params.node_parameters: each node's
+    parameters come from there (no Node gives `parameters=` of its own but sim_robot), and the
+    arguments it reads are those the file declares."""
+    for name, nodes in (('monitor.launch.py', {'topic_monitor', 'node_monitor'}),
+                        ('inference.launch.py', {'liquid_inference'})):
+        tree = _tree(name)
+        calls = _calls(tree, 'node_parameters')
+        assert set(_first_arg_strings(calls)) == nodes, name
+        (args,) = [n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                   and any(isinstance(t, ast.Name) and t.id == 'args' for t in n.targets)]
+        keys = {k.value for k in args.keys}
+        read = {_configuration_name(tree, v.func.value) for v in args.values}
+        assert keys == read, f'{name}: an argument is read under another name'
+        declared = set(_first_arg_strings(_calls(tree, 'DeclareLaunchArgument')))
+        assert {'metrics_port_base', 'metrics_address', 'use_sim_time', 'params_file'} <= keys
+        assert keys <= declared
 
 
 @pytest.mark.parametrize('name', ['topic_monitor.yaml', 'topic_monitor.example.yaml'])

@@ -1,4 +1,6 @@
 """Histogram bucketing, the collector's exposition, and the live table (no DDS)."""
+import time
+
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -86,7 +88,7 @@ def test_fast_text_rendering_is_the_generic_exposition_byte_for_byte():
     one.record(10 * NS, 5, 1, 1, -NS)
     metrics.update(report('/one', TopicConfig(name='/one'), silent, one.snapshot(10 * NS, True)))
     # Counts from seven digits on are written with an exponent, as Go does.
-    metrics._hist['/imu'][1].add(np.full(1_234_567, 0.003))
+    metrics._series['/imu'].hist[1].add(np.full(1_234_567, 0.003))
     registry = CollectorRegistry()
     registry.register(metrics)
     text = metrics.render_text()
@@ -184,3 +186,97 @@ def test_endpoint_serves_what_the_scraper_asks_for_with_the_fast_topic_lines():
     assert '# TYPE liquid_edge_topic_messages_total counter' in text
     for body in (om, text):
         assert body.count('liquid_edge_topic_messages_total{robot="r",topic="/imu"} 100.0') == 1
+
+
+def _strings_reachable(root, needle: str) -> list:
+    """Every string containing `needle` reachable from `root` through containers and object
+    attributes (__dict__ and __slots__): what an object still holds, whatever its layout."""
+    seen, found, stack = set(), [], [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, str):
+            if needle in obj:
+                found.append(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            stack.extend(obj)
+        elif not isinstance(obj, (int, float, bytes, np.ndarray)) and not callable(obj):
+            stack.extend(getattr(obj, '__dict__', {}).values())
+            for slot in getattr(type(obj), '__slots__', ()):
+                if hasattr(obj, slot):
+                    stack.append(getattr(obj, slot))
+    return found
+
+
+def test_removed_topics_leave_nothing_behind_while_scrapes_render():
+    """Issue 17 item 6: `remove` runs on the statistics thread while a scrape renders on the HTTP
+    thread from the rows it took before. The render must not bring a removed topic's cached label
+    string or bucket prefixes back: under churning topic names that grew without a bound."""
+    import sys
+    import threading
+
+    metrics = TopicMetrics('r1')
+    names = [f'/churn/run_{i:04d}' for i in range(600)]
+    base = _report('/template')
+    for name in names:
+        metrics.update(type(base)(name, base.config, base.state, base.snapshot, base.level,
+                                  base.message))
+    metrics.render_text()
+    stop = threading.Event()
+    renders = [0]
+
+    def scrape_loop() -> None:
+        while not stop.is_set():
+            metrics.render_text()
+            renders[0] += 1
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    thread = threading.Thread(target=scrape_loop, daemon=True)
+    thread.start()
+    try:
+        for name in names:
+            metrics.remove(name)
+            if renders[0] == 0:
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        thread.join(10)
+        sys.setswitchinterval(old)
+    assert renders[0] > 0
+    assert metrics.render_text().count('/churn/') == 0
+    left = _strings_reachable(metrics, '/churn/')
+    assert not left, f'{len(left)} strings of removed topics still held, e.g. {left[:2]}'
+
+
+def test_series_per_topic_are_what_docs_metrics_says():
+    """docs/METRICS.md gives the series per topic for each setting (what a fleet pays per robot
+    and scrape): count them in a rendering, for a topic with and without a Header, with and
+    without histograms (`discovery.histograms`)."""
+    import re
+
+    from conftest import REPO
+    doc = (REPO / 'docs' / 'METRICS.md').read_text()
+    table = dict(re.findall(r'^\| (with a `std_msgs/Header`|without a Header|any) \|.*\| (\d+) \|$',
+                            doc, re.M))
+    assert set(table) == {'with a `std_msgs/Header`', 'without a Header', 'any'}, table
+
+    def series(report_, histograms: bool) -> int:
+        m = TopicMetrics('r1', discovered_histograms=histograms)
+        m.update(report_)
+        return sum(1 for line in m.render_text().splitlines()
+                   if not line.startswith('#') and f'topic="{report_.name}"' in line)
+    discovered = _report('/d')        # TopicConfig(listed=False): a discovered topic
+    assert series(discovered, True) == int(table['with a `std_msgs/Header`'])
+    assert series(_report('/d', has_header=False), True) == int(table['without a Header'])
+    assert series(discovered, False) == series(_report('/d', has_header=False), False) \
+        == int(table['any'])
+    # A listed topic keeps its histograms whatever discovery.histograms says.
+    base = _report('/listed')
+    listed = type(base)(base.name, TopicConfig(name='/listed', listed=True), base.state,
+                        base.snapshot, base.level, base.message)
+    assert series(listed, False) == int(table['with a `std_msgs/Header`'])

@@ -31,7 +31,7 @@ COLCON = Path(sys.executable).parent / 'colcon'
 def _build_outputs_in_repo() -> Set[str]:
     """What a colcon or setuptools build leaves behind, wherever it is in the repository (outside
     .git and .venv): build/, install/, log/ and *.egg-info, with their modification times."""
-    skip = {'.git', '.venv', '.pytest_cache', '__pycache__'}
+    skip = {'.git', '.venv', '.venv-jazzy', '.pytest_cache', '__pycache__'}
     out = set()
     for root, dirs, _files in os.walk(REPO):
         dirs[:] = [d for d in dirs if d not in skip]

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # Sets up what the two quick-start commands need, on first use and again whenever the pins change:
-# a local virtual environment (.venv) from requirements.txt with this package installed into it,
-# and, with --test-tools, Debian's `prometheus` package (promtool and the server the tests run).
+# a local virtual environment for the ROS 2 distribution in ROS_DISTRO (kilted, the default:
+# .venv from requirements.txt; jazzy, the LTS: .venv-jazzy from requirements-jazzy.txt) with this
+# package installed into it, and, with --test-tools, Debian's `prometheus` package (promtool and
+# the server the tests run). Prints the venv's path on stdout (everything else goes to stderr).
 # Idempotent: a second run with unchanged pins does nothing.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$root/.venv"
+distro="${ROS_DISTRO:-kilted}"
+case "$distro" in
+    kilted) venv="$root/.venv"; requirements="$root/requirements.txt" ;;
+    jazzy) venv="$root/.venv-jazzy"; requirements="$root/requirements-jazzy.txt" ;;
+    *) echo "bootstrap: ROS_DISTRO=$distro: the pip path supports kilted (default) and jazzy" \
+            "(PyPI has no wheels of other distributions); unset ROS_DISTRO or pick one of them" >&2
+       exit 2 ;;
+esac
 stamp="$venv/.bootstrap-stamp"
 
 as_root() {
@@ -15,8 +24,8 @@ as_root() {
 }
 
 apt_install() {
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -24,14 +33,16 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     apt_install python3-venv
 fi
 
-want="$(cat "$root/requirements.txt" "$root/setup.py" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$requirements" "$root/setup.py" | sha256sum | cut -d' ' -f1)"
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "bootstrap: creating $venv from requirements.txt (first use takes about a minute)" >&2
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$root/requirements.txt"
-    # PEP 660 editable install: console scripts land in .venv/bin (setup.cfg's lib/ layout is for colcon).
+    echo "bootstrap: creating $venv (ROS 2 $distro) from $(basename "$requirements")" \
+         "(first use takes a few minutes)" >&2
+    python3 -m venv "$venv" >&2
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements" >&2
+    # PEP 660 editable install: console scripts land in the venv's bin (setup.cfg's lib/ layout
+    # is for colcon).
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
-        --use-pep517 -e "$root"
+        --use-pep517 -e "$root" >&2
     # colcon must not crawl the ROS wheels' package.xml files inside the venv.
     touch "$venv/COLCON_IGNORE"
     echo "$want" > "$stamp"
@@ -53,3 +64,4 @@ if [ "${1:-}" = "--test-tools" ] && ! command -v promtool >/dev/null; then
     echo "bootstrap: installing Debian's prometheus package (promtool, prometheus server)" >&2
     apt_install prometheus
 fi
+echo "$venv"

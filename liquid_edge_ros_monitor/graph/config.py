@@ -44,8 +44,8 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('expected_nodes', 'string_array', [],
               'Names of the nodes that must run, fully qualified (/robot1/driver) or relative to '
               'this node\'s namespace (driver); each missing one is ERROR. Empty (the '
-              'default): no node is required; the graph, the nodes seen in it and the host are '
-              'still watched.',
+              'default): no other node is required; the graph, the nodes seen in it and the '
+              'host are still watched. The node monitor itself is always expected.',
               _node_names),
     ParamSpec('period', 'double', 1.0, 'How often the ROS graph is checked, seconds.', positive),
     ParamSpec('startup_grace', 'double', 2.0,
@@ -84,6 +84,9 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
               non_negative),
     ParamSpec('host.temperature_error', 'double', 95.0,
               'Temperature of any sensor for ERROR, degrees Celsius; 0 = none.', non_negative),
+    ParamSpec('host.sensor_forget_after', 'double', 300.0,
+              'A temperature sensor gone this long is no longer reported lost (WARN), seconds; '
+              '0 = lost for ever. It is lost from its first missing reading on.', non_negative),
     ParamSpec('host.battery_warn', 'double', 0.2, 'Battery charge (0..1) below which it is WARN.',
               _ratio),
     ParamSpec('host.battery_error', 'double', 0.05,
@@ -118,6 +121,7 @@ class HostConfig:
     disk_free: Band = Band(0.05, 0.01, below=True)
     temperature: Band = Band(85.0, 95.0)
     battery: Band = Band(0.2, 0.05, below=True)
+    sensor_forget_after: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,8 @@ def parse_node_config(values: Mapping[str, Any], hostname: str = 'localhost',
         enabled=v['host.enabled'], period=v['host.period'], cpu=_band(v, 'cpu'),
         memory=_band(v, 'memory'), disk_paths=tuple(dict.fromkeys(v['host.disk_paths'])),
         disk_free=_band(v, 'disk_free', below=True), temperature=_band(v, 'temperature'),
-        battery=_band(v, 'battery', below=True))
+        battery=_band(v, 'battery', below=True),
+        sensor_forget_after=v['host.sensor_forget_after'])
     return NodeMonitorConfig(
         expected_nodes=tuple(dict.fromkeys(resolve_node_name(n, namespace)
                                            for n in v['expected_nodes'])),

@@ -153,11 +153,14 @@ def sample_host(disk_paths: Sequence[str]) -> HostSample:
 
 def assemble(readings: Mapping[str, Tuple[Any, float]], disk_paths: Sequence[str], now: float,
              max_age: float, started: float,
-             sensors_seen: FrozenSet[str] = frozenset()) -> HostSample:
+             sensors_seen: Optional[Mapping[str, float]] = None,
+             sensor_forget_after: float = 0.0) -> HostSample:
     """The latest reading of each part (value, monotonic time) as a `HostSample` at `now`. A part
     whose reading is older than `max_age`, or that has none `max_age` after `started`, is stale;
     one with none before that is pending. Neither contributes values. A temperature sensor in
-    `sensors_seen` but not in the fresh reading is lost."""
+    `sensors_seen` (name -> monotonic time last read) but not in the fresh reading is lost, until
+    it has been gone `sensor_forget_after` seconds (0: lost for ever): a board removed for good
+    must not hold the status at WARN for the rest of the robot's run."""
     ages: Dict[str, float] = {}
     stale: Dict[str, float] = {}
     pending = set()
@@ -185,8 +188,11 @@ def assemble(readings: Mapping[str, Tuple[Any, float]], disk_paths: Sequence[str
         disks={p: fresh[disk_part(p)] for p in disk_paths if disk_part(p) in fresh},
         temperatures=fresh.get(TEMPERATURE), battery=fresh.get(BATTERY),
         ages=ages, stale=stale, pending=frozenset(pending), max_age=max_age,
-        lost_sensors=(frozenset(sensors_seen - set(fresh.get(TEMPERATURE) or ()))
-                      if TEMPERATURE in fresh else frozenset()))
+        lost_sensors=(frozenset(
+            name for name, seen in (sensors_seen or {}).items()
+            if name not in (fresh.get(TEMPERATURE) or ())
+            and not (sensor_forget_after and now - seen >= sensor_forget_after))
+            if TEMPERATURE in fresh else frozenset()))
 
 
 class HostSampler:
@@ -197,14 +203,19 @@ class HostSampler:
     is left behind at shutdown (daemon), never duplicated."""
 
     def __init__(self, disk_paths: Sequence[str], period: float,
-                 on_error: Optional[Callable[[str, BaseException], None]] = None) -> None:
+                 on_error: Optional[Callable[[str, BaseException], None]] = None,
+                 sensor_forget_after: float = 300.0) -> None:
         self.disk_paths = tuple(disk_paths)
         self.period = period
+        self.sensor_forget_after = sensor_forget_after
         self.max_age = STALE_PERIODS * period
         self._parts = host_parts(self.disk_paths)
         self._on_error = on_error
         self._readings: Dict[str, Tuple[Any, float]] = {}
-        self._sensors_seen: FrozenSet[str] = frozenset()
+        #: temperature sensor -> monotonic time it was last read; replaced whole (atomic), pruned
+        #: of sensors gone beyond sensor_forget_after, so it holds at most the sensors of now
+        #: and of the last sensor_forget_after seconds.
+        self._sensors_seen: Dict[str, float] = {}
         self._stop = threading.Event()
         self._threads: List[threading.Thread] = []
         self.started = time.monotonic()
@@ -233,15 +244,20 @@ class HostSampler:
             if self._on_error is not None:
                 self._on_error(part, exc)
             return not self._stop.is_set()
-        if part == TEMPERATURE and value:
-            self._sensors_seen = self._sensors_seen | frozenset(value)
-        self._readings[part] = (value, time.monotonic())     # one dict store: atomic
+        now = time.monotonic()
+        if part == TEMPERATURE:
+            forget = self.sensor_forget_after
+            seen = {k: t for k, t in self._sensors_seen.items()
+                    if not (forget and now - t >= forget)}
+            seen.update(dict.fromkeys(value or (), now))
+            self._sensors_seen = seen
+        self._readings[part] = (value, now)     # one dict store: atomic
         return not self._stop.is_set()
 
     def snapshot(self, now: Optional[float] = None) -> HostSample:
         return assemble(dict(self._readings), self.disk_paths,
                         time.monotonic() if now is None else now, self.max_age, self.started,
-                        self._sensors_seen)
+                        self._sensors_seen, self.sensor_forget_after)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop the threads; one blocked in a reading is not waited for beyond `timeout`."""
@@ -334,25 +350,29 @@ def _disk_status(path: str, d: Union[DiskReading, str], c: HostConfig) -> HostSt
 
 
 def _temperature_status(s: HostSample, c: HostConfig) -> HostStatus:
+    """The hottest sensor against the limits and, beside it, the sensors lost (WARN): the worst
+    level wins, so a lost sensor never masks an over-temperature ERROR of the others."""
+    values = [(k, f'{v:.1f}') for k, v in sorted((s.temperatures or {}).items())]
+    findings: List[Tuple[int, str]] = []
+    if s.temperatures:
+        hottest = max(s.temperatures, key=s.temperatures.__getitem__)
+        t = s.temperatures[hottest]
+        lvl = c.temperature.level(t)
+        findings.append((lvl, f'hottest {hottest} {t:.1f} C' + (' at or above limit' if lvl
+                                                               else '')))
+        values.append(('limits', _limits(c.temperature, '{:.0f} C')))
     if s.lost_sensors:
         # A sensor that reported before and is gone now (a driver crashed, a board came loose)
         # is not the same as a host that never had one.
         lost = ', '.join(sorted(s.lost_sensors))
-        rest = (f'; hottest {max(s.temperatures, key=s.temperatures.__getitem__)} '
-                f'{max(s.temperatures.values()):.1f} C' if s.temperatures else '')
-        return HostStatus('host temperature', WARN, f'sensor lost: {lost}{rest}',
-                          [(k, f'{v:.1f}') for k, v in sorted((s.temperatures or {}).items())]
-                          + [('lost sensors', lost)])
-    if not s.temperatures:
+        findings.append((WARN, f'sensor lost: {lost}'))
+        values.append(('lost sensors', lost))
+    if not findings:
         why = 'not supported on this platform' if s.temperatures is None else 'no sensors reported'
         return HostStatus('host temperature', OK, f'no temperature sensors ({why})')
-    hottest = max(s.temperatures, key=s.temperatures.__getitem__)
-    t = s.temperatures[hottest]
-    lvl = c.temperature.level(t)
-    return HostStatus(
-        'host temperature', lvl, f'hottest {hottest} {t:.1f} C' + (' at or above limit' if lvl else ''),
-        [(k, f'{v:.1f}') for k, v in sorted(s.temperatures.items())]
-        + [('limits', _limits(c.temperature, '{:.0f} C'))])
+    findings.sort(key=lambda f: -f[0])      # the worst first (stable: hottest before lost)
+    return HostStatus('host temperature', findings[0][0], '; '.join(m for _, m in findings),
+                      values)
 
 
 def _battery_status(s: HostSample, c: HostConfig) -> HostStatus:

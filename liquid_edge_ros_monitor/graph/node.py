@@ -192,14 +192,18 @@ class NodeMonitor(Node):
             namespace=self.get_namespace())
         c = self.config
         self.started_ns = self.now_ns()
-        self.tracker = NodeTracker(c.expected_nodes, self.started_ns)
+        #: The configured expected nodes and the monitor itself: it is always expected by itself
+        #: (with none configured it used to list itself as 'not expected').
+        self.expected_nodes = tuple(dict.fromkeys((*c.expected_nodes,
+                                                   self.get_fully_qualified_name())))
+        self.tracker = NodeTracker(self.expected_nodes, self.started_ns)
         self.instances: Dict[str, int] = {}     # nodes per name in the graph
         self.graph_report: Optional[GraphReport] = None
         self._topic_tasks: Set[str] = set()
-        self._node_tasks: Set[str] = set(c.expected_nodes)
+        self._node_tasks: Set[str] = set(self.expected_nodes)
         self._updater = Updater(self)
         self._updater.setHardwareID(c.robot)
-        for name in c.expected_nodes:
+        for name in self.expected_nodes:
             self._updater.add(NodeTask(self, name))
         self._updater.add(GraphTask(self))
         self._metrics = NodeMonitorMetrics(c.robot)
@@ -212,7 +216,8 @@ class NodeMonitor(Node):
                          *(f'host disk {p}' for p in c.host.disk_paths),
                          'host temperature', 'host battery'):
                 self._updater.add(HostTask(self, name))
-            self._host = HostSampler(c.host.disk_paths, c.host.period, self._host_failed)
+            self._host = HostSampler(c.host.disk_paths, c.host.period, self._host_failed,
+                                     sensor_forget_after=c.host.sensor_forget_after)
             self._metrics.host_source = self._host.snapshot
             self._host.start()
         self._timer = self.create_timer(c.period, self.check,

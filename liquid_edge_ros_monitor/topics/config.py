@@ -65,10 +65,22 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
               lambda v: None if v in ('each', 'summary')
               else f"must be 'each' or 'summary', got '{v}'"),
     ParamSpec('discovery.forget_after', 'double', 300.0,
-              'A discovered topic without publishers this long is forgotten: its /diagnostics '
+              'A discovered topic without publishers this long is forgotten (a topic is only '
+              'discovered once it has a publisher; one that only has subscribers is not tracked): '
+              'its /diagnostics '
               'status and metric series go (topics come and go on a robot that runs for days), '
               'seconds; 0 = never. Listed topics are never forgotten: they read STALE.',
               non_negative),
+    ParamSpec('discovery.max_topics', 'integer', 1000,
+              'Most discovered topics tracked at once (listed topics come on top). Beyond it a '
+              'new topic is refused: counted in liquid_edge_topic_refused_total and named on the '
+              "'discovery' status (WARN) until a tracked one is forgotten. Each tracked topic "
+              'costs up to 53 series per scrape (docs/METRICS.md), a subscription and a window.',
+              int_range(1, 1_000_000)),
+    ParamSpec('discovery.histograms', 'bool', True,
+              'Export the two latency histograms (header and transport latency) of discovered '
+              'topics: 38 of their 53 series. false: 15 series per discovered topic, latency p95 '
+              'stays on /diagnostics; listed topics always keep their histograms.'),
     ParamSpec('defaults.tolerance', 'double', 0.1,
               'Default allowed relative deviation from expected_rate.', fraction),
     ParamSpec('defaults.max_latency', 'double', 0.0,
@@ -138,6 +150,8 @@ class DiscoveryConfig:
     stale_timeout: float = 0.0
     forget_after: float = 300.0
     diagnostics: str = 'each'
+    max_topics: int = 1000
+    histograms: bool = True
 
     def matches(self, topic: str) -> bool:
         """Whether a resolved topic name is to be discovered."""
@@ -237,5 +251,6 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
             exclude=tuple(g['discovery.exclude']), period=g['discovery.period'],
             stale_timeout=g['discovery.stale_timeout'],
             forget_after=g['discovery.forget_after'],
-            diagnostics=g['discovery.diagnostics']),
+            diagnostics=g['discovery.diagnostics'],
+            max_topics=g['discovery.max_topics'], histograms=g['discovery.histograms']),
         topics=tuple(topics))

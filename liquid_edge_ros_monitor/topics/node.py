@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
@@ -166,6 +166,40 @@ class DiscoveredSummaryTask(DiagnosticTask):
         return stat
 
 
+class DiscoveryTask(DiagnosticTask):
+    """`discovery`: how many topics discovery tracks against `discovery.max_topics`, the topics it
+    refused beyond that (WARN, named), and a discovery pass that failed (WARN, with its error)."""
+
+    SHOWN = 10
+
+    def __init__(self, monitor: 'TopicMonitor') -> None:
+        super().__init__('discovery')
+        self._monitor = monitor
+
+    def run(self, stat: Any) -> Any:
+        m = self._monitor
+        limit = m.config.discovery.max_topics
+        tracked = m.discovered_count()
+        refused = sorted(m.refused)
+        errors = m.discovery_errors()
+        stat.summary(OK, f'{tracked} topics discovered (limit {limit})')
+        if refused:
+            shown = ', '.join(refused[:self.SHOWN])
+            more = f' and {len(refused) - self.SHOWN} more' if len(refused) > self.SHOWN else ''
+            stat.mergeSummary(WARN, f'discovery.max_topics ({limit}) reached: '
+                              f'{len(refused)} topics refused: {shown}{more}')
+        failing = m.discovery_failing
+        if failing:
+            stat.mergeSummary(WARN, f'discovery failed: {failing}')
+        stat.add('discovered topics', str(tracked))
+        stat.add('max_topics', str(limit))
+        stat.add('refused topics', str(len(refused)))
+        stat.add('failed discovery passes', str(errors))
+        for i, name in enumerate(refused[:self.SHOWN]):
+            stat.add(f'refused {i + 1}', name)
+        return stat
+
+
 class TopicMonitor(Node):
     """Measures every listed or discovered topic from raw subscriptions."""
 
@@ -174,11 +208,17 @@ class TopicMonitor(Node):
         fix_mmap_threshold()     # scrapes of drifting size must not ratchet the heap up
         self.config = self._read_config()
         self._tracks: Dict[str, TopicTrack] = {}
-        #: Discovered topics forgotten for want of publishers, while they stay in the graph (a
-        #: subscriber keeps them there): not re-added until a publisher comes back.
-        self._forgotten: set = set()
+        #: Topics in the graph that discovery refused (discovery.max_topics tracked already);
+        #: bounded by what the graph holds, each counted once while it stays refused.
+        self.refused: Set[str] = set()
+        #: The last discovery pass's error (None: it went through).
+        self.discovery_failing: Optional[str] = None
         self._forget_queue: 'queue.SimpleQueue[str]' = queue.SimpleQueue()
-        self._errors_logged: set = set()
+        #: topic -> the problems already logged for it. Written by the executor, receiver and
+        #: statistics threads (`_log_once`) and pruned by `_forget`: only under its lock (a set
+        #: rebuilt while another thread added to it raised in discovery and stopped the node).
+        self._errors_logged: Dict[str, Set[str]] = {}
+        self._errors_lock = threading.Lock()
         self._refresh_turn = 0
         self._next_slot = 0
         self._timebase = _TimeBase()
@@ -197,7 +237,8 @@ class TopicMonitor(Node):
         self._updater = Updater(self)
         self._updater.setHardwareID(self.config.robot)
         self._metrics = TopicMetrics(self.config.robot, self.get_fully_qualified_name(),
-                                     now_ns=self._now_ns)
+                                     now_ns=self._now_ns,
+                                     discovered_histograms=self.config.discovery.histograms)
         self._metrics.down_reason = self.down_reason
         # A scrape renders with the receiver and statistics threads out of its way (briefly).
         self._metrics.step_aside = self._receiver.step_aside = self._step_aside = StepAside()
@@ -207,8 +248,10 @@ class TopicMonitor(Node):
                                             else None)
         for t in self.config.topics:
             self._add_track(self._resolve(t), t)
-        if self.config.discovery.enabled and self.config.discovery.diagnostics == 'summary':
-            self._updater.add(DiscoveredSummaryTask(self))
+        if self.config.discovery.enabled:
+            self._updater.add(DiscoveryTask(self))
+            if self.config.discovery.diagnostics == 'summary':
+                self._updater.add(DiscoveredSummaryTask(self))
         self._discover()
         # Steady clock: discovery goes on while sim time is paused or /clock has not started.
         self._discovery_timer = self.create_timer(self.config.discovery.period, self._discover,
@@ -252,17 +295,66 @@ class TopicMonitor(Node):
             self._updater.add(TopicTask(track, self.down_reason, stall_after_s=self._stall_s))
         return track
 
+    def discovered_count(self) -> int:
+        """Discovered (not listed) topics tracked now."""
+        return len(self._tracks) - len(self.config.topics)
+
+    def discovery_errors(self) -> int:
+        return self._metrics.discovery_errors_total
+
     def _discover(self) -> None:
-        topics = dict(self.get_topic_names_and_types())
+        """Executor thread, every `discovery.period`. Never raises: an exception leaving a timer
+        callback leaves the executor and stops the whole node. A failed pass is logged (with its
+        traceback the first time, then at most every 30 s), counted
+        (`liquid_edge_topic_discovery_errors_total`), shown on the `discovery` status, and
+        discovery runs again at the next period."""
+        try:
+            self._discover_once()
+        except Exception as exc:   # noqa: BLE001 - see above: log, count, keep going
+            self._metrics.discovery_errors_total += 1
+            first = self._metrics.discovery_errors_total == 1
+            self.discovery_failing = f'{type(exc).__name__}: {exc}'.splitlines()[0]
+            if first:
+                self.get_logger().error(
+                    'discovery failed; the monitor goes on and tries again every '
+                    f'{self.config.discovery.period:g} s\n'
+                    + ''.join(traceback.format_exception(exc)).rstrip())
+            else:
+                self.get_logger().error(f'discovery failed again: {self.discovery_failing}',
+                                        throttle_duration_sec=30.0)
+        else:
+            self.discovery_failing = None
+
+    def _admit(self, topics: Dict[str, List[str]]) -> None:
+        """Track the graph's new topics that discovery matches, that have a publisher (a topic
+        only subscribed to carries nothing to measure, and would still cost its series), up to
+        `discovery.max_topics`; refuse and count the others."""
         discovery = self.config.discovery
-        self._forgotten.intersection_update(topics)     # bounded by what the graph holds
+        if not discovery.enabled:
+            return
+        self.refused.intersection_update(topics)     # bounded by what the graph holds
+        room = discovery.max_topics - self.discovered_count()
         for name in topics:
-            if name not in self._tracks and discovery.matches(name):
-                if name in self._forgotten:
-                    if not self.count_publishers(name):
-                        continue
-                    self._forgotten.discard(name)
-                self._add_track(name, self.config.for_discovered(name))
+            if name in self._tracks or (room <= 0 and name in self.refused):
+                continue      # (a refused topic costs no graph query while there is no room)
+            if not discovery.matches(name) or not self.count_publishers(name):
+                continue
+            if room <= 0:
+                self.refused.add(name)
+                self._metrics.refused_total += 1
+                self.get_logger().warning(
+                    f'discovery.max_topics ({discovery.max_topics}) reached: {name} is not '
+                    f'monitored ({len(self.refused)} refused; see the discovery status)',
+                    throttle_duration_sec=60.0)
+                continue
+            self.refused.discard(name)
+            self._add_track(name, self.config.for_discovered(name))
+            room -= 1
+
+    def _discover_once(self) -> None:
+        topics = dict(self.get_topic_names_and_types())
+        self._admit(topics)
+        discovery = self.config.discovery
         now = time.monotonic_ns()
         forget_ns = int(discovery.forget_after * 1e9)
         tracks = list(self._tracks.values())
@@ -300,9 +392,9 @@ class TopicMonitor(Node):
             self.destroy_subscription(track.subscription)
             track.subscription = None
         self._updater.removeByName(track.name)
-        self._forgotten.add(track.name)
         self._forget_queue.put(track.name)
-        self._errors_logged = {e for e in self._errors_logged if e[0] != track.name}
+        with self._errors_lock:
+            self._errors_logged.pop(track.name, None)
         self.get_logger().debug(f'{track.name}: forgotten (no publisher for '
                                 f'{self.config.discovery.forget_after:g} s)')
 
@@ -489,9 +581,17 @@ class TopicMonitor(Node):
         self._log_once(sub.topic_name, f'receiving failed: {exc!r}')
 
     def _log_once(self, topic: str, text: str) -> None:
-        if (topic, text) not in self._errors_logged:
-            self._errors_logged.add((topic, text))
-            self.get_logger().warning(f'{topic}: {text}')
+        """Log a topic's problem the first time it is seen (any thread). A topic no longer
+        tracked gets no entry: `_forget` deletes the track before it prunes under the lock, so
+        none outlives its topic."""
+        with self._errors_lock:
+            if topic not in self._tracks:
+                return
+            seen = self._errors_logged.setdefault(topic, set())
+            if text in seen:
+                return
+            seen.add(text)
+        self.get_logger().warning(f'{topic}: {text}')
 
     # ---- readers -------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ example_want="$(sha256sum "$root/requirements-example.txt" | cut -d' ' -f1)"
 if [ "${1:-}" = "--test-tools" ] && [ "$(cat "$example_stamp" 2>/dev/null)" != "$example_want" ]; then
     echo "bootstrap: installing the example's torch (CPU) and ncps from requirements-example.txt" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --retries 0 --no-deps \
-        -r "$root/requirements-example.txt"
+        -r "$root/requirements-example.txt" >&2
     echo "$example_want" > "$example_stamp"
 fi
 

@@ -407,12 +407,12 @@ class LiquidInference(Node):
             stat.add('last change', text)
         if dep.guard is not None:
             left = self.config.rollback_window - (time.monotonic_ns() - dep.guard.started_ns) * 1e-9
-            stat.add('rollback window s', f'{max(0.0, left):.1f} left')
+            stat.add('rollback window left (s)', f'{max(0.0, left):.1f}')
         if dep.preparer.busy_with:
             stat.add('preparing', dep.preparer.busy_with)
         m = self.model
         stat.add('cell', m.cell if m.cell == 'ltc' else f'cfc/{m.mode}')
-        stat.add('warm-up (compile) s', f'{self.loaded.warmup_s:.3f}')
+        stat.add('warm-up and compile (s)', f'{self.loaded.warmup_s:.3f}')
         stat.add('jit compilations', str(compilations()))
         stat.add('state resets', str(self.controller.resets))
 
@@ -442,7 +442,7 @@ class LiquidInference(Node):
                 stat.mergeSummary(OK, text)
             stat.add(f'{role} model', sh.loaded.path)
             stat.add(f'{role} agreement', f'{agree:.3f}' if agree is not None else 'n/a')
-            stat.add(f'{role} p50 ms', f'{p50 * 1e3:.3f}' if p50 is not None else 'n/a')
+            stat.add(f'{role} p50 (ms)', f'{p50 * 1e3:.3f}' if p50 is not None else 'n/a')
             stat.add(f'{role} steps / skipped', f'{sh.steps} / {sh.skipped}')
             if sh.accuracy.value is not None:
                 stat.add(f'{role} accuracy', f'{sh.accuracy.value:.3f}')

@@ -55,15 +55,16 @@ def latency(stat: Any, mon: Any) -> Any:
     else:
         stat.summary(OK, f'callback p95 {p95 * 1e3:.2f} ms')
     if p95 is not None:
-        stat.add('callback p95 ms', f'{p95 * 1e3:.3f}')
+        stat.add('callback p50 (ms)', f'{rec.callback.quantile(0.5) * 1e3:.3f}')
+        stat.add('callback p95 (ms)', f'{p95 * 1e3:.3f}')
         for name, ring in list(rec.stage_rings.items()):
             p50 = ring.quantile(0.5)
             if p50 is not None:
-                stat.add(f'{name} p50 ms', f'{p50 * 1e3:.3f}')
-    stat.add('budget ms', f'{budget * 1e3:.3f}')
+                stat.add(f'{name} p50 (ms)', f'{p50 * 1e3:.3f}')
+    stat.add('budget (ms)', f'{budget * 1e3:.3f}')
     stat.add('deadline misses', str(mon.metrics.deadline_misses))
     d = rec.deadline()
-    stat.add('deadline ms', f'{d * 1e3:.3f}' if d else 'unknown')
+    stat.add('deadline (ms)', f'{d * 1e3:.3f}' if d else 'unknown')
     stat.add('inferences', str(mon.metrics.inferences))
     return stat
 
@@ -93,8 +94,8 @@ def inputs(stat: Any, mon: Any) -> Any:
     else:
         stat.summary(OK, 'inputs in distribution' if drift is not None else 'no input yet')
     stat.add('topic', topic)
-    stat.add('input age s', f'{age:.3f}' if age is not None else 'no input yet')
-    stat.add('input timeout s', f'{fresh.timeout_s:g}')
+    stat.add('input age (s)', f'{age:.3f}' if age is not None else 'no input yet')
+    stat.add('input timeout (s)', f'{fresh.timeout_s:g}')
     stat.add('stale episodes', str(errors.get('input_stale', 0)))
     if 'stamp_gap' in errors:
         stat.add('stamp gaps', str(errors['stamp_gap']))

@@ -9,15 +9,23 @@ Per-topic settings follow the ros2_control style, since ROS parameter names cann
     topic:
       imu: {name: imu/data, expected_rate: 200.0, tolerance: 0.05, max_latency: 0.02}
       odom: {name: odom, min_rate: 45.0}
+
+Black-box paths (`paths.py`) the same way:
+
+    paths: [controller]
+    path:
+      controller: {inputs: [imu/data], output: cmd_vel, deadline: 0.02}
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..core.params import (ConfigError, ParamSpec, endpoint_params, fraction, int_range, non_negative,
                            patterns, positive, read_params, topic_name, unknown_names)
+from .paths import PathConfig
 
 _KEY = re.compile(r'[A-Za-z][A-Za-z0-9_]*\Z')
 
@@ -90,7 +98,42 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
               non_negative),
     ParamSpec('topics', 'string_array', [],
               'Keys of the listed topics; each has its settings under topic.<key>.*', _keys),
+    ParamSpec('paths', 'string_array', [],
+              "Keys of black-box paths (a node's reaction from its input topics to its output "
+              'topic); each has its settings under path.<key>.*', _keys),
 )
+
+
+def _topic_list(v: Sequence[str]) -> Optional[str]:
+    if not v:
+        return 'must name at least one input topic'
+    for t in v:
+        problem = topic_name(t)
+        if problem:
+            return problem
+    return None
+
+
+#: The per-path fields under ``path.<key>.``.
+PATH_FIELDS: Tuple[ParamSpec, ...] = (
+    ParamSpec('inputs', 'string_array', [],
+              "The node's input topics (relative names resolve in the monitor's namespace).",
+              _topic_list),
+    ParamSpec('output', 'string', '', "The node's output topic.", topic_name),
+    ParamSpec('deadline', 'double', 0.0,
+              'An input no output follows within this is missed; a reaction p95 above it is '
+              'WARN, seconds.', positive),
+    ParamSpec('missed_warn', 'double', 0.05,
+              "Share of the window's inputs missed above which the path is WARN (ERROR above "
+              'half).', fraction),
+    ParamSpec('silence_timeout', 'double', 1.0,
+              'No output this long while inputs arrive is ERROR, seconds.', positive),
+)
+
+
+def path_param_specs(key: str) -> List[ParamSpec]:
+    """The specs of ``path.<key>.*``."""
+    return [dataclasses.replace(f, name=f'path.{key}.{f.name}') for f in PATH_FIELDS]
 
 #: The per-topic fields under ``topic.<key>.``; defaults that say 'defaults.X' inherit it.
 TOPIC_FIELDS: Tuple[ParamSpec, ...] = (
@@ -174,6 +217,7 @@ class MonitorConfig:
     robot: str
     discovery: DiscoveryConfig
     topics: Tuple[TopicConfig, ...]
+    paths: Tuple[PathConfig, ...] = ()      # names as given (the node resolves them)
 
     def for_discovered(self, name: str, tolerance: float = 0.1) -> TopicConfig:
         """Thresholds for a topic found by discovery: no rate limits, the discovery stale timeout."""
@@ -203,6 +247,8 @@ def all_param_names(values: Mapping[str, Any]) -> List[str]:
     names = [s.name for s in GLOBAL_PARAMS]
     for key in values.get('topics', []) or []:
         names += [s.name for s in topic_param_specs(key, values)]
+    for key in values.get('paths', []) or []:
+        names += [s.name for s in path_param_specs(key)]
     return names
 
 
@@ -241,6 +287,15 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
                               f"'{t.name}' is also the name of topic.{names[t.name]}")
         names[t.name] = key
         topics.append(t)
+    paths = []
+    for key in g['paths']:
+        pv = read_params(path_param_specs(key), values)
+        p = f'path.{key}.'
+        if pv[p + 'output'] in pv[p + 'inputs']:
+            raise ConfigError(p + 'output', f"'{pv[p + 'output']}' is also one of its inputs")
+        paths.append(PathConfig(key=key, inputs=tuple(pv[p + 'inputs']), output=pv[p + 'output'],
+                                deadline=pv[p + 'deadline'], missed_warn=pv[p + 'missed_warn'],
+                                silence_timeout=pv[p + 'silence_timeout']))
     return MonitorConfig(
         window=g['window'], window_capacity=g['window_capacity'], update_period=g['update_period'],
         future_stamp_tolerance=g['future_stamp_tolerance'], qos_depth=g['qos_depth'],
@@ -253,4 +308,4 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
             forget_after=g['discovery.forget_after'],
             diagnostics=g['discovery.diagnostics'],
             max_topics=g['discovery.max_topics'], histograms=g['discovery.histograms']),
-        topics=tuple(topics))
+        topics=tuple(topics), paths=tuple(paths))

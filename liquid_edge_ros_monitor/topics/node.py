@@ -28,22 +28,24 @@ from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from ..core.exposition import attach, detach
 from ..core.heap import fix_mmap_threshold
 from ..core.levels import LEVEL_NAMES
+from ..core.msg_info import SEQUENCE_LIMIT
 from ..core.msg_types import import_message_type, starts_with_header
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
 from ..core.step_aside import StepAside
 from .cdr import header_stamp_ns
-from .config import (GLOBAL_PARAMS, MonitorConfig, TopicConfig, parse_config, read_globals,
+from .config import (GLOBAL_PARAMS, MonitorConfig, TopicConfig, parse_config, path_param_specs,
+                     read_globals,
                      topic_param_specs)
 from .health import TopicReport, TopicState, key_values, report
 from .metrics import TopicMetrics
+from .path_metrics import PathMetrics, PathTask
+from .paths import PathConfig, PathMatcher, PathWindow
 from .receiver import BATCH_S, RawReceiver
 from .stats import MISSING, SEQ_RESET, TopicWindow
 
 NODE_NAME = 'topic_monitor'
-#: Sequence numbers at or above this are not real (rmws without them report UINT64_MAX).
-SEQ_LIMIT = 1 << 62
 NS_PER_S = 1_000_000_000
 #: Discovery reads every topic's publishers in full (types, QoS: 50 us and a dozen Python objects
 #: each) up to this many topics; beyond, a topic is read in full when its publisher count or
@@ -84,6 +86,9 @@ class TopicTrack:
         self.forgotten = False
         self.graph_types: Tuple[str, ...] = ()   # the types the graph gave at the last refresh
         self.slot = 0     # its turn for a full refresh among many topics (fixed for its life)
+        #: (arrival ns, stamp ns or None) hooks of the black-box paths this topic is part of
+        #: (receiver thread); a topic on a path is never forgotten.
+        self.path_hooks: List[Callable[[int, Optional[int]], None]] = []
 
     def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any,
                publishers_changed: bool) -> TopicReport:
@@ -248,6 +253,7 @@ class TopicMonitor(Node):
                                             else None)
         for t in self.config.topics:
             self._add_track(self._resolve(t), t)
+        self._paths = self._setup_paths()
         if self.config.discovery.enabled:
             self._updater.add(DiscoveryTask(self))
             if self.config.discovery.diagnostics == 'summary':
@@ -272,6 +278,8 @@ class TopicMonitor(Node):
         g = read_globals(values)
         for key in g['topics']:
             values.update(declare_all(self, topic_param_specs(key, g)))
+        for key in g['paths']:
+            values.update(declare_all(self, path_param_specs(key)))
         return parse_config(values, hostname=socket.gethostname(), given=user_overrides(self))
 
     def _resolve(self, t: TopicConfig) -> str:
@@ -284,6 +292,39 @@ class TopicMonitor(Node):
             raise ConfigError(f'topic.{t.key}.name',
                               f"resolves to '{name}', as topic.{other.config.key}.name does")
         return name
+
+    def _setup_paths(self) -> List[Tuple[PathMatcher, PathWindow]]:
+        """Black-box paths: their topics are tracked whatever discovery says (and never
+        forgotten), and every message on them also goes to the path's matcher."""
+        paths = []
+        self._path_metrics = PathMetrics(self.config.robot)
+        self._path_metrics.down_reason = self.down_reason
+        for p in self.config.paths:
+            def resolve(name: str, field: str) -> str:
+                try:
+                    return self.resolve_topic_name(name)
+                except Exception as exc:
+                    raise ConfigError(f'path.{p.key}.{field}',
+                                      f"'{name}' does not resolve: {exc}") from None
+            resolved = PathConfig(key=p.key,
+                                  inputs=tuple(resolve(n, 'inputs') for n in p.inputs),
+                                  output=resolve(p.output, 'output'), deadline=p.deadline,
+                                  missed_warn=p.missed_warn, silence_timeout=p.silence_timeout)
+            matcher = PathMatcher(resolved)
+            for name in resolved.inputs:
+                self._path_track(name).path_hooks.append(matcher.on_input)
+            self._path_track(resolved.output).path_hooks.append(matcher.on_output)
+            paths.append((matcher, PathWindow(resolved, self.config.window)))
+            self._updater.add(PathTask(p.key, self._path_metrics, self.down_reason))
+        if paths:
+            attach(self._path_metrics, self.config.metrics_address,
+                   self.metrics_port if self.metrics_port is not None else -1)
+        return paths
+
+    def _path_track(self, name: str) -> TopicTrack:
+        track = self._tracks.get(name)
+        return track if track is not None else self._add_track(
+            name, self.config.for_discovered(name))
 
     # ---- graph (executor thread) ---------------------------------------------------------------
 
@@ -377,7 +418,7 @@ class TopicMonitor(Node):
                 track.unpublished_since_ns = None
             elif track.unpublished_since_ns is None:
                 track.unpublished_since_ns = now
-            elif (forget_ns and not track.config.listed
+            elif (forget_ns and not track.config.listed and not track.path_hooks
                   and now - track.unpublished_since_ns >= forget_ns):
                 self._forget(track)
 
@@ -453,7 +494,7 @@ class TopicMonitor(Node):
                          reliability=(ReliabilityPolicy.BEST_EFFORT if best_effort
                                       else ReliabilityPolicy.RELIABLE),
                          durability=DurabilityPolicy.VOLATILE)
-        handler = self._make_handler(track.window, has_header)
+        handler = self._make_handler(track.window, has_header, track.path_hooks)
         sub = self.create_subscription(msg_class, track.name, handler, qos,
                                        callback_group=self._receiver.group, raw=True)
         track.subscription = sub
@@ -461,14 +502,16 @@ class TopicMonitor(Node):
         track.problem = None
         self._receiver.add(sub, handler)
 
-    def _make_handler(self, window: TopicWindow, has_header: bool) -> Any:
+    def _make_handler(self, window: TopicWindow, has_header: bool,
+                      hooks: Sequence[Callable[[int, Optional[int]], None]] = ()) -> Any:
         """The per-message function (receiver thread): a few lookups and one `record` call.
 
         Its first row carries `SEQ_RESET`, so no drop is measured across a re-subscription.
         Arrival for rates and periods is on the steady clock: the message's age (wall clock now
         minus the DDS reception stamp, which a batched take would otherwise blur) taken from the
         steady clock now, so a wall-clock step cannot unsort the window; the reception stamp
-        itself is kept for the header latency. Under sim time both are the node clock.
+        itself is kept for the header latency. Under sim time both are the node clock. A topic on
+        black-box paths also hands (arrival, stamp) to each path's matcher.
         """
         record = window.record
         clock = self.get_clock()
@@ -480,8 +523,13 @@ class TopicMonitor(Node):
             received = info['received_timestamp']
             source = info['source_timestamp']
             seq = info['publication_sequence_number']
-            if not 0 < seq < SEQ_LIMIT:          # 0 or UINT64_MAX: the rmw does not provide it
+            # core.msg_info's rule, inline on this hot path: 0 or >= 2^62 (UINT64_MAX) unknown
+            if not 0 < seq < SEQUENCE_LIMIT:
                 seq = MISSING
+            if not 0 < received < SEQUENCE_LIMIT:
+                received = 0
+            if not 0 < source < SEQUENCE_LIMIT:
+                source = 0
             if first[0]:
                 first[0] = False
                 seq = SEQ_RESET
@@ -498,6 +546,8 @@ class TopicMonitor(Node):
                     wall = received
             record(arrival, len(data), received - source if source and received else MISSING,
                    seq, MISSING if stamp is None else stamp, wall)
+            for hook in hooks:
+                hook(arrival, stamp)
         return on_message
 
     # ---- statistics (receiver and statistics threads) ------------------------------------------
@@ -518,7 +568,8 @@ class TopicMonitor(Node):
             changed, track.applied_epoch = epoch != track.applied_epoch, epoch
             work.append((track, window, window.detach() if window is not None else None,
                          changed))
-        self._stats_queue.put((now, work))
+        paths = [(window, matcher.detach(now)) for matcher, window in self._paths]
+        self._stats_queue.put((now, work, paths))
 
     def _stats_loop(self) -> None:
         """Statistics thread: turn detached rows into reports, in tick order."""
@@ -526,7 +577,12 @@ class TopicMonitor(Node):
             item = self._stats_queue.get()
             if item is None:
                 return
-            now, work = item
+            now, work, paths = item
+            for window, rows in paths:
+                try:
+                    self._path_metrics.update(window.update(now, rows))
+                except Exception as exc:
+                    self._log_once(window.config.output, f'path statistics failed: {exc!r}')
             for track, window, pending, changed in work:
                 self._step_aside.pause()
                 if track.forgotten:
@@ -612,6 +668,8 @@ class TopicMonitor(Node):
         metrics = getattr(self, '_metrics', None)
         if metrics is not None:
             detach(metrics, getattr(self, '_endpoint', None))
+        if getattr(self, '_paths', None):
+            detach(self._path_metrics, getattr(self, '_endpoint', None))
         super().destroy_node()
 
 

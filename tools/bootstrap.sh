@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what the two quick-start commands need, on first use and again whenever the pins change:
 # a local virtual environment (.venv) from requirements.txt with this package installed into it,
-# and, with --test-tools, Debian's `prometheus` package (promtool and the server the tests run).
+# and, with --test-tools, Debian's `prometheus` package (promtool and the server the tests run) and
+# `prometheus-alertmanager` (the Alertmanager server and amtool).
 # Idempotent: a second run with unchanged pins does nothing.
 set -euo pipefail
 
@@ -52,4 +53,9 @@ fi
 if [ "${1:-}" = "--test-tools" ] && ! command -v promtool >/dev/null; then
     echo "bootstrap: installing Debian's prometheus package (promtool, prometheus server)" >&2
     apt_install prometheus
+fi
+
+if [ "${1:-}" = "--test-tools" ] && ! command -v amtool >/dev/null; then
+    echo "bootstrap: installing Debian's prometheus-alertmanager package (alertmanager server, amtool)" >&2
+    apt_install prometheus-alertmanager
 fi

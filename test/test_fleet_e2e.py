@@ -194,6 +194,7 @@ class Central:
             'tls_server_config': {'cert_file': str(cert), 'key_file': str(key)},
             'basic_auth_users': {USER: hashed}}))
         config = yaml.safe_load((PROM_DIR / 'central.yml').read_text())
+        del config['alerting']      # localhost:9093 may be someone else's Alertmanager
         config['global']['evaluation_interval'] = f'{INTERVAL_S:g}s'
         config['rule_files'] = [str(self._short_for(PROM_DIR / name, tmp))
                                 for name in config['rule_files']]

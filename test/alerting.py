@@ -14,6 +14,12 @@ webhook sink written here.
   checks it); this makes sure that even a routing mistake cannot send anything off the machine.
 - `render()`: a notification received by the sink, rendered with the shipped templates by
   `amtool template render` (its --template.data takes the webhook body as it is).
+
+Run as a script, the sink listens where the shipped alertmanager.yml sends (127.0.0.1:5001) and
+prints each notification as the templates render it, until Ctrl-C: the receiving end of the demo's
+alerting (config/alertmanager/README.md).
+
+    .venv/bin/python test/alerting.py [--port 5001]
 """
 from __future__ import annotations
 
@@ -29,7 +35,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import yaml
 
@@ -91,7 +97,8 @@ class Notification:
 class WebhookSink:
     """Alertmanager's webhook receiver on 127.0.0.1: keeps what it is sent, answers 200."""
 
-    def __init__(self, lifetime_s: float = 900.0) -> None:
+    def __init__(self, lifetime_s: float = 900.0, port: int = 0,
+                 on_receive: Optional[Callable[[Notification], None]] = None) -> None:
         self.received: List[Notification] = []
         self._lock = threading.Lock()
         sink = self
@@ -99,9 +106,11 @@ class WebhookSink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get('Content-Length', 0))
-                body = json.loads(self.rfile.read(length) or b'{}')
+                note = Notification(time.time(), self.path, json.loads(self.rfile.read(length) or b'{}'))
                 with sink._lock:
-                    sink.received.append(Notification(time.time(), self.path, body))
+                    sink.received.append(note)
+                if on_receive is not None:
+                    on_receive(note)
                 self.send_response(200)
                 self.send_header('Content-Length', '0')
                 self.end_headers()
@@ -109,7 +118,7 @@ class WebhookSink:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.server = ThreadingHTTPServer(('127.0.0.1', port), Handler)
         self.server.daemon_threads = True
         self.url = f'http://127.0.0.1:{self.server.server_address[1]}'
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -237,3 +246,27 @@ def render(name: str, body: Dict[str, Any], tmp: Path, html: bool = False) -> st
     proc = subprocess.run(args, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, f'amtool template render {name}: {proc.stderr}'
     return proc.stdout
+
+
+def main() -> None:
+    import argparse
+    import tempfile
+    parser = argparse.ArgumentParser(description='print what Alertmanager sends to its webhooks')
+    parser.add_argument('--port', type=int, default=5001)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix='webhook-sink-'))
+
+    def show(note: Notification) -> None:
+        text = render('liquid_edge.text', note.body, tmp) if AMTOOL else note.brief()
+        print(f'--- {time.strftime("%H:%M:%S")} to {note.receiver}\n{text.strip()}\n', flush=True)
+    sink = WebhookSink(lifetime_s=10 * 365 * 86400, port=args.port, on_receive=show)
+    print(f'webhook sink on {sink.url}, Ctrl-C stops it', flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        sink.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()

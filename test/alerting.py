@@ -29,9 +29,6 @@ import shutil
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,6 +37,7 @@ from typing import Any, Callable, Dict, List, Optional
 import yaml
 
 from conftest import REPO, free_port
+from test_prometheus_e2e import PrometheusServer
 
 AM_DIR = REPO / 'config' / 'alertmanager'
 AM_FILE = AM_DIR / 'alertmanager.yml'
@@ -172,10 +170,11 @@ def local_config(tmp: Path, sink: WebhookSink, group_wait: str = '1s', group_int
     return path
 
 
-class Alertmanager:
-    """`prometheus-alertmanager` on a free loopback port; `api(path)` reads its v2 API."""
+class Alertmanager(PrometheusServer):
+    """`prometheus-alertmanager` on a free loopback port, handled as PrometheusServer handles
+    prometheus (get, ready, output, stop); `alerts()` reads its v2 API, `amtool()` runs amtool."""
 
-    def __init__(self, config: Path, tmp: Path) -> None:
+    def __init__(self, config: Path, tmp: Path) -> None:  # noqa: the base starts prometheus
         self.port = free_port()
         self.url = f'http://127.0.0.1:{self.port}'
         self.log_path = tmp / 'alertmanager.log'
@@ -185,18 +184,6 @@ class Alertmanager:
              f'--web.listen-address=127.0.0.1:{self.port}', '--cluster.listen-address=',
              '--log.level=info'],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp)
-
-    def get(self, path: str, **query: Any) -> Optional[bytes]:
-        url = self.url + path + ('?' + urllib.parse.urlencode(query, doseq=True) if query else '')
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                return r.read()
-        except OSError:
-            return None
-
-    def ready(self) -> bool:
-        assert self.proc.poll() is None, f'alertmanager exited:\n{self.output()}'
-        return self.get('/-/ready') is not None
 
     def alerts(self, **labels: str) -> List[Dict[str, Any]]:
         """Every alert Alertmanager holds (active, silenced, inhibited) whose labels include these."""
@@ -211,21 +198,6 @@ class Alertmanager:
                               capture_output=True, text=True, timeout=30)
         assert proc.returncode == 0, f'amtool {" ".join(args)}: {proc.stdout}{proc.stderr}'
         return proc.stdout
-
-    def output(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors='replace')
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
 
 
 def alerting_section(am: Alertmanager) -> Dict[str, Any]:

@@ -32,7 +32,7 @@ import yaml
 from alerting import (ALERTMANAGER, AM_FILE, AMTOOL, ROUTED_RECEIVERS, Alertmanager, WebhookSink,
                       local_config, render)
 from conftest import REPO, wait_for
-from prom_names import (ALERTS_FILE, DASHBOARD_FILE, FLEET_DASHBOARD_FILE, FLEET_RULES_FILE,
+from prom_names import (DASHBOARD_FILE, FLEET_DASHBOARD_FILE, FLEET_RULES_FILE,
                         alert_rules, dashboard_exprs, metric_names_in, recording_rules)
 
 RUNBOOKS = REPO / 'docs' / 'RUNBOOKS.md'

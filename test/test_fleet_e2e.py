@@ -11,6 +11,13 @@ had a gap, an alert injected on A (a paused topic) fired for A only and resolved
 model hashes and per-robot recording rules are there; a wrong password is refused. Upstream limit
 (prometheus/prometheus#8809): an agent restarted during an outage loses what it had not sent; the
 test that says it should not is marked xfail(strict) so that a fixed Prometheus shows up.
+
+The center sends its alerts to the real Alertmanager with the shipped alertmanager.yml (test timings,
+every receiver a webhook sink on 127.0.0.1, test/alerting.py): a silence for robot A, made with
+amtool, holds back A's next fault and not B's; cutting B's link notifies LiquidEdgeRobotSilent for B
+alone, holding back B's other alerts (frozen at the center); once the link is back and the backlog
+has landed late, the problem B had before the cut, which ended during the outage, is notified
+resolved once and never again as firing.
 """
 from __future__ import annotations
 
@@ -34,6 +41,12 @@ import pytest
 import rclpy
 import yaml
 
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter_client import AsyncParameterClient
+
+from alerting import ALERTMANAGER, AMTOOL, Alertmanager, Notification, WebhookSink, alerting_section, \
+    local_config, render
 from conftest import REPO, free_port, wait_for
 from demo_stack import DemoStack
 from test_prometheus_e2e import ParameterSetter
@@ -52,8 +65,14 @@ METRIC = 'liquid_edge_topic_messages_total'
 #: holds (an exclusive lock file per domain), so it cannot meet another test run's nodes.
 SECOND_DOMAINS = (101, 0)
 
-pytestmark = pytest.mark.skipif(PROMETHEUS is None or OPENSSL is None,
-                                reason='needs prometheus (Debian package) and openssl')
+#: Alertmanager's grouping timers in this test (the shipped ones are 30 s and 5 m).
+GROUP_WAIT_S, GROUP_INTERVAL_S = 1.0, 2.0
+STALE = 'LiquidEdgeTopicStale'
+
+pytestmark = pytest.mark.skipif(PROMETHEUS is None or OPENSSL is None or ALERTMANAGER is None
+                                or AMTOOL is None,
+                                reason='needs the Debian packages prometheus and '
+                                       'prometheus-alertmanager, and openssl')
 
 
 # ---- pieces -------------------------------------------------------------------------------------
@@ -182,7 +201,7 @@ def make_certificate(tmp: Path) -> Tuple[Path, Path]:
 class Central:
     """The central Prometheus: central.yml's receiver with TLS and basic auth, the shipped rules."""
 
-    def __init__(self, tmp: Path, cert: Path, key: Path) -> None:
+    def __init__(self, tmp: Path, cert: Path, key: Path, alertmanager: Alertmanager) -> None:
         import bcrypt
         self.port = free_port()
         self.url = f'https://127.0.0.1:{self.port}'
@@ -194,6 +213,7 @@ class Central:
             'tls_server_config': {'cert_file': str(cert), 'key_file': str(key)},
             'basic_auth_users': {USER: hashed}}))
         config = yaml.safe_load((PROM_DIR / 'central.yml').read_text())
+        config['alerting'] = alerting_section(alertmanager)      # the test's, not localhost:9093
         config['global']['evaluation_interval'] = f'{INTERVAL_S:g}s'
         config['rule_files'] = [str(self._short_for(PROM_DIR / name, tmp))
                                 for name in config['rule_files']]
@@ -203,6 +223,8 @@ class Central:
                                 f'--storage.tsdb.path={tmp / "tsdb"}',
                                 f'--web.listen-address=127.0.0.1:{self.port}',
                                 f'--web.config.file={web}', '--web.enable-remote-write-receiver',
+                                # Firing and resolved alerts re-sent every second, not every minute.
+                                '--rules.alert.resend-delay=1s',
                                 '--log.level=warn'], tmp / 'central.log')
 
     @staticmethod
@@ -310,21 +332,45 @@ def second_domain() -> Iterator[int]:
     pytest.fail(f'every second ROS_DOMAIN_ID {SECOND_DOMAINS} is held by another run of this test')
 
 
+class DomainParameterSetter(ParameterSetter):
+    """A ParameterSetter in another ROS_DOMAIN_ID, in an rclpy context of its own: robot B's."""
+
+    def __init__(self, target: str, domain: int) -> None:  # noqa: super().__init__ uses the default context
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = Node('fleet_e2e_params_b', context=self.context)
+        self.client = AsyncParameterClient(self.node, target)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        wait_for(self.client.services_are_ready, 20, f'{target} parameter services')
+
+    def close(self) -> None:
+        super().close()
+        rclpy.try_shutdown(context=self.context)
+
+
 class Fleet:
     def __init__(self) -> None:
         self.stacks: Dict[str, DemoStack] = {}
         self.agents: Dict[str, Agent] = {}
+        self.params: Dict[str, ParameterSetter] = {}
+        self.sink: Optional[WebhookSink] = None
+        self.am: Optional[Alertmanager] = None
         self.central: Optional[Central] = None
         self.relay: Optional[Relay] = None
         self.cert: Optional[Path] = None
         self.outage: Optional[Tuple[float, float]] = None      # unix times cut, restored
         self.record: Dict[str, Any] = {}
+        self.tmp: Optional[Path] = None
 
 
 @pytest.fixture(scope='module')
 def fleet(tmp_path_factory) -> Iterator[Fleet]:
     tmp = tmp_path_factory.mktemp('fleet')
     f = Fleet()
+    f.tmp = tmp
     domains = second_domain()
     domain_b = next(domains)
     rclpy.init()
@@ -335,7 +381,11 @@ def fleet(tmp_path_factory) -> Iterator[Fleet]:
                                        'ROS_AUTOMATIC_DISCOVERY_RANGE': 'LOCALHOST'}).start()
         cert, key = make_certificate(tmp)
         f.cert = cert
-        f.central = Central(tmp, cert, key)
+        f.sink = WebhookSink()
+        f.am = Alertmanager(local_config(tmp, f.sink, group_wait=f'{GROUP_WAIT_S:g}s',
+                                         group_interval=f'{GROUP_INTERVAL_S:g}s'), tmp)
+        wait_for(f.am.ready, 30, 'alertmanager /-/ready')
+        f.central = Central(tmp, cert, key, f.am)
         wait_for(f.central.ready, 30, 'central /-/ready')
         f.relay = Relay(f.central.port)
         f.agents['a'] = Agent('a', ROBOTS['a'], f.central.port, f.stacks['a'].ports, tmp, cert)
@@ -344,9 +394,13 @@ def fleet(tmp_path_factory) -> Iterator[Fleet]:
             stack.wait_until_measured(90)
         for agent in f.agents.values():
             wait_for(agent.ready, 30, f'agent {agent.name} ready')
+        f.params['a'] = ParameterSetter(f'{NS["a"]}/sim_robot')
+        f.params['b'] = DomainParameterSetter(f'{NS["b"]}/sim_robot', domain_b)
         print(f'robot B in ROS_DOMAIN_ID {domain_b}, robot A in {os.environ["ROS_DOMAIN_ID"]}')
         yield f
     finally:
+        for setter in f.params.values():
+            setter.close()
         for agent in f.agents.values():
             agent.process.stop()
         if f.relay is not None:
@@ -354,6 +408,12 @@ def fleet(tmp_path_factory) -> Iterator[Fleet]:
         if f.central is not None:
             f.central.process.stop()
             print(f'--- central.log\n{f.central.process.output()[-3000:]}')
+        if f.am is not None:
+            f.am.stop()
+        if f.sink is not None:
+            f.sink.close()
+            print('--- notifications received:', *(f'{n.at:.1f} {n.brief()}' for n in f.sink.received),
+                  sep='\n  ')
         for agent in f.agents.values():
             print(f'--- agent {agent.name}\n{agent.process.output()[-2000:]}')
         codes = {k: s.stop() for k, s in f.stacks.items()}
@@ -423,28 +483,121 @@ def test_the_center_refuses_a_wrong_password_and_plain_http(fleet, tmp_path):
         intruder.process.stop()
 
 
-def test_an_outage_of_60_s_loses_nothing_and_an_alert_fires_for_its_robot_only(fleet):
-    central, relay = fleet.central, fleet.relay
-    a_chatter = f'{NS["a"]}/chatter'
-    setter = ParameterSetter(f'{NS["a"]}/sim_robot')
+def chatter(key: str) -> str:
+    return f'{NS[key]}/chatter'
+
+
+def notes_about(fleet: Fleet, since: float, status: Optional[str] = None,
+                **labels: str) -> List[Notification]:
+    """Notifications since `since` (of that status) with an alert carrying all these labels."""
+    return [n for n in fleet.sink.notifications(since=since)
+            if n.about(**labels) and (status is None or n.status == status)]
+
+
+def chatter_quiet(fleet: Fleet, key: str) -> bool:
+    """Robot `key`'s chatter OK at the center and no alert on it there or in Alertmanager."""
+    topic = chatter(key)
+    return bool(fleet.central.query(f'liquid_edge_topic_status{{topic="{topic}"}} == 0')) and \
+        not [a for a in fleet.central.api('alerts')['alerts'] if a['labels'].get('topic') == topic] \
+        and not fleet.am.alerts(topic=topic)
+
+
+def observe(seconds: float, what: str) -> None:
+    """Let the clock run: an observation window in which nothing more must happen."""
+    m0 = time.monotonic()
+    wait_for(lambda: time.monotonic() - m0 >= seconds, seconds + 5, what, interval=0.2)
+
+
+def test_a_silence_for_one_robot_holds_back_its_next_fault_and_not_the_others(fleet):
+    am = fleet.am
+    for key in ROBOTS:
+        wait_for(lambda key=key: chatter_quiet(fleet, key), 60, f'{chatter(key)} quiet at the center')
+    # Robot A goes into maintenance: a silence on its robot label, made with amtool.
+    silence = am.amtool('silence', 'add', f'robot={ROBOTS["a"]}', '--duration=15m',
+                        '--author=test_fleet_e2e', '--comment=robot A in maintenance').strip()
+    t0 = time.time()
     try:
-        wait_for(lambda: central.query(f'liquid_edge_topic_status{{topic="{a_chatter}"}} == 0'),
-                 30, f'{a_chatter} OK at the center')
+        for key in ROBOTS:
+            fleet.params[key].set('chatter.paused', True)
+        (b_fired,) = wait_for(lambda: notes_about(fleet, t0, 'firing', alertname=STALE, topic=chatter('b')), 30,
+                              f'a notification about {chatter("b")}',
+                              last=lambda: [n.brief() for n in fleet.sink.notifications(since=t0)])
+        print(f'chatter paused on both, A silenced -> {b_fired.brief()} after {b_fired.at - t0:.1f} s')
+        assert b_fired.receiver == 'pager'
+        assert b_fired.group_labels == {'alertname': 'LiquidEdgeTopicStale', 'robot': ROBOTS['b']}
+        assert [a['labels']['topic'] for a in b_fired.alerts] == [chatter('b')]
+        # A's alert fired too, reached Alertmanager and is held back by the silence.
+        (held,) = wait_for(lambda: [a for a in am.alerts(alertname=STALE, topic=chatter('a'))
+                                    if a['status']['silencedBy']], 30, "A's alert silenced",
+                           last=lambda: am.alerts(topic=chatter('a')))
+        assert held['labels']['robot'] == ROBOTS['a']
+        assert held['status'] == {'state': 'suppressed', 'silencedBy': [silence], 'inhibitedBy': []}
+        observe(2 * GROUP_INTERVAL_S + 1, 'two group intervals with A silenced')
+    finally:
+        for key in ROBOTS:
+            fleet.params[key].set('chatter.paused', False)
+    wait_for(lambda: notes_about(fleet, t0, 'resolved', alertname=STALE, topic=chatter('b')), 30, 'B resolved')
+    wait_for(lambda: chatter_quiet(fleet, 'a'), 30, 'A\'s alert resolved')
+    am.amtool('silence', 'expire', silence)
+    observe(2 * GROUP_INTERVAL_S + 1, 'two group intervals after the silence expired')
+    assert notes_about(fleet, t0, topic=chatter('a')) == [], 'robot A was notified'
+    assert [n.status for n in notes_about(fleet, t0, alertname=STALE, topic=chatter('b'))] == \
+        ['firing', 'resolved']
+
+
+def test_an_outage_of_60_s_loses_nothing_notifies_for_its_robot_only_and_not_again(fleet):
+    central, relay, am = fleet.central, fleet.relay, fleet.am
+    a_chatter, b_chatter = chatter('a'), chatter('b')
+    setter, setter_b = fleet.params['a'], fleet.params['b']
+    timeline: List[Tuple[str, float]] = []
+    try:
+        for key in ROBOTS:
+            wait_for(lambda key=key: chatter_quiet(fleet, key), 60, f'{chatter(key)} quiet at the center')
+        # Before the cut: a problem on B, notified. It ends during the outage, where the center
+        # cannot see it end.
+        tb = time.time()
+        setter_b.set('chatter.paused', True)
+        (b_fired,) = wait_for(lambda: notes_about(fleet, tb, 'firing', alertname=STALE, topic=b_chatter), 30,
+                              f'a notification about {b_chatter}')
+        timeline.append((f'B chatter paused -> {b_fired.brief()}', b_fired.at - tb))
         wal_before = {k: a.wal_bytes() for k, a in fleet.agents.items()}
         relay.cut()
         t0, m0 = time.time(), time.monotonic()
         # During the outage: a paused topic on robot A fires at the center for A only, and resolves.
         setter.set('chatter.paused', True)
 
-        def stale_alerts() -> List[Dict]:
+        def stale_alerts(robot: str) -> List[Dict]:
             return [a for a in central.api('alerts')['alerts']
-                    if a['labels']['alertname'] == 'LiquidEdgeTopicStale' and a['state'] == 'firing']
-        fired = wait_for(stale_alerts, 30, f'LiquidEdgeTopicStale firing for {a_chatter}')
-        assert [(a['labels']['robot'], a['labels']['topic']) for a in fired] == \
-            [(ROBOTS['a'], a_chatter)]
+                    if a['labels']['alertname'] == 'LiquidEdgeTopicStale' and a['state'] == 'firing'
+                    and a['labels']['robot'] == robot]
+        fired = wait_for(lambda: stale_alerts(ROBOTS['a']), 30, f'LiquidEdgeTopicStale firing for {a_chatter}')
+        assert [a['labels']['topic'] for a in fired] == [a_chatter]
+        # B's problem is still firing at the center: its data stopped with the link.
+        assert [a['labels']['topic'] for a in stale_alerts(ROBOTS['b'])] == [b_chatter]
+        (a_fired,) = wait_for(lambda: notes_about(fleet, t0, 'firing', alertname=STALE, topic=a_chatter), 30,
+                              f'a notification about {a_chatter}')
+        timeline.append((f'A chatter paused -> {a_fired.brief()}', a_fired.at - t0))
         setter.set('chatter.paused', False)
         wait_for(lambda: not [a for a in central.api('alerts')['alerts']
                               if a['labels'].get('topic') == a_chatter], 30, 'the alert resolved')
+        # B's link is gone: LiquidEdgeRobotSilent, for B alone (30 s of silence, `for` 2 s here).
+        (silent,) = wait_for(lambda: notes_about(fleet, t0, 'firing', alertname='LiquidEdgeRobotSilent'),
+                             OUTAGE_S - 10, 'LiquidEdgeRobotSilent notified',
+                             last=lambda: [n.brief() for n in fleet.sink.notifications(since=t0)])
+        timeline.append((f'B link cut -> {silent.brief()}', silent.at - t0))
+        assert silent.receiver == 'pager'
+        assert silent.group_labels == {'alertname': 'LiquidEdgeRobotSilent', 'robot': ROBOTS['b']}
+        assert [a['labels']['robot'] for a in silent.alerts] == [ROBOTS['b']]
+        assert 'most likely the link' in silent.alerts[0]['annotations']['description']
+        print('  text:', render('liquid_edge.text', silent.body, fleet.tmp).splitlines()[0])
+        # B's frozen problem is held back behind it.
+        (source,) = am.alerts(alertname='LiquidEdgeRobotSilent')
+        wait_for(lambda: [a for a in am.alerts(topic=b_chatter)
+                          if a['status']['inhibitedBy'] == [source['fingerprint']]], 10,
+                 f'{b_chatter} held back behind LiquidEdgeRobotSilent',
+                 last=lambda: am.alerts(topic=b_chatter))
+        # B's problem ends, unseen at the center until the link returns.
+        setter_b.set('chatter.paused', False)
         # Robot B's agent keeps scraping into its WAL; nothing of B reaches the center meanwhile.
         wait_for(lambda: time.monotonic() - m0 >= OUTAGE_S, OUTAGE_S + 5, 'the end of the outage',
                  interval=0.5)
@@ -457,7 +610,8 @@ def test_an_outage_of_60_s_loses_nothing_and_an_alert_fires_for_its_robot_only(f
                             b_failed_sends=b_metrics.get('prometheus_remote_storage_samples_retried_total'))
     finally:
         relay.restore()
-        setter.close()
+        for key in ROBOTS:
+            fleet.params[key].set('chatter.paused', False)
 
     # Back online: B's backlog lands with its original timestamps.
     def caught_up() -> bool:
@@ -478,6 +632,28 @@ def test_an_outage_of_60_s_loses_nothing_and_an_alert_fires_for_its_robot_only(f
     for robot, (expected, received, holes) in table.items():
         assert holes == [], f'{robot}: gaps {holes}'
         assert received >= expected - 1, f'{robot}: {received} of {expected} samples'
+
+    # Notifications once the link is back and the backlog has landed: B's silence and B's problem
+    # resolved, once each; nothing known before fires again.
+    (silent_resolved,) = wait_for(lambda: notes_about(fleet, t1, 'resolved', alertname='LiquidEdgeRobotSilent'),
+                                  30, 'LiquidEdgeRobotSilent resolved')
+    timeline.append((f'B link back -> {silent_resolved.brief()}', silent_resolved.at - t1))
+    (b_resolved,) = wait_for(lambda: notes_about(fleet, t1, 'resolved', alertname=STALE, topic=b_chatter), 30,
+                             f'{b_chatter} resolved',
+                             last=lambda: [n.brief() for n in fleet.sink.notifications(since=t1)])
+    timeline.append((f'B link back -> {b_resolved.brief()}', b_resolved.at - t1))
+    observe(2 * GROUP_INTERVAL_S + 2, 'two group intervals after the resolutions')
+    for what, delay in timeline:
+        print(f'{what} after {delay:.1f} s')
+    # (A paused chatter may first read WARN at the center for longer than this test's 2 s `for`:
+    # the agent's remote-write batches arrive every few seconds. LiquidEdgeTopicDegraded then
+    # comes and goes on chat; the shipped `for` of 2 minutes rides over it.)
+    for topic in (b_chatter, a_chatter):
+        assert [n.status for n in notes_about(fleet, tb, alertname=STALE, topic=topic)] == \
+            ['firing', 'resolved'], [n.brief() for n in notes_about(fleet, tb, topic=topic)]
+    silences = notes_about(fleet, tb, alertname='LiquidEdgeRobotSilent')
+    assert [(n.status, n.group_labels['robot']) for n in silences] == \
+        [('firing', ROBOTS['b']), ('resolved', ROBOTS['b'])], [n.brief() for n in silences]
 
 
 def test_fleet_rules_and_model_versions_cover_both_robots(fleet):

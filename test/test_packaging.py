@@ -149,6 +149,7 @@ def test_share_files_installed_where_ros2_launch_looks(install: Install) -> None
     assert installed_yaml == source_yaml
     # Alerting, dashboards and the demo model travel with the package (share/, not site-packages).
     for sub, pattern in (('config/prometheus', '*.yml'), ('config/grafana', '*.json'),
+                         ('config/alertmanager', '*.yml'), ('config/alertmanager/templates', '*.tmpl'),
                          ('models', '*.npz'), ('models', '*.json')):
         source = {p.name for p in (REPO / sub).glob(pattern)}
         assert source, f'{sub} holds no {pattern}'

@@ -92,15 +92,20 @@ def test_every_liquid_edge_metric_used_is_in_the_metrics_contract():
 
 # --- alert rules -------------------------------------------------------------------------------
 
-def test_every_alert_rule_has_severity_summary_description_and_a_for_line():
+#: The dead man's switch: always firing (expr vector(1)), severity none, routed by its name.
+WATCHDOG = 'LiquidEdgeWatchdog'
+
+
+def test_every_alert_rule_has_severity_summary_description_runbook_dashboard_and_a_for_line():
     rules = alert_rules()
     assert len(rules) >= 20
     names = [rule['alert'] for rule in rules]
     assert len(names) == len(set(names)), 'duplicate alert names'
     for rule in rules:
-        assert rule.get('labels', {}).get('severity') in ('warning', 'critical'), rule['alert']
+        severities = ('none',) if rule['alert'] == WATCHDOG else ('warning', 'critical')
+        assert rule.get('labels', {}).get('severity') in severities, rule['alert']
         annotations = rule.get('annotations', {})
-        for key in ('summary', 'description'):
+        for key in ('summary', 'description', 'runbook_url', 'dashboard_url'):
             assert annotations.get(key, '').strip(), f'{rule["alert"]}: no {key}'
         assert 'for' in rule, f'{rule["alert"]}: no for:'
     # One `for:` per rule on a line of its own: the end-to-end test rewrites them to short durations.
@@ -129,7 +134,9 @@ def test_every_alert_rule_is_unit_tested_firing_and_not_firing():
                 assert 'severity' in alert.get('exp_labels', {}), check['alertname']
     names = {rule['alert'] for rule in alert_rules()}
     assert names - fires == set(), f'never shown firing in alerts_test.yml: {sorted(names - fires)}'
-    assert names - silent == set(), f'never shown silent in alerts_test.yml: {sorted(names - silent)}'
+    # The watchdog is never silent: that is its point (alerts_test.yml shows it firing at any time).
+    assert names - silent == {WATCHDOG}, f'never shown silent in alerts_test.yml: {sorted(names - silent)}'
+    assert WATCHDOG not in silent
     assert fires | silent <= names, f'tests for unknown alerts: {sorted((fires | silent) - names)}'
 
 
@@ -155,6 +162,10 @@ def test_promtool_checks_the_scrape_config():
 def test_scrape_config_covers_the_three_exporters_and_the_jobs_the_rules_name():
     config = yaml.safe_load(PROMETHEUS_FILE.read_text())
     assert config['rule_files'] == ['alerts.yml']
+    # Alerts go to the Alertmanager beside it (config/alertmanager/), as they do on the central server.
+    for path in (PROMETHEUS_FILE, CENTRAL_FILE):
+        (am,) = yaml.safe_load(path.read_text())['alerting']['alertmanagers']
+        assert am['static_configs'] == [{'targets': ['localhost:9093']}], path.name
     targets = {job['job_name']: [t for sc in job['static_configs'] for t in sc['targets']]
                for job in config['scrape_configs']}
     assert sorted(t for ts in targets.values() for t in ts) == ['localhost:9108', 'localhost:9109', 'localhost:9110']
@@ -179,6 +190,7 @@ def test_fleet_variant_is_valid_and_labels_each_robots_targets(tmp_path: Path):
     targets file into one target per robot and job, on the job's port, with the robot label."""
     config = yaml.safe_load(PROMETHEUS_FILE.read_text())
     config['scrape_configs'] = _fleet_scrape_configs()
+    del config['alerting']      # it sends to no Alertmanager (the watchdog always fires)
     assert all(job['honor_labels'] for job in config['scrape_configs'])
     config['global']['scrape_interval'] = config['global']['scrape_timeout'] = '1h'  # nothing to scrape here
     (tmp_path / 'prometheus.yml').write_text(yaml.safe_dump(config))
@@ -321,7 +333,8 @@ def test_every_fleet_rule_is_unit_tested():
     names = {rule['alert'] for rule in alert_rules(FLEET_RULES_FILE)}
     assert names and names <= fires and names <= silent
     for rule in alert_rules(FLEET_RULES_FILE):
-        assert rule['labels']['severity'] == 'info' and rule['annotations']['summary'], rule['alert']
+        assert rule['labels']['severity'] in ('info', 'critical') and rule['annotations']['summary'], rule['alert']
+        assert rule['annotations']['runbook_url'] and rule['annotations']['dashboard_url'], rule['alert']
 
 
 def test_the_agent_and_the_center_keep_a_day_offline():

@@ -2,8 +2,10 @@
 # Sets up what the two quick-start commands need, on first use and again whenever the pins change:
 # a local virtual environment for the ROS 2 distribution in ROS_DISTRO (kilted, the default:
 # .venv from requirements.txt; jazzy, the LTS: .venv-jazzy from requirements-jazzy.txt) with this
-# package installed into it, and, with --test-tools, Debian's `prometheus` package (promtool and
-# the server the tests run). Prints the venv's path on stdout (everything else goes to stderr).
+# package installed into it, and, with --test-tools, the example node's torch and ncps, Debian's
+# `prometheus` package (promtool and the server the tests run) and `prometheus-alertmanager`
+# (the Alertmanager server and amtool). Prints the venv's path on stdout (everything else goes
+# to stderr).
 # Idempotent: a second run with unchanged pins does nothing.
 set -euo pipefail
 
@@ -63,5 +65,10 @@ fi
 if [ "${1:-}" = "--test-tools" ] && ! command -v promtool >/dev/null; then
     echo "bootstrap: installing Debian's prometheus package (promtool, prometheus server)" >&2
     apt_install prometheus
+fi
+
+if [ "${1:-}" = "--test-tools" ] && ! command -v amtool >/dev/null; then
+    echo "bootstrap: installing Debian's prometheus-alertmanager package (alertmanager server, amtool)" >&2
+    apt_install prometheus-alertmanager
 fi
 echo "$venv"

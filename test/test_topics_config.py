@@ -77,6 +77,7 @@ BAD = [
     ({'topics': ['imu', 'imu']}, 'topics', "key 'imu' is listed twice"),
     ({'topics': ['2fast']}, 'topics', "key '2fast' must be letters"),
     ({'topics': 'imu'}, 'topics', 'must be a list of strings'),
+    ({'paths': ['p', 'p']}, 'paths', "key 'p' is listed twice"),
     (topics(imu={}), 'topic.imu.name', 'must name a topic'),
     (topics(imu={'name': 'bad name'}), 'topic.imu.name', 'not a valid ROS topic name'),
     (topics(imu={'name': '/a//b'}), 'topic.imu.name', 'not a valid ROS topic name'),

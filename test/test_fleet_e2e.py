@@ -692,6 +692,44 @@ def test_fleet_rules_and_model_versions_cover_both_robots(fleet):
           sent.get('prometheus_remote_storage_bytes_total'))
 
 
+def test_a_model_swap_on_one_robot_changes_the_version_distribution_at_the_center(fleet):
+    """`ros2 param set /fleet_a/liquid_inference model_path ...` on robot A: the center sees A on
+    the new weights (sha256), B on the shipped ones, and the per-version rules cover both."""
+    import hashlib
+
+    import numpy as np
+
+    from liquid_edge_ros_monitor.lnn import load_model, save_model
+    from liquid_edge_ros_monitor.lnn.model import Model
+    shipped = REPO / 'models' / 'imu_velocity.npz'
+    m = load_model(shipped)
+    t = {k: v * np.float32(1.0001) for k, v in m.tensors().items()}     # a retrained copy
+    training = dict(m.training or {}, version='2')
+    new = fleet.tmp / 'imu_velocity_v2.npz'
+    save_model(Model(m.hyper, t, m.input_mean, m.input_std, m.input_names, m.output_names,
+                     training), new)
+    sha_old = hashlib.sha256(shipped.read_bytes()).hexdigest()
+    sha_new = hashlib.sha256(new.read_bytes()).hexdigest()
+    setter = ParameterSetter(f'{NS["a"]}/liquid_inference')
+    try:
+        setter.set('model_path', str(new))
+    finally:
+        setter.close()
+    central = fleet.central
+
+    def by_robot():
+        return {r['metric']['robot']: r['metric']['sha256']
+                for r in central.query('liquid_edge_model_info')}
+    wait_for(lambda: by_robot() == {ROBOTS['a']: sha_new, ROBOTS['b']: sha_old}, 60,
+             "robot A's new model at the center", last=by_robot)
+    counts = wait_for(lambda: (r := central.query('version:liquid_edge_model_robots:count')) and
+                      len(r) == 2 and r, 30, 'two versions recorded')
+    assert {(x['metric']['sha256'], x['metric'].get('version', ''), float(x['value'][1]))
+            for x in counts} == {(sha_new, '2', 1.0), (sha_old, '', 1.0)}, counts
+    swaps = central.query(f'liquid_edge_model_swaps_total{{robot="{ROBOTS["a"]}",result="ok"}}')
+    assert [float(x['value'][1]) for x in swaps] == [1.0], swaps
+
+
 @pytest.mark.xfail(strict=True, raises=AssertionError, reason='Prometheus 2.42: remote write resumes at the restart time, '
                                        'what the WAL held unsent is skipped (prometheus#8809)')
 def test_an_agent_restarted_during_an_outage_loses_nothing(fleet):

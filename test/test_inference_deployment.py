@@ -224,3 +224,34 @@ def test_a_shadow_runs_on_the_same_inputs_never_commands_and_is_promoted(ros, ro
     finally:
         listener.close()
         stack.close()
+
+
+def test_the_rollback_guard_judges_after_the_warm_up():
+    """Pure: a failure rolls back at once; latency after min_samples; accuracy and agreement
+    only from a settled state (the first min_samples outputs of a reset state do not count)."""
+    from liquid_edge_ros_monitor.instrument.stats import Accuracy
+    from liquid_edge_ros_monitor.inference.rollback import RollbackBounds, RollbackGuard
+    bounds = RollbackBounds(window_s=30.0, latency_budget_s=0.005, min_accuracy=0.85,
+                            accuracy_tolerance=0.05, min_agreement=0.9, min_samples=10)
+    g = RollbackGuard(bounds, started_ns=0)
+    truth = np.array([0.3, 0.2])
+    warm_ends = [g.note(False, 0.001, np.array([9.0, 9.0]), truth) for _ in range(10)]
+    assert warm_ends == [False] * 9 + [True]           # wrong while warming up: not counted
+    assert g.accuracy.count == 0 and g.breach() is None
+    for _ in range(9):
+        g.note(False, 0.001, truth + 0.01, truth)
+    assert g.breach() is None                         # 9 counted: not judged yet
+    g.note(False, 0.001, np.array([1.0, 1.0]), truth)
+    assert g.accuracy.count == 10 and g.breach() is None      # 0.9 >= 0.85
+    agree = Accuracy(0.05, 100)
+    for _ in range(10):
+        agree.add(np.array([0.0]), np.array([1.0]))
+    assert g.breach(agree) == 'divergence'
+    slow = RollbackGuard(bounds, 0)
+    for _ in range(10):
+        slow.note(False, 0.02)
+    assert slow.breach() == 'latency'
+    failed = RollbackGuard(bounds, 0)
+    failed.note(True, 0.001)
+    assert failed.breach() == 'non_finite'
+    assert g.open(29_000_000_000) and not g.open(31_000_000_000)

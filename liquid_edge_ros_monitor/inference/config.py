@@ -81,9 +81,10 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
               'Share of the new model\'s outputs within shadow.tolerance of the previous model\'s '
               'below which it is rolled back; 0 = divergence is not a reason.',
               lambda v: None if 0 <= v <= 1 else f'must be in [0, 1], got {v}'),
-    ParamSpec('rollback.min_samples', 'integer', 20,
-              'Callbacks after a swap before latency, accuracy and agreement are judged.',
-              int_range(1, 1_000_000)),
+    ParamSpec('rollback.min_samples', 'integer', 200,
+              'Callbacks after a swap before latency is judged; accuracy and agreement count only '
+              'after them (the new model\'s state warms up from zero) and are judged once as many '
+              'more have been counted.', int_range(1, 1_000_000)),
     ParamSpec('input_topic', 'string', 'imu/data', 'Sensor topic the network reads.', topic_name),
     ParamSpec('input_type', 'string', 'sensor_msgs/msg/Imu', 'Type of input_topic.', _type),
     ParamSpec('features', 'string_array',

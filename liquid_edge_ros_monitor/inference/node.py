@@ -303,7 +303,9 @@ class LiquidInference(Node):
                     shadow.skipped += 1
         guard = dep.guard
         if guard is not None and status != NON_FINITE_INPUT:
-            guard.note(status in (NON_FINITE_OUTPUT, STEP_FAILED), used, active_y, truth)
+            warmed = guard.note(status in (NON_FINITE_OUTPUT, STEP_FAILED), used, active_y, truth)
+            if warmed and 'previous' in dep.shadows:      # agreement from a settled state on
+                dep.shadows['previous'].restart_comparison()
             if guard.failures:
                 self._roll_back('non_finite')
 

@@ -4,9 +4,15 @@ watched against bounds, and the first breach names the reason to swap back.
 Reasons, in the order they are checked:
 - `non_finite`: a non-finite output or a failed step (one is enough: the safe command went out);
 - `latency`: the callback's p95 since the swap above the latency budget (after `min_samples`);
-- `accuracy`: accuracy against fresh ground truth below `min_accuracy` (after `min_samples`);
+- `accuracy`: accuracy against fresh ground truth below `min_accuracy`;
 - `divergence`: the share of outputs within the shadow tolerance of the previous model's (which
-  keeps running as a shadow for the window) below `min_agreement` (after `min_samples`; 0 = off).
+  keeps running as a shadow for the window) below `min_agreement` (0 = off).
+
+The new model starts from a reset state while the previous one kept its own: their first outputs
+say more about the state than about the model (the demo model was rolled back for accuracy 0.17 s
+after a swap to a copy of itself, before its state had settled). So accuracy and agreement count
+only after `min_samples` callbacks (the warm-up; the demo model's held-out accuracy leaves out 200
+steps), and are judged once `min_samples` more have been counted.
 """
 from __future__ import annotations
 
@@ -39,19 +45,24 @@ class RollbackGuard:
         self.latency = LatencyRing(4096)
         self.accuracy = Accuracy(bounds.accuracy_tolerance, 4096)
         self.failures = 0
+        self.callbacks = 0
 
     def open(self, now_ns: int) -> bool:
         return now_ns - self.started_ns <= self.bounds.window_s * 1e9
 
     def note(self, failed: bool, latency_s: float, y: Optional[np.ndarray] = None,
-             truth: Optional[np.ndarray] = None) -> None:
+             truth: Optional[np.ndarray] = None) -> bool:
         """One callback of the new model: whether its step failed or its output was non-finite,
-        its latency, and its output against fresh ground truth (when there is some)."""
+        its latency, and its output against fresh ground truth (when there is some). True once,
+        when the warm-up ends (the caller restarts the agreement window then)."""
         if failed:
             self.failures += 1
         self.latency.add(latency_s)
-        if y is not None and truth is not None and truth.size == y.size:
+        self.callbacks += 1
+        warm = self.callbacks > self.bounds.min_samples
+        if warm and y is not None and truth is not None and truth.size == y.size:
             self.accuracy.add(y, truth)
+        return self.callbacks == self.bounds.min_samples
 
     def breach(self, agreement: Any = None) -> Optional[str]:
         """The first bound breached so far, or None. `agreement`: the previous model's agreement

@@ -73,6 +73,10 @@ class Shadow:
         if truth is not None and truth.size == diff.size:
             self.accuracy.add(np.asarray(y, dtype=np.float64), truth)
 
+    def restart_comparison(self) -> None:
+        """Forget the agreement so far (the active model's warm-up is over)."""
+        self.agreement = Accuracy(self.agreement.tolerance, self.agreement._hits.size)
+
     def reset(self) -> None:
         """The active model's state was reset (an outage, a gap): the shadow's too."""
         self.controller.reset()

@@ -5,6 +5,7 @@ import sys
 from typing import Iterable, List, Optional, TextIO
 
 from .core.levels import LEVEL_NAMES
+from .core.units import byte_rate
 from .topics.health import TopicReport
 
 _COLOURS = ('\x1b[32m', '\x1b[33m', '\x1b[31m', '\x1b[90m')   # OK green, WARN yellow, ERROR red
@@ -13,10 +14,7 @@ _COLUMNS = ('TOPIC', 'RATE Hz', 'EXPECT', 'LAT p95', 'XPORT p95', 'BANDWIDTH', '
 
 
 def _bandwidth(bps: float) -> str:
-    for unit, scale in (('MB/s', 1e6), ('kB/s', 1e3)):
-        if bps >= scale:
-            return f'{bps / scale:.1f} {unit}'
-    return f'{bps:.0f} B/s'
+    return byte_rate(bps)       # as /diagnostics says it
 
 
 def _ms(q: Optional[object]) -> str:

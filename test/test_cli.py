@@ -67,9 +67,12 @@ def test_run_hosts_the_monitor_for_a_duration_and_prints_the_table(tmp_path):
 #: What a topic published at its configured rate may show on a saturated machine: a measured
 #: rate, latency or loss over its limit (topics/health.py's wording). Anything else (STALE, a
 #: bad stamp, too few messages to measure) would be the monitor or the robot going wrong.
-_LOAD_BREACH = re.compile(r'rate [\d.]+ Hz (below minimum|above maximum) [\d.]+ Hz'
-                          r'|latency p95 [\d.]+ ms above maximum [\d.]+ ms'
-                          r'|\d+ messages? (dropped|lost by the monitor itself) in the last .*')
+_LOAD_BREACH = re.compile(r'rate [\d.]+ Hz (< (half of )?[\d.]+ Hz min|> [\d.]+ Hz max)'
+                          r'|rate [\d.]+ Hz: clears at [\d.]+ Hz \((half of )?[\d.]+ Hz (min|max)\)'
+                          r'|latency p95 [\d.]+ ms > (twice )?[\d.]+ ms max'
+                          r'|latency p95 [\d.]+ ms: clears at [\d.]+ ms \((twice )?[\d.]+ ms max\)'
+                          r'|drops [\d.]+% (> [\d.]+% max: |: clears at [\d.]+% \()\d+ of \d+ .*'
+                          r'|monitor fell behind: lost \d+ in [\d.]+ s')
 
 
 def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanly(tmp_path):
@@ -142,7 +145,8 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
         for rate, level, message in rows[first:]:
             assert rate != '-' and level != 'STALE', f'{topic} lost while published: {message}'
             if level != 'OK':
-                assert all(_LOAD_BREACH.fullmatch(part) for part in message.split('; ')), \
+                parts = re.sub(r' \(\+\d+ more\)$', '', message).split('; ')
+                assert all(_LOAD_BREACH.fullmatch(part) for part in parts), \
                     f'{topic} {level}: {message}'
         row = re.search(rf'^{re.escape(topic)} +(\S+) .*  (OK|WARN|ERROR|STALE) ', last, re.M)
         assert row and row.group(2) != 'STALE' and float(row.group(1)) > 0, last

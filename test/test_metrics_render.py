@@ -120,7 +120,7 @@ def test_live_table_has_one_row_per_topic_with_status():
     text = render([_report('/imu'), _report('/chatter', has_header=False, publishers=0)])
     lines = text.splitlines()
     assert lines[0].split()[:3] == ['TOPIC', 'RATE', 'Hz']
-    assert lines[1].startswith('/imu ') and lines[1].endswith('OK 100.0 Hz, latency p95 2.0 ms')
+    assert lines[1].startswith('/imu ') and lines[1].endswith('OK 100.0 Hz, 5.0 kB/s, latency p95 2.0 ms')
     assert lines[2].startswith('/chatter ') and lines[2].endswith('STALE no publishers')
     assert '5.0 kB/s' in lines[1]
     assert render([]) .endswith('(no topics yet)')

@@ -94,6 +94,11 @@ BAD = [
     (topics(imu={'name': '/imu', 'max_latency': -1.0}), 'topic.imu.max_latency', '>= 0'),
     (topics(imu={'name': '/imu', 'stale_timeout': -1.0}), 'topic.imu.stale_timeout', '>= 0'),
     (topics(a={'name': '/x'}, b={'name': '/x'}), 'topic.b.name', 'also the name of topic.a'),
+    ({'defaults.drop_warn_ratio': 1.0}, 'defaults.drop_warn_ratio', 'must be in [0, 1)'),
+    ({'defaults.hysteresis': 0.5}, 'defaults.hysteresis', 'must be in [0, 0.5)'),
+    (topics(imu={'name': '/imu', 'drop_warn_ratio': -0.1}), 'topic.imu.drop_warn_ratio',
+     'must be in [0, 1)'),
+    (topics(imu={'name': '/imu', 'hysteresis': 0.7}), 'topic.imu.hysteresis', '[0, 0.5)'),
 ]
 
 
@@ -138,3 +143,25 @@ def test_the_demo_thresholds_fit_sim_robot_defaults_so_every_topic_starts_ok():
         assert t.min_rate < s.rate < t.max_rate, (s.topic, s.rate, t.min_rate, t.max_rate)
         assert t.max_latency == 0.0 or t.max_latency >= 0.005, (s.topic, t.max_latency)
         assert t.stale_timeout > 1.0 / s.rate, s.topic
+
+
+def test_drop_ratio_and_hysteresis_are_inherited_and_reach_discovered_topics():
+    c = parse_config({**topics(imu={'name': '/imu'}, odom={'name': '/odom', 'hysteresis': 0.1}),
+                      'defaults.drop_warn_ratio': 0.02, 'defaults.hysteresis': 0.05})
+    imu, odom = c.topics
+    assert (imu.drop_warn_ratio, imu.hysteresis) == (0.02, 0.05)
+    assert (odom.drop_warn_ratio, odom.hysteresis) == (0.02, 0.1)
+    found = c.for_discovered('/scan')
+    assert (found.drop_warn_ratio, found.hysteresis) == (0.02, 0.05)
+    d = parse_config({}).for_discovered('/scan')
+    assert (d.drop_warn_ratio, d.hysteresis) == (0.01, 0.03)
+
+
+def test_discovery_leaves_out_the_graphs_own_traffic_by_default_and_takes_it_on_request():
+    """/diagnostics (bursts from every reporting node, 'jitter std 371 ms') and /rosout are not
+    discovered unless a user asks (issue 18 item 3)."""
+    d = parse_config({}).discovery
+    for noise in ('/diagnostics', '/rosout', '/parameter_events', '/diagnostics_agg'):
+        assert not d.matches(noise), noise
+    assert d.matches('/imu/data') and d.matches('/robot1/diagnostics')
+    assert parse_config({'discovery.exclude': ['/rosout']}).discovery.matches('/diagnostics')

@@ -201,24 +201,24 @@ def test_rate_below_minimum_warns_then_errors_with_a_readable_message(system):
     try:
         # WARN as soon as the window's rate falls under the minimum, and the message says so.
         wait_status(system, '/sim/chatter', DiagnosticStatus.WARN,
-                    r'rate 9[0-4]\.\d Hz below minimum 95\.0 Hz|rate 8\d\.\d Hz below minimum 95\.0 Hz',
+                    r'rate 9[0-4]\.\d Hz < 95 Hz min|rate 8\d\.\d Hz < 95 Hz min',
                     10)
         # Once the window holds only the new rate, the figure is the publisher's.
         wait_status(system, '/sim/chatter', DiagnosticStatus.WARN,
-                    r'rate 8[4-5]\.\d Hz below minimum 95\.0 Hz', 15)
+                    r'rate 8[4-5]\.\d Hz < 95 Hz min', 15)
         system.set(chatter__rate=30.0)   # under half the minimum: an error
         wait_status(system, '/sim/chatter', DiagnosticStatus.ERROR,
-                    r'rate (29|30)\.\d Hz below minimum 95\.0 Hz', 15)
+                    r'rate (29|30)\.\d Hz < half of 95 Hz min', 15)
     finally:
         system.set(chatter__rate=100.0)
-    wait_status(system, '/sim/chatter', DiagnosticStatus.OK, r'\d+\.\d Hz', 15)
+    wait_status(system, '/sim/chatter', DiagnosticStatus.OK, r'\d+\.\d Hz, .*', 15)
 
 
 def test_silent_topic_goes_stale_within_timeout_and_recovers(system):
     wait_status(system, '/sim/odom', DiagnosticStatus.OK, r'.*', 15)
     system.set(odom__paused=True)
     s = wait_status(system, '/sim/odom', DiagnosticStatus.STALE,
-                    r'no message for \d+\.\d s \(stale timeout 1\.0 s\)', 4.0)
+                    r'no message for \d+\.\d s \(timeout 1 s\)', 4.0)
     # It went STALE within its timeout: the first STALE report is at most one statistics and
     # one diagnostics period (0.25 s each) past the 1.0 s timeout, plus scheduling slack.
     silence = float(re.match(r'no message for (\S+) s', s.message).group(1))

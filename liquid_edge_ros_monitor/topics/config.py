@@ -41,6 +41,17 @@ def _keys(v: Sequence[str]) -> Optional[str]:
     return None
 
 
+#: Topics discovery leaves out by default: ROS's own logging and parameter events, and
+#: /diagnostics (published in bursts by every node that reports: its rate and jitter say nothing)
+#: with the aggregator's outputs.
+NOISE_TOPICS = ('/rosout', '/parameter_events', '/diagnostics', '/diagnostics_agg',
+                '/diagnostics_toplevel_state')
+
+
+def _hysteresis(v: float) -> Optional[str]:
+    return None if 0 <= v < 0.5 else f'must be in [0, 0.5), got {v}'
+
+
 GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('window', 'double', 5.0, 'Sliding statistics window, seconds.', positive),
     ParamSpec('window_capacity', 'integer', 20000,
@@ -58,8 +69,11 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('discovery.enabled', 'bool', True, 'Also monitor topics that are not listed in `topics`.'),
     ParamSpec('discovery.include', 'string_array', ['.*'],
               'Regular expressions (full match on the resolved name) of topics to discover.', patterns),
-    ParamSpec('discovery.exclude', 'string_array', [],
-              'Regular expressions of topics never to discover (wins over include).', patterns),
+    ParamSpec('discovery.exclude', 'string_array', list(NOISE_TOPICS),
+              'Regular expressions of topics never to discover (wins over include). By default '
+              "the graph's own traffic: /rosout, /parameter_events and the diagnostics topics "
+              '(bursts from several nodes: a rate or jitter of them means nothing). To watch one '
+              'on purpose, list it in `topics` or leave it out of this list.', patterns),
     ParamSpec('discovery.period', 'double', 1.0, 'How often the ROS graph is re-read, seconds.',
               positive),
     ParamSpec('discovery.stale_timeout', 'double', 0.0,
@@ -101,6 +115,16 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('paths', 'string_array', [],
               "Keys of black-box paths (a node's reaction from its input topics to its output "
               'topic); each has its settings under path.<key>.*', _keys),
+    ParamSpec('defaults.drop_warn_ratio', 'double', 0.01,
+              "Share of the window's expected messages (received + dropped) above which dropped "
+              'messages are WARN; a single lost message never is (it takes two). 0 = drops never '
+              'WARN (they are still counted).', fraction),
+    ParamSpec('defaults.hysteresis', 'double', 0.03,
+              'A rate, latency or drop level is entered as soon as its value passes the limit '
+              'and left only once the value is back inside the limit by this share of it (a '
+              'rate minimum of 190 Hz: WARN below 190, OK again from 195.7 Hz), so a value that '
+              'hovers at a limit does not flap the status. Drops, small counts, clear at half '
+              'of drop_warn_ratio. 0 = no hysteresis.', _hysteresis),
 )
 
 
@@ -151,6 +175,12 @@ TOPIC_FIELDS: Tuple[ParamSpec, ...] = (
               'Maximum header latency p95, seconds. 0 = no limit.', non_negative),
     ParamSpec('stale_timeout', 'double', 'defaults.stale_timeout',
               'Silence after which the topic is STALE, seconds. 0 = never.', non_negative),
+    ParamSpec('drop_warn_ratio', 'double', 'defaults.drop_warn_ratio',
+              "Share of the window's expected messages dropped above which it is WARN.",
+              fraction),
+    ParamSpec('hysteresis', 'double', 'defaults.hysteresis',
+              'Share of a limit by which a value must be back inside it to leave its level.',
+              _hysteresis),
 )
 
 
@@ -182,6 +212,8 @@ class TopicConfig:
     max_latency: float = 0.0
     stale_timeout: float = 0.0
     listed: bool = False
+    drop_warn_ratio: float = 0.01
+    hysteresis: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -218,11 +250,15 @@ class MonitorConfig:
     discovery: DiscoveryConfig
     topics: Tuple[TopicConfig, ...]
     paths: Tuple[PathConfig, ...] = ()      # names as given (the node resolves them)
+    drop_warn_ratio: float = 0.01           # defaults.drop_warn_ratio
+    hysteresis: float = 0.03                # defaults.hysteresis
 
     def for_discovered(self, name: str, tolerance: float = 0.1) -> TopicConfig:
-        """Thresholds for a topic found by discovery: no rate limits, the discovery stale timeout."""
+        """Thresholds for a topic found by discovery: no rate limits, the discovery stale timeout,
+        the default drop ratio and hysteresis."""
         return TopicConfig(name=name, tolerance=tolerance,
-                           stale_timeout=self.discovery.stale_timeout)
+                           stale_timeout=self.discovery.stale_timeout,
+                           drop_warn_ratio=self.drop_warn_ratio, hysteresis=self.hysteresis)
 
 
 def _topic(key: str, v: Mapping[str, Any]) -> TopicConfig:
@@ -239,7 +275,8 @@ def _topic(key: str, v: Mapping[str, Any]) -> TopicConfig:
     return TopicConfig(name=v[p + 'name'], key=key, expected_rate=expected,
                        tolerance=v[p + 'tolerance'], min_rate=lo, max_rate=hi,
                        max_latency=v[p + 'max_latency'], stale_timeout=v[p + 'stale_timeout'],
-                       listed=True)
+                       listed=True, drop_warn_ratio=v[p + 'drop_warn_ratio'],
+                       hysteresis=v[p + 'hysteresis'])
 
 
 def all_param_names(values: Mapping[str, Any]) -> List[str]:
@@ -308,4 +345,5 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
             forget_after=g['discovery.forget_after'],
             diagnostics=g['discovery.diagnostics'],
             max_topics=g['discovery.max_topics'], histograms=g['discovery.histograms']),
-        topics=tuple(topics), paths=tuple(paths))
+        topics=tuple(topics), paths=tuple(paths),
+        drop_warn_ratio=g['defaults.drop_warn_ratio'], hysteresis=g['defaults.hysteresis'])

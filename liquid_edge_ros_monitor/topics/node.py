@@ -89,6 +89,9 @@ class TopicTrack:
         #: (arrival ns, stamp ns or None) hooks of the black-box paths this topic is part of
         #: (receiver thread); a topic on a path is never forgotten.
         self.path_hooks: List[Callable[[int, Optional[int]], None]] = []
+        #: The level each threshold check held at the last report (statistics thread): the
+        #: hysteresis of health.evaluate.
+        self.held: Dict[str, int] = {}
 
     def update(self, now_ns: int, window: Optional[TopicWindow], pending: Any,
                publishers_changed: bool) -> TopicReport:
@@ -105,7 +108,7 @@ class TopicTrack:
         state = TopicState(type_name=self.type_name, publishers=self.publishers,
                            problem=self.problem, silent_for_s=silent,
                            subscribed=self.subscription is not None, has_header=self.has_header)
-        self.report = report(self.name, self.config, state, snap)
+        self.report = report(self.name, self.config, state, snap, self.held)
         self.updated_ns = now_ns
         self.updated_mono = time.monotonic()
         return self.report

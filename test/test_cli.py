@@ -133,7 +133,8 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
     # must then say which measured limit is broken, never lose the topic (STALE, no publishers).
     last = out[out.rindex('TOPIC '):]
     assert re.search(r'^nodes: 4/4 expected up', out, re.M), out
-    acc = [float(a) for a in re.findall(r'^liquid_inference: outputs OK accuracy (\S+)$', out, re.M)]
+    acc = [float(a) / 100 for a in re.findall(
+        r'^liquid_inference: outputs OK accuracy (\d+)% vs /odom, last \d+ outputs$', out, re.M)]
     # The shipped model on sim_robot's motion (0.3 m/s, 0.2 rad/s): right most of the time.
     assert acc and acc[-1] >= 0.85, out
     # The controller's stamped command: its header latency is the sensor-to-command latency.

@@ -137,6 +137,21 @@ def test_types_orphans_and_ignore_lists():
     assert 'std_msgs/msg/Int32 by /b' in kinds[('/mixed', 'multiple_types')].message
     assert kinds[('/cmd', 'no_publishers')].level == WARN
     assert kinds[('/log', 'no_subscribers')].level == OK      # informational
+    # A message that counts subscribers says those ignored by configuration (issue 18 item 3):
+    # the topic monitor does subscribe to /seen, on purpose left out.
+    assert kinds[('/seen', 'no_subscribers')].message == \
+        'no subscriber (1 subscriber ignored by graph.ignore_nodes); published by /a'
+    assert kinds[('/log', 'no_subscribers')].message == 'no subscriber; published by /a'
+    # What /diagnostics calls a problem is what the metric counts as an issue.
+    assert {(i.topic, i.kind) for i in r.problems()} == {('/mixed', 'multiple_types'),
+                                                         ('/cmd', 'no_publishers')}
+    from liquid_edge_ros_monitor.graph.metrics import NodeMonitorMetrics
+    m = NodeMonitorMetrics('r')
+    m.graph = r
+    fams = {f.name: f for f in m.collect()}
+    assert {(s.labels['topic'], s.labels['kind']) for s in fams['liquid_edge_graph_issues'].samples} \
+        == {(i.topic, i.kind) for i in r.problems()}
+    assert fams['liquid_edge_graph_unsubscribed_topics'].samples[0].value == 2
     assert r.qos_incompatibilities == {}                       # no pair across types
     assert r.level() == ERROR and r.topics == 4
 
@@ -156,13 +171,19 @@ def by_name(s: HostSample, c: HostConfig = HostConfig()):
 
 
 def test_host_ok_and_missing_sensors_are_not_errors():
+    """Hardware the host does not have gets no OK status of its own ('no battery', 'no
+    temperature sensors' on every VM): `host cpu` says it once (issue 18 item 5)."""
     st = by_name(sample())
     assert {n: x.level for n, x in st.items()} == {
-        'host cpu': 0, 'host memory': 0, 'host disk /': 0, 'host temperature': 0,
-        'host battery': 0}
-    assert 'not supported' in st['host temperature'].message
-    assert st['host battery'].message == 'no battery'
-    assert 'no sensors' in by_name(sample(temperatures={}))['host temperature'].message
+        'host cpu': 0, 'host memory': 0, 'host disk /': 0}
+    assert dict(st['host cpu'].values)['not present'] == \
+        'temperature sensors (not supported), battery'
+    st = by_name(sample(temperatures={}))
+    assert 'host temperature' not in st
+    assert dict(st['host cpu'].values)['not present'] == 'temperature sensors, battery'
+    st = by_name(sample(temperatures={'acpitz/0': 40.0}, battery=(0.5, True)))
+    assert st['host temperature'].level == OK and st['host battery'].level == OK
+    assert 'not present' not in dict(st['host cpu'].values)
 
 
 def test_host_thresholds():
@@ -297,6 +318,8 @@ def test_parameters_defaults_and_thresholds():
     ({'host.disk_paths': ['data']}, 'host.disk_paths', 'absolute'),
     ({'host.temperature_warn': -5.0}, 'host.temperature_warn', '>= 0'),
     ({'period': 0.0}, 'period', '> 0'),
+    ({'host.hysteresis': 0.5}, 'host.hysteresis', '[0, 0.5)'),
+    ({'tool_nodes': ['(']}, 'tool_nodes', 'regular expression'),
 ])
 def test_bad_parameters_name_themselves(values, name, fragment):
     values = {'expected_nodes': ['/x'], **values}
@@ -368,8 +391,10 @@ def test_a_temperature_sensor_that_vanishes_is_lost_not_absent(monkeypatch):
         assert st.level == WARN and st.message == 'sensor lost: coretemp/Core 0, coretemp/Core 1'
     finally:
         sampler.stop(1.0)
-    # A host that never had a sensor still says so, OK.
-    assert by_name(sample(temperatures={}))['host temperature'].level == OK
+    # A host that never had a sensor says so once, on host cpu.
+    st = by_name(sample(temperatures={}))
+    assert 'host temperature' not in st and 'temperature sensors' in \
+        dict(st['host cpu'].values)['not present']
 
 
 def test_a_lost_sensor_never_masks_an_over_temperature_error():
@@ -379,9 +404,10 @@ def test_a_lost_sensor_never_masks_an_over_temperature_error():
     hot = sample(temperatures={'coretemp/Core 0': 97.0}, lost_sensors=frozenset({'acpitz/0'}))
     st = by_name(hot)['host temperature']
     assert st.level == 2, st.message
-    assert st.message == ('hottest coretemp/Core 0 97.0 C at or above limit; '
+    assert st.message == ('hottest coretemp/Core 0 97.0 C >= 95 C limit; '
                           'sensor lost: acpitz/0')
-    assert ('lost sensors', 'acpitz/0') in st.values and ('coretemp/Core 0', '97.0') in st.values
+    assert ('lost sensors', 'acpitz/0') in st.values and ('coretemp/Core 0 (C)', '97.0') in \
+        st.values
     warm = sample(temperatures={'coretemp/Core 0': 88.0}, lost_sensors=frozenset({'acpitz/0'}))
     assert by_name(warm)['host temperature'].level == WARN
     cool = sample(temperatures={'coretemp/Core 0': 40.0}, lost_sensors=frozenset({'acpitz/0'}))
@@ -415,3 +441,35 @@ def test_a_sensor_gone_for_sensor_forget_after_is_no_longer_lost(monkeypatch):
         sampler.stop(1.0)
     with pytest.raises(ConfigError, match="parameter 'host.sensor_forget_after': must be >= 0"):
         parse_node_config({'host.sensor_forget_after': -1.0})
+
+
+# ---- no noise, calm statuses (issue 18 items 2, 3) ------------------------------------------------
+
+def test_node_defaults_leave_tools_out_and_forget_unexpected_nodes_soon():
+    c = parse_node_config({})
+    assert c.forget_after <= 30.0              # was 5 minutes of 'gone for 3.0 min (not expected)'
+    tool = [__import__('re').compile(p) for p in c.tool_nodes]
+    for name in ('/rqt_gui_py_node_12345', '/rqt_gui_cpp_node_7', '/_ros2cli_4242',
+                 '/liquid_edge_live_view', '/robot1/liquid_edge_live_view', '/launch_ros_991'):
+        assert any(r.fullmatch(name) for r in tool), name
+    for name in ('/sim_robot', '/rqt_gui_py_node_x', '/my_rqt_gui_py_node_1', '/topic_monitor'):
+        assert not any(r.fullmatch(name) for r in tool), name
+
+
+def test_a_cpu_reading_hovering_at_its_limit_changes_level_once():
+    """The demo's host cpu went OK<->WARN 8 times in 5 minutes with one core busy (82-95 %)."""
+    c = parse_node_config({}).host
+    held = {}
+    readings = [0.85] + [0.91, 0.89, 0.90, 0.88, 0.92, 0.895, 0.905] * 4
+    levels = [by_name_held(sample(cpu_total=v), c, held)['host cpu'].level for v in readings]
+    assert sum(1 for a, b in zip(levels, levels[1:]) if a != b) == 1, levels
+    st = by_name_held(sample(cpu_total=0.88), c, held)['host cpu']
+    assert (st.level, st.message) == (WARN, 'CPU 88% (clears under 87.3%)')
+    assert by_name_held(sample(cpu_total=0.80), c, held)['host cpu'].level == OK
+    # Without memory (the old evaluation) every crossing is a change.
+    plain = [by_name(sample(cpu_total=v), c)['host cpu'].level for v in readings]
+    assert sum(1 for a, b in zip(plain, plain[1:]) if a != b) > 20
+
+
+def by_name_held(s, c, held):
+    return {x.name: x for x in evaluate_host(s, c, held)}

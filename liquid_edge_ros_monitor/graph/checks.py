@@ -5,7 +5,11 @@ Checked on every topic the node monitor sees:
   liveliness): nothing flows between them, and neither side says so;
 - a topic published with more than one type;
 - a topic that is subscribed but has no publisher;
-- a topic that is published but has no subscription (informational).
+- a topic that is published but has no subscription (informational: a level-0 finding, not a
+  problem; on a robot most sensor topics are published for whoever comes to listen).
+
+Endpoints of nodes ignored by configuration (`graph.ignore_nodes`) are left out of the checks,
+and counted, so a message that says "no subscriber" also says how many were ignored.
 """
 from __future__ import annotations
 
@@ -44,6 +48,15 @@ class GraphReport:
     topics: int = 0
     issues: List[GraphIssue] = field(default_factory=list)
     qos_incompatibilities: Dict[str, int] = field(default_factory=dict)
+
+    def problems(self) -> List[GraphIssue]:
+        """The issues above OK: what /diagnostics reports as a problem and the
+        `liquid_edge_graph_issues` metric counts (one set, so an alert and rqt agree)."""
+        return [i for i in self.issues if i.level > OK]
+
+    def unsubscribed(self) -> List[GraphIssue]:
+        """Published topics without a subscriber (informational)."""
+        return [i for i in self.issues if i.kind == 'no_subscribers']
 
     def by_topic(self) -> Dict[str, List[GraphIssue]]:
         out: Dict[str, List[GraphIssue]] = {}
@@ -90,9 +103,16 @@ def _groups(endpoints: Sequence[Endpoint]) -> Dict[Any, List[Endpoint]]:
     return out
 
 
+def _ignored(n: int, what: str) -> str:
+    return f" ({n} {what}{'' if n == 1 else 's'} ignored by graph.ignore_nodes)" if n else ''
+
+
 def check_topic(topic: str, pubs: Sequence[Endpoint], subs: Sequence[Endpoint],
-                qos_check: QosCheck) -> Tuple[List[GraphIssue], int]:
-    """The issues of one topic, and its number of incompatible publisher/subscription pairs."""
+                qos_check: QosCheck, ignored_pubs: int = 0,
+                ignored_subs: int = 0) -> Tuple[List[GraphIssue], int]:
+    """The issues of one topic, and its number of incompatible publisher/subscription pairs.
+    `ignored_pubs`, `ignored_subs`: endpoints left out by configuration, said in the messages
+    that count publishers or subscribers."""
     issues: List[GraphIssue] = []
     types = sorted({e.type for e in (*pubs, *subs)})
     if len(types) > 1:
@@ -105,11 +125,13 @@ def check_topic(topic: str, pubs: Sequence[Endpoint], subs: Sequence[Endpoint],
     if subs and not pubs:
         nodes = tuple(sorted({e.node for e in subs}))
         issues.append(GraphIssue(topic, 'no_publishers', WARN,
-                                 f"subscribed by {', '.join(nodes)} but nobody publishes it", nodes))
+                                 f"no publisher{_ignored(ignored_pubs, 'publisher')}; "
+                                 f"subscribed by {', '.join(nodes)}", nodes))
     if pubs and not subs:
         nodes = tuple(sorted({e.node for e in pubs}))
         issues.append(GraphIssue(topic, 'no_subscribers', OK,
-                                 f"published by {', '.join(nodes)} but nobody subscribes", nodes))
+                                 f"no subscriber{_ignored(ignored_subs, 'subscriber')}; "
+                                 f"published by {', '.join(nodes)}", nodes))
     # One check per distinct (publisher profile, subscription profile): a big graph has few
     # profiles, so this is not publishers x subscriptions checks per topic every period; only
     # the pairs of an incompatible combination are listed.
@@ -142,13 +164,14 @@ def check_graph(topics: Dict[str, Tuple[Sequence[Endpoint], Sequence[Endpoint]]]
     for topic in sorted(topics):
         if any(r.fullmatch(topic) for r in skip_topic):
             continue
-        pubs, subs = topics[topic]
-        pubs = [e for e in pubs if not any(r.fullmatch(e.node) for r in skip_node)]
-        subs = [e for e in subs if not any(r.fullmatch(e.node) for r in skip_node)]
+        all_pubs, all_subs = topics[topic]
+        pubs = [e for e in all_pubs if not any(r.fullmatch(e.node) for r in skip_node)]
+        subs = [e for e in all_subs if not any(r.fullmatch(e.node) for r in skip_node)]
         if not pubs and not subs:
             continue
         report.topics += 1
-        issues, bad = check_topic(topic, pubs, subs, qos_check)
+        issues, bad = check_topic(topic, pubs, subs, qos_check, len(all_pubs) - len(pubs),
+                                  len(all_subs) - len(subs))
         report.issues.extend(issues)
         if bad:
             report.qos_incompatibilities[topic] = bad

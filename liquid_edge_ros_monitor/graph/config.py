@@ -40,6 +40,11 @@ def _paths(v: Sequence[str]) -> Optional[str]:
     return None
 
 
+#: Tool nodes left out of the node statuses by default (`tool_nodes`).
+TOOL_NODES = ('(/.*)?/_ros2cli_.*', '(/.*)?/rqt_gui_(py|cpp)_node_[0-9]+',
+              '(/.*)?/launch_ros_[0-9]+', '(/.*)?/liquid_edge_live_view')
+
+
 NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('expected_nodes', 'string_array', [],
               'Names of the nodes that must run, fully qualified (/robot1/driver) or relative to '
@@ -51,8 +56,9 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('startup_grace', 'double', 2.0,
               'Seconds after start-up during which a not-yet-discovered expected node is WARN '
               '(DDS discovery takes a moment), not ERROR.', non_negative),
-    ParamSpec('forget_after', 'double', 300.0,
-              'An unexpected node gone this long is no longer reported, seconds; 0 = never.',
+    ParamSpec('forget_after', 'double', 10.0,
+              'An unexpected node gone this long leaves /diagnostics and the metrics, seconds; '
+              '0 = never. Expected nodes are watched for ever.',
               non_negative),
     *endpoint_params(9109),
     ParamSpec('graph.enabled', 'bool', True,
@@ -91,6 +97,17 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
               _ratio),
     ParamSpec('host.battery_error', 'double', 0.05,
               'Battery charge (0..1) below which it is ERROR.', _ratio),
+    ParamSpec('tool_nodes', 'string_array', list(TOOL_NODES),
+              'Regular expressions (full match on the fully qualified name) of tool nodes that '
+              'get no node status nor node metrics: short-lived command-line and viewer nodes '
+              "(the ros2 CLI's _ros2cli_*, rqt's rqt_gui_py_node_<pid>, ros2 launch's "
+              "launch_ros_<pid>, the demo's live view). An expected node is always reported. "
+              'Nodes whose name starts with "_" are hidden anyway (ROS convention).', patterns),
+    ParamSpec('host.hysteresis', 'double', 0.03,
+              'A host level (CPU, memory, disk, temperature, battery) is entered at its limit and '
+              'left only once the reading is back inside it by this share of it (CPU WARN at 90 '
+              '%: OK again under 87.3 %), so a reading that hovers at a limit does not flap.',
+              lambda v: None if 0 <= v < 0.5 else f'must be in [0, 0.5), got {v}'),
 )
 
 
@@ -104,11 +121,18 @@ class Band:
     error: float
     below: bool = False
 
-    def level(self, value: float) -> int:
-        """0 OK, 1 WARN, 2 ERROR."""
-        def hit(limit: float) -> bool:
-            return limit > 0 and (value < limit if self.below else value >= limit)
-        return 2 if hit(self.error) else 1 if hit(self.warn) else 0
+    def level(self, value: float, prev: int = 0, margin: float = 0.0) -> int:
+        """0 OK, 1 WARN, 2 ERROR. With `prev` (the level last time) and `margin`, hysteresis:
+        a level is left only once the value is back inside its limit by `margin` of it."""
+        def hit(limit: float, slack: float = 0.0) -> bool:
+            if limit <= 0:
+                return False
+            return value < limit * (1 + slack) if self.below else value >= limit * (1 - slack)
+        level = 2 if hit(self.error) else 1 if hit(self.warn) else 0
+        for held, limit in ((2, self.error), (1, self.warn)):
+            if prev >= held > level and hit(limit, margin):
+                return held
+        return level
 
 
 @dataclass(frozen=True)
@@ -122,6 +146,7 @@ class HostConfig:
     temperature: Band = Band(85.0, 95.0)
     battery: Band = Band(0.2, 0.05, below=True)
     sensor_forget_after: float = 300.0
+    hysteresis: float = 0.03
 
 
 @dataclass(frozen=True)
@@ -137,6 +162,7 @@ class NodeMonitorConfig:
     ignore_topics: Tuple[str, ...]
     ignore_nodes: Tuple[str, ...]
     host: HostConfig
+    tool_nodes: Tuple[str, ...] = TOOL_NODES
 
 
 def _band(v: Mapping[str, Any], name: str, below: bool = False) -> Band:
@@ -173,7 +199,7 @@ def parse_node_config(values: Mapping[str, Any], hostname: str = 'localhost',
         memory=_band(v, 'memory'), disk_paths=tuple(dict.fromkeys(v['host.disk_paths'])),
         disk_free=_band(v, 'disk_free', below=True), temperature=_band(v, 'temperature'),
         battery=_band(v, 'battery', below=True),
-        sensor_forget_after=v['host.sensor_forget_after'])
+        sensor_forget_after=v['host.sensor_forget_after'], hysteresis=v['host.hysteresis'])
     return NodeMonitorConfig(
         expected_nodes=tuple(dict.fromkeys(resolve_node_name(n, namespace)
                                            for n in v['expected_nodes'])),
@@ -182,4 +208,4 @@ def parse_node_config(values: Mapping[str, Any], hostname: str = 'localhost',
         metrics_port=v['metrics_port'], metrics_address=v['metrics_address'],
         robot=v['robot'] or hostname, graph_enabled=v['graph.enabled'],
         ignore_topics=tuple(v['graph.ignore_topics']), ignore_nodes=tuple(v['graph.ignore_nodes']),
-        host=host)
+        host=host, tool_nodes=tuple(v['tool_nodes']))

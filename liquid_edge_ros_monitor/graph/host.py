@@ -21,6 +21,7 @@ from typing import (Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Seq
 import psutil
 
 from ..core.levels import OK, STALE, WARN
+from ..core.units import percent
 from .config import Band, HostConfig
 
 CPU, MEMORY, TEMPERATURE, BATTERY = 'cpu', 'memory', 'temperature', 'battery'
@@ -268,16 +269,22 @@ class HostSampler:
 
 
 def _gib(n: int) -> str:
-    return f'{n / 2**30:.2f} GiB'
+    return f'{n / 2**30:.2f}'
 
 
-def _limits(band: Band, fmt: str) -> str:
-    parts = []
+def _limit_values(band: Band, what: str, fmt: Callable[[float], str]) -> List[Tuple[str, str]]:
+    """The thresholds as KeyValues, the unit in the key ('warn at (%)': '90')."""
+    where = 'below' if band.below else 'at'
+    out = []
     if band.warn:
-        parts.append(f'WARN {fmt.format(band.warn)}')
+        out.append((f'warn {where} ({what})', fmt(band.warn)))
     if band.error:
-        parts.append(f'ERROR {fmt.format(band.error)}')
-    return ', '.join(parts) or 'none'
+        out.append((f'error {where} ({what})', fmt(band.error)))
+    return out
+
+
+def _pct(ratio: float) -> str:
+    return percent(ratio)
 
 
 _LABELS = {CPU: 'CPU', MEMORY: 'memory', TEMPERATURE: 'temperatures', BATTERY: 'battery'}
@@ -288,100 +295,139 @@ def _stale_status(part: str, s: HostSample) -> HostStatus:
     label = _LABELS.get(part, part)
     last = s.ages.get(part)
     return HostStatus(f'host {part}', STALE,
-                      f'{label} not sampled for {age:.1f} s (limit {s.max_age:g} s): its reading '
-                      'blocks or fails', [('sample age s', f'{age:.1f}' if last is not None
-                                           else 'never sampled')])
+                      f'{label} not sampled for {age:.1f} s (limit {s.max_age:g} s)',
+                      [('sample age (s)', f'{age:.1f}' if last is not None else 'never sampled')])
 
 
-def evaluate_host(s: HostSample, c: HostConfig) -> List[HostStatus]:
-    """Statuses `host cpu`, `host memory`, `host disk <path>`, `host temperature`, `host battery`:
-    STALE for a part without a fresh reading, none yet for a pending one."""
-    out: List[HostStatus] = []
-    for part in list(s.stale):
-        out.append(_stale_status(part, s))
-    if s.fresh(CPU):
-        out.append(_cpu_status(s, c))
-    if s.fresh(MEMORY):
-        out.append(_memory_status(s, c))
-    for path, d in s.disks.items():
-        out.append(_disk_status(path, d, c))
-    if s.fresh(TEMPERATURE):
-        out.append(_temperature_status(s, c))
-    if s.fresh(BATTERY):
-        out.append(_battery_status(s, c))
+def absent_hardware(s: HostSample) -> List[str]:
+    """What this host does not have (read fresh, found none): said once, on `host cpu`, instead
+    of an OK status each ('no battery', 'no temperature sensors' on every VM)."""
+    out = []
+    if s.fresh(TEMPERATURE) and not s.temperatures and not s.lost_sensors:
+        out.append('temperature sensors' if s.temperatures is not None
+                   else 'temperature sensors (not supported)')
+    if s.fresh(BATTERY) and s.battery is None:
+        out.append('battery')
     return out
 
 
-def _cpu_status(s: HostSample, c: HostConfig) -> HostStatus:
-    lvl = c.cpu.level(s.cpu_total)
-    msg = f'CPU {s.cpu_total:.0%}' + (' at or above limit' if lvl else '')
-    vals = [('usage', f'{s.cpu_total:.3f}'), ('cores', str(len(s.cpu_per_core))),
-            ('limits', _limits(c.cpu, '{:.0%}'))]
-    vals += [(f'core {i}', f'{v:.3f}') for i, v in enumerate(s.cpu_per_core)]
+def evaluate_host(s: HostSample, c: HostConfig,
+                  held: Optional[Dict[str, int]] = None) -> List[HostStatus]:
+    """Statuses `host cpu`, `host memory`, `host disk <path>`, `host temperature`, `host battery`:
+    STALE for a part without a fresh reading, none yet for a pending one, and none for hardware
+    the host does not have (`absent_hardware`, named on `host cpu`)."""
+    memory: Dict[str, int] = held if held is not None else {}
+
+    def level(part: str, band: Band, value: float) -> int:
+        """The band's level of a reading, with hysteresis against the level it held (`held`:
+        part -> level, updated here; None: no memory)."""
+        lvl = band.level(value, memory.get(part, 0), c.hysteresis)
+        memory[part] = lvl
+        return lvl
+
+    out: List[HostStatus] = []
+    for part in list(s.stale):
+        memory.pop(part, None)
+        out.append(_stale_status(part, s))
+    if s.fresh(CPU):
+        out.append(_cpu_status(s, c, level))
+    if s.fresh(MEMORY):
+        out.append(_memory_status(s, c, level))
+    for path, d in s.disks.items():
+        out.append(_disk_status(path, d, c, level))
+    if s.fresh(TEMPERATURE) and (s.temperatures or s.lost_sensors):
+        out.append(_temperature_status(s, c, level))
+    if s.fresh(BATTERY) and s.battery is not None:
+        out.append(_battery_status(s, c, level))
+    return out
+
+
+Level = Callable[[str, Band, float], int]
+
+
+def _plain(_part: str, band: Band, value: float) -> int:
+    return band.level(value)
+
+
+def _cpu_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostStatus:
+    lvl = level(CPU, c.cpu, s.cpu_total)
+    limit = c.cpu.error if lvl == 2 else c.cpu.warn
+    msg = f'CPU {s.cpu_total:.0%}' + (f' >= {limit:.0%} limit' if lvl and s.cpu_total >= limit
+                                      else f' (clears under {limit * (1 - c.hysteresis):.1%})'
+                                      if lvl else '')
+    vals = [('usage (%)', _pct(s.cpu_total)), ('cores', str(len(s.cpu_per_core)))]
+    vals += _limit_values(c.cpu, '%', _pct)
+    vals += [(f'core {i} (%)', _pct(v)) for i, v in enumerate(s.cpu_per_core)]
     if s.load is not None:
         vals.append(('load average 1/5/15 min', ' '.join(f'{x:.2f}' for x in s.load)))
+    absent = absent_hardware(s)
+    if absent:
+        vals.append(('not present', ', '.join(absent)))
     return HostStatus('host cpu', lvl, msg, vals + _age(s, CPU))
 
 
 def _age(s: HostSample, part: str) -> List[Tuple[str, str]]:
     age = s.ages.get(part)
-    return [] if age is None else [('sample age s', f'{age:.1f}')]
+    return [] if age is None else [('sample age (s)', f'{age:.1f}')]
 
 
-def _memory_status(s: HostSample, c: HostConfig) -> HostStatus:
-    lvl = c.memory.level(s.memory_ratio)
+def _memory_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostStatus:
+    lvl = level(MEMORY, c.memory, s.memory_ratio)
+    limit = c.memory.error if lvl == 2 else c.memory.warn
     return HostStatus(
-        'host memory', lvl, f'memory {s.memory_ratio:.0%} used' + (' at or above limit' if lvl else ''),
-        [('used', _gib(s.memory_used)), ('total', _gib(s.memory_total)),
-         ('usage', f'{s.memory_ratio:.3f}'), ('limits', _limits(c.memory, '{:.0%}'))]
+        'host memory', lvl,
+        f'memory {s.memory_ratio:.0%} used' + (f' >= {limit:.0%} limit' if lvl else ''),
+        [('used (GiB)', _gib(s.memory_used)), ('total (GiB)', _gib(s.memory_total)),
+         ('usage (%)', _pct(s.memory_ratio))] + _limit_values(c.memory, '%', _pct)
         + _age(s, MEMORY))
 
 
-def _disk_status(path: str, d: Union[DiskReading, str], c: HostConfig) -> HostStatus:
+def _disk_status(path: str, d: Union[DiskReading, str], c: HostConfig,
+                 level: Level = _plain) -> HostStatus:
     name = f'host disk {path}'
     if isinstance(d, str):
         # A mount can come back (USB drive, network share): WARN, not a start-up error.
         return HostStatus(name, WARN, f'cannot read {path}: {d}')
-    lvl = c.disk_free.level(d.free_ratio)
+    lvl = level(disk_part(path), c.disk_free, d.free_ratio)
+    limit = c.disk_free.error if lvl == 2 else c.disk_free.warn
     return HostStatus(
-        name, lvl, f'{d.free_ratio:.1%} free' + (' - below limit' if lvl else ''),
-        [('free', _gib(d.free)), ('total', _gib(d.total)), ('free ratio', f'{d.free_ratio:.4f}'),
-         ('limits (free below)', _limits(c.disk_free, '{:.0%}'))])
+        name, lvl, f'{d.free_ratio:.1%} free' + (f' < {limit:.0%} limit' if lvl else ''),
+        [('free (GiB)', _gib(d.free)), ('total (GiB)', _gib(d.total)),
+         ('free (%)', percent(d.free_ratio, 2))] + _limit_values(c.disk_free, '% free', _pct))
 
 
-def _temperature_status(s: HostSample, c: HostConfig) -> HostStatus:
+def _temperature_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostStatus:
     """The hottest sensor against the limits and, beside it, the sensors lost (WARN): the worst
     level wins, so a lost sensor never masks an over-temperature ERROR of the others."""
-    values = [(k, f'{v:.1f}') for k, v in sorted((s.temperatures or {}).items())]
+    values = [(f'{k} (C)', f'{v:.1f}') for k, v in sorted((s.temperatures or {}).items())]
     findings: List[Tuple[int, str]] = []
     if s.temperatures:
         hottest = max(s.temperatures, key=s.temperatures.__getitem__)
         t = s.temperatures[hottest]
-        lvl = c.temperature.level(t)
-        findings.append((lvl, f'hottest {hottest} {t:.1f} C' + (' at or above limit' if lvl
-                                                               else '')))
-        values.append(('limits', _limits(c.temperature, '{:.0f} C')))
+        lvl = level(TEMPERATURE, c.temperature, t)
+        limit = c.temperature.error if lvl == 2 else c.temperature.warn
+        findings.append((lvl, f'hottest {hottest} {t:.1f} C' + (f' >= {limit:.0f} C limit'
+                                                               if lvl else '')))
+        values += _limit_values(c.temperature, 'C', lambda v: f'{v:.0f}')
     if s.lost_sensors:
         # A sensor that reported before and is gone now (a driver crashed, a board came loose)
         # is not the same as a host that never had one.
         lost = ', '.join(sorted(s.lost_sensors))
         findings.append((WARN, f'sensor lost: {lost}'))
         values.append(('lost sensors', lost))
-    if not findings:
-        why = 'not supported on this platform' if s.temperatures is None else 'no sensors reported'
-        return HostStatus('host temperature', OK, f'no temperature sensors ({why})')
     findings.sort(key=lambda f: -f[0])      # the worst first (stable: hottest before lost)
     return HostStatus('host temperature', findings[0][0], '; '.join(m for _, m in findings),
                       values)
 
 
-def _battery_status(s: HostSample, c: HostConfig) -> HostStatus:
-    if s.battery is None:
-        return HostStatus('host battery', OK, 'no battery')
+def _battery_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostStatus:
+    assert s.battery is not None
     charge, plugged = s.battery
-    lvl = 0 if plugged else c.battery.level(charge)
+    lvl = 0 if plugged else level(BATTERY, c.battery, charge)
+    limit = c.battery.error if lvl == 2 else c.battery.warn
     state = {True: 'plugged in', False: 'on battery', None: 'power source unknown'}[plugged]
     return HostStatus(
-        'host battery', lvl, f'battery {charge:.0%}, {state}' + (' - below limit' if lvl else ''),
-        [('charge', f'{charge:.3f}'), ('plugged', str(plugged)),
-         ('limits (charge below)', _limits(c.battery, '{:.0%}'))])
+        'host battery', lvl,
+        f'battery {charge:.0%}' + (f' < {limit:.0%} limit' if lvl else '') + f', {state}',
+        [('charge (%)', _pct(charge)), ('plugged', str(plugged))]
+        + _limit_values(c.battery, '%', _pct))

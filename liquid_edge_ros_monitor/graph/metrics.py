@@ -27,7 +27,7 @@ class NodeMonitorMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         fams = self._families()
         (up, restarts, discovered, qos, issues, cpu, load, mem_used, mem_total, mem_ratio,
-         disk_free, disk_ratio, temp, battery, available, age) = fams
+         disk_free, disk_ratio, temp, battery, available, age, unsubscribed) = fams
         r = self.robot
         nodes = self.nodes
         for name, expected, is_up, n_restarts in nodes:
@@ -38,8 +38,11 @@ class NodeMonitorMetrics(Collector):
         if graph is not None:
             for topic, n in graph.qos_incompatibilities.items():
                 qos.add_metric([topic, r], n)
-            for kind_topic in sorted({(i.topic, i.kind) for i in graph.issues}):
+            # The problems /diagnostics shows, nothing else: an alert on this metric and rqt
+            # agree (a topic published without a subscriber is informational).
+            for kind_topic in sorted({(i.topic, i.kind) for i in graph.problems()}):
                 issues.add_metric([kind_topic[0], kind_topic[1], r], 1)
+            unsubscribed.add_metric([r], len(graph.unsubscribed()))
         s = self.host_source() if self.host_source is not None else None
         if s is not None:
             if s.cpu_total is not None:
@@ -83,8 +86,9 @@ class NodeMonitorMetrics(Collector):
                               'Publisher/subscription pairs on the topic whose QoS cannot match.',
                               labels=['topic', 'robot']),
             GaugeMetricFamily('liquid_edge_graph_issues',
-                              'Current graph issues (value 1): qos_incompatible, multiple_types, '
-                              'no_publishers, no_subscribers.', labels=['topic', 'kind', 'robot']),
+                              'Current graph problems (value 1), the ones /diagnostics shows: '
+                              'qos_incompatible, multiple_types, no_publishers.',
+                              labels=['topic', 'kind', 'robot']),
             GaugeMetricFamily('liquid_edge_host_cpu_usage_ratio',
                               'CPU usage 0..1, total or per core.', labels=['cpu', 'robot']),
             GaugeMetricFamily('liquid_edge_host_load_average', 'System load average.',
@@ -112,4 +116,7 @@ class NodeMonitorMetrics(Collector):
                               'Seconds since each host part (cpu, memory, disk <path>, temperature, '
                               'battery) was last read; a part older than two host periods is '
                               'stale and its values are absent.', labels=['part', 'robot']),
+            GaugeMetricFamily('liquid_edge_graph_unsubscribed_topics',
+                              'Published topics that no (not ignored) node subscribes to; '
+                              'informational, not a graph issue.', labels=['robot']),
         )

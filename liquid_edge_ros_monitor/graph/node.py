@@ -13,6 +13,7 @@ the statuses ("up 12.0 s") use the node's clock, so they follow sim time.
 """
 from __future__ import annotations
 
+import re
 import socket
 import sys
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -23,6 +24,7 @@ from rclpy.qos import QoSCompatibility, qos_check_compatible
 
 from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from ..core.exposition import attach, detach
+from ..core.units import join_findings
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
@@ -50,6 +52,10 @@ def fqn(name: str, namespace: str) -> str:
 def _hidden(full_name: str) -> bool:
     """ROS hides nodes whose name starts with '_' (e.g. the ros2cli daemon)."""
     return full_name.rsplit('/', 1)[-1].startswith('_')
+
+
+def _plural(n: int, noun: str) -> str:
+    return f'{n} {noun}' + ('' if n == 1 else 's')
 
 
 def _duration(s: Optional[float]) -> str:
@@ -82,7 +88,8 @@ class NodeTask(DiagnosticTask):
         stat.summary(_LEVELS[level], text)
         stat.add('expected', 'yes' if s.expected else 'no')
         stat.add('state', 'up' if s.up else 'down' if s.ever_seen else 'never seen')
-        stat.add('for', _duration(s.for_s(now)))
+        for_s = s.for_s(now)
+        stat.add('for (s)', f'{for_s:.1f}' if for_s is not None else 'unknown')
         stat.add('restarts', str(s.restarts))
         return stat
 
@@ -128,16 +135,18 @@ class GraphTask(DiagnosticTask):
             stat.summary(OK, 'graph not read yet' if self._monitor.config.graph_enabled
                          else 'graph checks disabled (graph.enabled: false)')
             return
-        problems = [i for i in report.issues if i.level > 0]
+        problems = report.problems()          # the set liquid_edge_graph_issues counts
         info = [i for i in report.issues if i.level == 0]
         if problems:
             topics = sorted({i.topic for i in problems})
-            stat.summary(_LEVELS[report.level()],
-                         f'{len(problems)} problem(s) on {", ".join(topics)}')
+            stat.summary(_LEVELS[report.level()], join_findings(
+                [f'{_plural(len(problems), "problem")} on {topics[0]}', *topics[1:]]))
         else:
             stat.summary(OK, f'{report.topics} topics, no problems')
         stat.add('topics checked', str(report.topics))
+        stat.add('problems', str(len(problems)))
         stat.add('QoS incompatible pairs', str(sum(report.qos_incompatibilities.values())))
+        stat.add('topics without subscriber', str(len(report.unsubscribed())))
         for i in info:
             stat.add(i.topic, i.message)
 
@@ -157,7 +166,8 @@ class TopicIssueTask(DiagnosticTask):
         if not issues:
             stat.summary(OK, 'no problems')
             return stat
-        stat.summary(_LEVELS[max(i.level for i in issues)], '; '.join(i.message for i in issues))
+        issues.sort(key=lambda i: -i.level)      # the worst leads the message
+        stat.summary(_LEVELS[issues[0].level], join_findings([i.message for i in issues]))
         for n, i in enumerate(issues):
             stat.add(f'{i.kind} {n + 1}', ' -> '.join(i.nodes))
         return stat
@@ -211,11 +221,11 @@ class NodeMonitor(Node):
         self.metrics_port: Optional[int] = (self._endpoint.port if self._endpoint is not None
                                             else None)
         self._host: Optional[HostSampler] = None
+        self._host_tasks: Set[str] = set()
         if c.host.enabled:
             for name in ('host cpu', 'host memory',
-                         *(f'host disk {p}' for p in c.host.disk_paths),
-                         'host temperature', 'host battery'):
-                self._updater.add(HostTask(self, name))
+                         *(f'host disk {p}' for p in c.host.disk_paths)):
+                self._updater.add(HostTask(self, name))     # temperature, battery: when present
             self._host = HostSampler(c.host.disk_paths, c.host.period, self._host_failed,
                                      sensor_forget_after=c.host.sensor_forget_after)
             self._metrics.host_source = self._host.snapshot
@@ -242,6 +252,7 @@ class NodeMonitor(Node):
             self._check_nodes()
             if self.config.graph_enabled:
                 self._check_graph()
+            self._sync_host_tasks()
         except Exception as exc:   # a graph query failing must not stop the monitor
             self.get_logger().warning(f'graph check failed: {exc!r}', throttle_duration_sec=30.0)
 
@@ -249,7 +260,7 @@ class NodeMonitor(Node):
         counts: Dict[str, int] = {}
         for name, ns in self.get_node_names_and_namespaces():
             full = fqn(name, ns)
-            if not _hidden(full):
+            if not _hidden(full) and not self._is_tool(full):
                 counts[full] = counts.get(full, 0) + 1
         gids: Dict[str, Set[bytes]] = {n: set() for n in counts}
         for info in self.get_publishers_info_by_topic('/rosout'):
@@ -276,6 +287,30 @@ class NodeMonitor(Node):
         self._metrics.nodes = tuple((s.name, s.expected, s.up, s.restarts)
                                     for s in self.tracker.nodes.values())
 
+    def _is_tool(self, full_name: str) -> bool:
+        """A tool node (`tool_nodes`: ros2 CLI, rqt, our live view) gets no node status; an
+        expected node always does."""
+        patterns = self.config.tool_nodes
+        cached = getattr(self, '_tool_patterns', None)
+        if cached is None or cached[0] is not patterns:
+            cached = self._tool_patterns = (patterns, [re.compile(p) for p in patterns])
+        return full_name not in self.expected_nodes and any(
+            r.fullmatch(full_name) for r in cached[1])
+
+    def _sync_host_tasks(self) -> None:
+        """`host temperature` and `host battery` exist while the host has such hardware (or its
+        reading is stale): a VM without them gets no OK status for each, `host cpu` says it."""
+        if self._host is None:
+            return
+        present = self.host_statuses()
+        for name in ('host temperature', 'host battery'):
+            if name in present and name not in self._host_tasks:
+                self._host_tasks.add(name)
+                self._updater.add(HostTask(self, name))
+            elif name not in present and name in self._host_tasks:
+                self._host_tasks.discard(name)
+                self._updater.removeByName(name)
+
     def _check_graph(self) -> None:
         topics: Dict[str, Tuple[List[Endpoint], List[Endpoint]]] = {}
         for topic, _types in self.get_topic_names_and_types():
@@ -300,7 +335,10 @@ class NodeMonitor(Node):
         """The host statuses now: a part whose reading is too old is STALE, never its last value."""
         if self._host is None:
             return {}
-        return {s.name: s for s in evaluate_host(self._host.snapshot(), self.config.host)}
+        held = getattr(self, '_host_held', None)
+        if held is None:
+            held = self._host_held = {}      # part -> level held (hysteresis)
+        return {s.name: s for s in evaluate_host(self._host.snapshot(), self.config.host, held)}
 
     def _host_failed(self, part: str, exc: BaseException) -> None:
         self.get_logger().warning(f'host {part} sample failed: {exc!r}', throttle_duration_sec=30.0)

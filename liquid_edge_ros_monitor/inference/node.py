@@ -130,6 +130,8 @@ class LiquidInference(Node):
             self._control_timer = self.create_timer(1.0 / c.control_rate, self._on_control)
         if c.truth_topic:
             self.create_subscription(self.io.truth_class, c.truth_topic, self._on_truth, 10)
+            # Named on the outputs status: what the accuracy is measured against.
+            self.monitor.truth_topic = self.resolve_topic_name(c.truth_topic)
 
     @property
     def model(self) -> Any:

@@ -18,7 +18,9 @@ from .quality import INPUT_PROBLEMS, words
 
 def model(stat: Any, mon: Any) -> Any:
     info = mon.model
-    stat.summary(OK, f'loaded: {info.summary()}')
+    label = ' '.join(p for p in (info.name, info.version) if p) or info.summary()
+    stat.summary(OK, f'loaded {label}')
+    stat.add('description', info.summary())
     if info.path:
         stat.add('model', info.path)
     for key, value in (('version', info.version), ('framework', info.framework),
@@ -51,7 +53,7 @@ def latency(stat: Any, mon: Any) -> Any:
     if p95 is None:
         stat.summary(OK, f'no input yet on {topic}')
     elif p95 > budget:
-        stat.summary(WARN, f'callback p95 {p95 * 1e3:.2f} ms over budget {budget * 1e3:.2f} ms')
+        stat.summary(WARN, f'callback p95 {p95 * 1e3:.2f} ms > {budget * 1e3:.2f} ms budget')
     else:
         stat.summary(OK, f'callback p95 {p95 * 1e3:.2f} ms')
     if p95 is not None:
@@ -81,14 +83,15 @@ def inputs(stat: Any, mon: Any) -> Any:
     errors = mon.metrics.errors
     if fresh.stale and age is not None:
         flowing = arrived is not None and arrived <= fresh.timeout_s
-        stat.summary(ERROR, f'input stale for {age:.2f} s on {topic} '
-                            + ('(inputs arrive, none usable) ' if flowing else '')
-                            + f'(timeout {fresh.timeout_s:g} s): {mon.stale_action()}')
+        # The reason leads; what the node does about it, and why, are in the keys.
+        stat.summary(ERROR, f'input stale for {age:.2f} s on {topic}')
+        stat.add('stale action', mon.stale_action())
+        stat.add('inputs arriving', 'yes, none usable' if flowing else 'no')
     elif problem is not None:
         level = WARN if INPUT_PROBLEMS.get(problem[0]) == WARN_INT else ERROR
         stat.summary(level, f'{words(*problem)} on {topic}' if not problem[1] else words(*problem))
     elif drift is not None and mon.config.drift_warn and drift > mon.config.drift_warn:
-        stat.summary(WARN, f'input drift {drift:.2f} above {mon.config.drift_warn:.2f}')
+        stat.summary(WARN, f'input drift {drift:.2f} > {mon.config.drift_warn:.2f} max')
     elif not q.drift.available:
         stat.summary(OK, 'model has no training statistics: drift not scored')
     else:
@@ -111,15 +114,18 @@ def outputs(stat: Any, mon: Any) -> Any:
     fresh = q.truth_fresh(now)
     acc = q.accuracy.value if fresh else None
     problem = q.recent('outputs', now)
+    truth = getattr(mon, 'truth_topic', '') or 'ground truth'
     if problem is not None:
         stat.summary(ERROR, words(*problem))
     elif q.truth is not None and not fresh:
-        stat.summary(WARN, f'ground truth is {q.truth_age_s(now):.1f} s old (max age '
-                           f'{c.truth_max_age:g} s): accuracy not scored')
+        stat.summary(WARN, f'ground truth {q.truth_age_s(now):.1f} s old > '
+                           f'{c.truth_max_age:g} s: accuracy not scored')
     elif acc is not None and acc < c.accuracy_warn:
-        stat.summary(WARN, f'accuracy {acc:.2f} below {c.accuracy_warn:.2f}')
+        stat.summary(WARN, f'accuracy {acc:.0%} < {c.accuracy_warn:.0%} min vs {truth}')
     else:
-        stat.summary(OK, f'accuracy {acc:.3f}' if acc is not None else
+        # What the accuracy is measured against, and over how many outputs.
+        stat.summary(OK, f'accuracy {acc:.0%} vs {truth}, last {c.accuracy_window} outputs'
+                     if acc is not None else
                      'publishing' if mon.metrics.inferences else 'no output yet')
     if mon.output_topic:
         stat.add('topic', mon.output_topic)
@@ -129,5 +135,9 @@ def outputs(stat: Any, mon: Any) -> Any:
         if reason not in INPUT_PROBLEMS and reason not in ('non_finite_output', 'input_stale') \
                 and n:
             stat.add(words(reason), str(n))
-    stat.add('accuracy', f'{acc:.3f}' if acc is not None else 'no ground truth')
+    stat.add('accuracy (%)', f'{acc * 100:.1f}' if acc is not None else 'no ground truth')
+    stat.add('accuracy window (outputs)', str(c.accuracy_window))
+    stat.add('accuracy tolerance', f'{c.accuracy_tolerance:g}')
+    if getattr(mon, 'truth_topic', ''):
+        stat.add('ground truth', mon.truth_topic)
     return stat

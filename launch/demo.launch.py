@@ -19,6 +19,8 @@ Launch arguments:
 - `metrics_port_base`: topic_monitor's metrics port; node_monitor and liquid_inference take the
   next two (0: free ports, -1: none; empty, the default: as the files say, 9108-9110).
 - `metrics_address`: the address the three metrics endpoints bind to (empty: as the files say).
+- `aggregator`: 'true' to also start diagnostic_aggregator (for rqt_robot_monitor), with
+  `analyzers_file` (default config/analyzers.yaml); see monitor.launch.py.
 """
 import os
 
@@ -30,7 +32,8 @@ from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
-from liquid_edge_ros_monitor.launch_params import METRICS_ADDRESS_HELP, METRICS_PORT_BASE_HELP
+from liquid_edge_ros_monitor.launch_params import (AGGREGATOR_HELP, ANALYZERS_FILE_HELP,
+                                                   METRICS_ADDRESS_HELP, METRICS_PORT_BASE_HELP)
 
 # monitor.launch.py is installed next to this file (share/liquid_edge_ros_monitor/launch).
 MONITOR_LAUNCH = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'monitor.launch.py')
@@ -63,6 +66,11 @@ def generate_launch_description() -> LaunchDescription:
                               description=METRICS_PORT_BASE_HELP),
         DeclareLaunchArgument('metrics_address', default_value='',
                               description=METRICS_ADDRESS_HELP),
+        DeclareLaunchArgument('aggregator', default_value='false', description=AGGREGATOR_HELP),
+        DeclareLaunchArgument(
+            'analyzers_file', default_value=PathJoinSubstitution([share, 'config',
+                                                                  'analyzers.yaml']),
+            description=ANALYZERS_FILE_HELP),
         Node(
             package='liquid_edge_ros_monitor',
             executable='sim_robot',
@@ -84,6 +92,8 @@ def generate_launch_description() -> LaunchDescription:
                 'use_sim_time': use_sim_time,
                 'metrics_port_base': LaunchConfiguration('metrics_port_base'),
                 'metrics_address': LaunchConfiguration('metrics_address'),
+                'aggregator': LaunchConfiguration('aggregator'),
+                'analyzers_file': LaunchConfiguration('analyzers_file'),
             }.items(),
         ),
         IncludeLaunchDescription(

@@ -38,6 +38,11 @@ Launch arguments:
   Two robots' stacks on one host: `metrics_port_base:=9208` for the second.
 - `metrics_address`: the address both metrics endpoints bind to (empty: as the files say,
   127.0.0.1; 0.0.0.0 to be scraped from another host).
+- `aggregator`: 'true' to also start diagnostic_aggregator (`aggregator_node`, node `analyzers`)
+  with `analyzers_file` (default config/analyzers.yaml): it publishes /diagnostics_agg, grouped
+  under Liquid Edge/Topics, Paths, Nodes, Host, Inference, which is what rqt_robot_monitor shows.
+  rqt_runtime_monitor reads /diagnostics and needs no aggregator. Where the package is not
+  installed (`ros-<distro>-diagnostic-aggregator`), one line says so and the monitors start.
 - `agent`: 'true' to also start the robot's Prometheus agent (`liquid-edge-monitor agent`: scrapes
   the three exporters, keeps samples in its WAL while the link is down, remote-writes them to the
   central server; config/prometheus/robot-agent.yml). With it: `agent_remote_write_url` (required),
@@ -50,14 +55,32 @@ Launch arguments:
         agent_username:=robot agent_password_file:=/etc/le/remote-write.password
 """
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, LogInfo, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackagePrefix, FindPackageShare
 
-from liquid_edge_ros_monitor.launch_params import (METRICS_ADDRESS_HELP, METRICS_PORT_BASE_HELP,
+from liquid_edge_ros_monitor.launch_params import (AGGREGATOR_HELP, ANALYZERS_FILE_HELP,
+                                                   METRICS_ADDRESS_HELP, METRICS_PORT_BASE_HELP,
+                                                   aggregator_installed, aggregator_plan,
                                                    node_parameters)
+
+
+def aggregator_actions(context: LaunchContext) -> list:
+    """`aggregator:=true`: diagnostic_aggregator with the analyzers file, or, where it is not
+    installed, one line saying so (the monitors start either way)."""
+    plan = aggregator_plan(LaunchConfiguration('aggregator').perform(context),
+                           aggregator_installed())
+    if plan is None:
+        return []
+    if isinstance(plan, str):
+        return [LogInfo(msg=plan)]
+    return [Node(**plan, namespace=LaunchConfiguration('namespace'),
+                 parameters=[LaunchConfiguration('analyzers_file').perform(context),
+                             {'use_sim_time': LaunchConfiguration('use_sim_time').perform(
+                                 context).lower() == 'true'}],
+                 output='screen')]
 
 
 def agent_actions() -> list:
@@ -153,6 +176,12 @@ def generate_launch_description() -> LaunchDescription:
                               description=METRICS_PORT_BASE_HELP),
         DeclareLaunchArgument('metrics_address', default_value='',
                               description=METRICS_ADDRESS_HELP),
+        DeclareLaunchArgument('aggregator', default_value='false', description=AGGREGATOR_HELP),
+        DeclareLaunchArgument(
+            'analyzers_file', default_value=PathJoinSubstitution(
+                [FindPackageShare('liquid_edge_ros_monitor'), 'config', 'analyzers.yaml']),
+            description=ANALYZERS_FILE_HELP),
         OpaqueFunction(function=monitor_nodes),
+        OpaqueFunction(function=aggregator_actions),
         *agent_actions(),
     ])

@@ -88,3 +88,46 @@ def node_parameters(node: str, args: Mapping[str, str]) -> Parameters:
     if not params_file:
         raise LaunchArgumentError(PARAMS_FILE_ARG[node], f'no parameters file for {node}')
     return [params_file, {'use_sim_time': use_sim_time(args), **metrics_overrides(node, args)}]
+
+
+# ---- aggregator:=true (diagnostic_aggregator, for rqt_robot_monitor) ------------------------------
+
+#: The aggregator's package and executable (ros/diagnostics, C++: on a ROS install
+#: `ros-<distro>-diagnostic-aggregator`; not on PyPI). Its node is called `analyzers`, the root
+#: key of config/analyzers.yaml.
+AGGREGATOR_PACKAGE = 'diagnostic_aggregator'
+AGGREGATOR_EXECUTABLE = 'aggregator_node'
+AGGREGATOR_NODE = 'analyzers'
+AGGREGATOR_HELP = ("'true' to also start diagnostic_aggregator with analyzers_file: it publishes "
+                   '/diagnostics_agg, which rqt_robot_monitor shows (rqt_runtime_monitor reads '
+                   '/diagnostics and needs nothing more). Where the package is not installed, one '
+                   'line says so and the rest starts.')
+ANALYZERS_FILE_HELP = 'The aggregator\'s analyzers (default: config/analyzers.yaml).'
+
+
+def aggregator_installed() -> bool:
+    """Whether the ament index (AMENT_PREFIX_PATH) has diagnostic_aggregator."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+    except ImportError:
+        return False
+    try:
+        get_package_prefix(AGGREGATOR_PACKAGE)
+    except (PackageNotFoundError, KeyError, ValueError, OSError):
+        return False
+    return True
+
+
+def aggregator_plan(requested: str, installed: bool) -> Union[None, str, Dict[str, Any]]:
+    """What `aggregator:=<requested>` starts: None (not asked), the one line to log (asked but
+    not installed: the monitors start anyway), or the aggregator node's launch_ros arguments
+    (without `parameters`, the analyzers file the launch file resolves)."""
+    if requested.strip().lower() not in ('true', '1', 'yes', 'on'):
+        return None
+    if not installed:
+        return (f'aggregator:=true: {AGGREGATOR_PACKAGE} is not installed '
+                f'(ros-<distro>-diagnostic-aggregator), so /diagnostics_agg is not published and '
+                'rqt_robot_monitor shows nothing; rqt_runtime_monitor reads /diagnostics. '
+                'Starting the monitors without it.')
+    return {'package': AGGREGATOR_PACKAGE, 'executable': AGGREGATOR_EXECUTABLE,
+            'name': AGGREGATOR_NODE}

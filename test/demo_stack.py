@@ -158,10 +158,10 @@ class DemoStack:
                              lambda t: sample_value(t, 'liquid_edge_node_up',
                                                     node=f'{self.ns}/{EXTRA_ROBOT}') == 1,
                              # A node is discovered before its endpoints: wait for a graph check
-                             # that saw them (the monitors publish /diagnostics, nobody reads it).
-                             lambda t: sample_value(t, 'liquid_edge_graph_issues',
-                                                    topic='/diagnostics',
-                                                    kind='no_subscribers') == 1],
+                             # that saw them (sim_robot's chatter has no subscriber but the
+                             # ignored topic monitor).
+                             lambda t: (sample_value(t, 'liquid_edge_graph_unsubscribed_topics')
+                                        or 0) >= 1],
             # Power needs two update periods (an energy difference); accuracy a ground-truth message.
             'liquid_inference': [lambda t: (sample_value(t, 'liquid_edge_inferences_total') or 0) > 0,
                                  lambda t: sample_value(t, 'liquid_edge_model_accuracy') is not None,

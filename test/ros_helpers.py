@@ -18,6 +18,7 @@ class DiagnosticsListener:
         self.node = Node(name)
         self._statuses: Dict[str, DiagnosticStatus] = {}
         self.last_stamp_sec = 0          # header.stamp of the latest array (sim time shows here)
+        self.arrays = 0                  # DiagnosticArrays received
         self._lock = threading.Lock()
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 100)
         self.executor = SingleThreadedExecutor()
@@ -28,6 +29,7 @@ class DiagnosticsListener:
     def _on_diag(self, msg: DiagnosticArray) -> None:
         with self._lock:
             self.last_stamp_sec = msg.header.stamp.sec
+            self.arrays += 1
             for s in msg.status:
                 self._statuses[s.name] = s
 

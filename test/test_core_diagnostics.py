@@ -27,6 +27,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 
+from aggregator_model import Aggregation, _remove_chaff, aggregator_parameters
 from liquid_edge_ros_monitor.core import diagnostic_updater_compat as du
 from liquid_edge_ros_monitor.core import diagnostics
 
@@ -530,14 +531,16 @@ def test_sim_time_stamps_and_zero_clock_is_skipped(ros):
 
 def test_analyzers_yaml_structure():
     doc = yaml.safe_load(ANALYZERS_YAML.read_text())
-    assert list(doc) == ['analyzers']               # the aggregator node is called `analyzers`
-    params = doc['analyzers']['ros__parameters']
+    # the aggregator node is called `analyzers` (in any namespace)
+    assert list(doc) == ['/**/analyzers']
+    params = doc['/**/analyzers']['ros__parameters']
     group = params['liquid_edge']
     assert group['type'] == 'diagnostic_aggregator/AnalyzerGroup'
     assert group['path'] == 'Liquid Edge'
     subs = group['analyzers']
     assert {k: v['path'] for k, v in subs.items()} == {
-        'topics': 'Topics', 'nodes': 'Nodes', 'inference': 'Inference'}
+        'topics': 'Topics', 'paths': 'Paths', 'nodes': 'Nodes', 'host': 'Host',
+        'inference': 'Inference'}
     for key, sub in subs.items():
         assert sub['type'] == 'diagnostic_aggregator/GenericAnalyzer', key
         assert any(sub.get(k) for k in ('startswith', 'contains', 'regex', 'expected')), key
@@ -550,81 +553,7 @@ def test_analyzers_yaml_structure():
 
 
 def _flat_parameters(ros) -> Dict[str, Parameter]:
-    """analyzers.yaml as the aggregator node sees it: rcl's YAML parser, parameters auto-declared."""
-    node = ros['make_node']('analyzers', cli_args=['--ros-args', '--params-file', str(ANALYZERS_YAML)],
-                            use_global_arguments=False, start_parameter_services=False,
-                            automatically_declare_parameters_from_overrides=True)
-    return node.get_parameters_by_prefix('')
-
-
-def _children(params: Dict[str, Parameter], breadcrumb: str) -> Dict[str, Dict[str, str]]:
-    """Analyzers an AnalyzerGroup at `breadcrumb` creates: entries with both `.type` and `.path`."""
-    prefix = f'{breadcrumb}.' if breadcrumb else ''
-    found: Dict[str, Dict[str, str]] = {}
-    for full, p in params.items():
-        if not full.startswith(prefix):
-            continue
-        rel = full[len(prefix):]
-        dot = rel.find('.', 10 if rel.startswith('analyzers.') else 0)
-        if dot > 0 and rel[dot + 1:] in ('type', 'path'):
-            found.setdefault(rel[:dot], {})[rel[dot + 1:]] = p.value
-    return {ns: d for ns, d in found.items() if {'type', 'path'} <= set(d)}
-
-
-def _output_name(name: str) -> str:
-    return name.replace('/', ' ')
-
-
-def _remove_chaff(full: str, chaff: str) -> str:
-    """diagnostic_aggregator's leading-name-chaff removal on the last path element."""
-    if not chaff:
-        return full
-    last = full.rfind('/')
-    head = full[:last + 1]
-    if full.find(chaff) == last + 1:
-        full = full[:last + 1] + full[last + 1 + len(chaff):]
-    if full.find(':', last) == last + 1:
-        full = head + full[last + 2:]
-    while full.find(' ', last) == last + 1:
-        full = head + full[last + 2:]
-    return full
-
-
-class Aggregation:
-    """Where the aggregator configured by analyzers.yaml puts a status name (None: "Other")."""
-
-    def __init__(self, params: Dict[str, Parameter]) -> None:
-        self.analyzers = []
-        for ns, d in _children(params, '').items():
-            assert d['type'] == 'diagnostic_aggregator/AnalyzerGroup', ns
-            group_path = '/' + d['path']
-            for sub_ns, sd in _children(params, ns).items():
-                assert sd['type'] == 'diagnostic_aggregator/GenericAnalyzer', sub_ns
-                crumb = f'{ns}.{sub_ns}'
-
-                def get(key, default, crumb=crumb):
-                    p = params.get(f'{crumb}.{key}')
-                    return default if p is None else p.value
-                for key in ('startswith', 'contains', 'remove_prefix'):
-                    p = params.get(f'{crumb}.{key}')
-                    assert p is None or p.type_ == Parameter.Type.STRING_ARRAY, (crumb, key)
-                assert params[f'{crumb}.timeout'].type_ == Parameter.Type.DOUBLE, crumb
-                self.analyzers.append({
-                    'path': f'{group_path}/{sd["path"]}',
-                    'startswith': list(get('startswith', [])), 'contains': list(get('contains', [])),
-                    'chaff': [_output_name(c) for c in get('remove_prefix', [])],
-                })
-
-    def place(self, status_name: str) -> List[str]:
-        out = []
-        for a in self.analyzers:
-            if any(status_name.startswith(s) for s in a['startswith']) or \
-                    any(c in status_name for c in a['contains']):
-                full = f'{a["path"]}/{_output_name(status_name)}'
-                for chaff in a['chaff']:
-                    full = _remove_chaff(full, chaff)
-                out.append(full)
-        return out
+    return aggregator_parameters(ros['make_node'])
 
 
 def test_analyzers_yaml_as_aggregator_parameters(ros):
@@ -632,14 +561,21 @@ def test_analyzers_yaml_as_aggregator_parameters(ros):
     assert params['pub_rate'].type_ == Parameter.Type.DOUBLE
     agg = Aggregation(params)
     assert sorted(a['path'] for a in agg.analyzers) == [
-        '/Liquid Edge/Inference', '/Liquid Edge/Nodes', '/Liquid Edge/Topics']
+        '/Liquid Edge/Host', '/Liquid Edge/Inference', '/Liquid Edge/Nodes', '/Liquid Edge/Paths',
+        '/Liquid Edge/Topics']
     cases: Dict[str, Optional[str]] = {
         'topic_monitor: /imu/data': '/Liquid Edge/Topics/imu data',
         'topic_monitor: /cmd_vel': '/Liquid Edge/Topics/cmd_vel',
         'topic_monitor: /robot/camera/image_raw': '/Liquid Edge/Topics/robot camera image_raw',
-        'topic_monitor: summary': '/Liquid Edge/Topics/summary',
+        'topic_monitor: discovered topics': '/Liquid Edge/Topics/discovered topics',
+        'topic_monitor: discovery': '/Liquid Edge/Topics/discovery',
+        'topic_monitor: path controller': '/Liquid Edge/Paths/controller',
         '/robot1/topic_monitor: /imu/data': '/Liquid Edge/Topics/robot1 topic_monitor:  imu data',
-        'node_monitor: /ns/talker': '/Liquid Edge/Nodes/ns talker',
+        'node_monitor: node /ns/talker': '/Liquid Edge/Nodes/node  ns talker',
+        'node_monitor: graph': '/Liquid Edge/Nodes/graph',
+        'node_monitor: host cpu': '/Liquid Edge/Host/cpu',
+        'node_monitor: host disk /data': '/Liquid Edge/Host/disk  data',
+        '/robot1/node_monitor: host cpu': '/Liquid Edge/Host/robot1 node_monitor: host cpu',
         'liquid_inference: cfc_controller': '/Liquid Edge/Inference/cfc_controller',
         'cpu_monitor: CPU Usage': None,
         'topic_monitor_other: x': None,

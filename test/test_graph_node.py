@@ -17,6 +17,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from conftest import REPO, free_port, own_lines, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 from ros_helpers import DiagnosticsListener, sample_value, scrape
 
 NS = '/nm_test'
@@ -102,8 +103,11 @@ def test_qos_incompatibility_names_the_topic_and_both_nodes(monitor):
         sink.destroy_subscription(sub)
         wait_for(lambda: sample_value(scrape(port), 'liquid_edge_qos_incompatibilities',
                                       topic='/nm_qos') is None, 20, 'incompatibility cleared')
-        assert sample_value(scrape(port), 'liquid_edge_graph_issues', topic='/nm_qos',
-                            kind='no_subscribers') == 1
+        # Not an issue (issue 18 item 3): the metric counts what /diagnostics calls a problem.
+        text = scrape(port)
+        assert all(sample_value(text, 'liquid_edge_graph_issues', topic='/nm_qos', kind=k)
+                   is None for k in ('qos_incompatible', 'no_subscribers'))
+        assert sample_value(text, 'liquid_edge_graph_unsubscribed_topics') >= 1
     finally:
         talker.destroy_publisher(pub)
         talker.destroy_node()
@@ -126,6 +130,57 @@ def test_host_statuses_and_metrics(monitor):
     assert sample_value(text, 'liquid_edge_host_disk_free_ratio', path='/') > 0
     assert sample_value(text, 'liquid_edge_host_memory_total_bytes') > 0
     assert sample_value(text, 'liquid_edge_host_sensor_available', sensor='battery') in (0, 1)
+    # Hardware the host lacks has no OK status of its own; host cpu names it once.
+    cpu_values = listener.values('node_monitor: host cpu')
+    for sensor, status, word in (('battery', 'host battery', 'battery'),
+                                 ('temperature', 'host temperature', 'temperature sensors')):
+        if sample_value(text, 'liquid_edge_host_sensor_available', sensor=sensor) == 0:
+            assert f'node_monitor: {status}' not in listener.names(), status
+            assert word in cpu_values.get('not present', ''), cpu_values
+
+
+def test_a_robot_whose_topics_nobody_subscribes_has_no_graph_problem(monitor, ros_process):
+    """sim_robot publishes odom and chatter and nobody subscribes: /diagnostics says '... no
+    problems' and liquid_edge_graph_issues has no series (it had one no_subscribers per topic, so
+    an alert on it fired while rqt showed nothing). The topics are listed as information, with
+    the subscribers graph.ignore_nodes left out counted."""
+    listener, port, _proc, _tmp = monitor
+    ros_process('liquid_edge_ros_monitor.sim_robot', *SIM_ARGS)
+    graph = 'node_monitor: graph'
+    # (Discovery may show an endpoint a moment before the name of its node.)
+    wait_for(lambda: listener.values(graph).get(f'{NS}/odom') ==
+             f'no subscriber; published by {SIM}' and f'{NS}/chatter' in listener.values(graph),
+             20, 'sim_robot topics in the graph', last=lambda: listener.values(graph))
+    text = scrape(port)
+    issues = [s for fam in text_string_to_metric_families(text)
+              if fam.name == 'liquid_edge_graph_issues' for s in fam.samples]
+    values = listener.values(graph)
+    assert issues == [] and values['problems'] == '0', (issues, values)
+    assert listener.level(graph) == 0 and 'no problems' in listener.message(graph)
+    assert values[f'{NS}/odom'] == f'no subscriber; published by {SIM}'
+    # The test's /diagnostics listener is ignored by the fixture's graph.ignore_nodes: said so.
+    assert values['/diagnostics'].startswith(
+        'no subscriber (1 subscriber ignored by graph.ignore_nodes); published by ')
+    assert int(values['topics without subscriber']) == \
+        sample_value(text, 'liquid_edge_graph_unsubscribed_topics') >= 2
+
+
+def test_tool_nodes_get_no_node_status(monitor):
+    """rqt's node, a ros2 CLI node and the demo's live view are tools, not parts of the robot."""
+    listener, port, _proc, _tmp = monitor
+    tools = [Node('rqt_gui_py_node_31337'), Node('liquid_edge_live_view')]
+    visitor = Node('nm_visitor')
+    try:
+        # Once the visitor (made last) has its status, the graph read saw the tools too.
+        wait_for(lambda: listener.level('node_monitor: node /nm_visitor') == 0, 20, 'visitor up')
+        text = scrape(port)
+        for t in ('/rqt_gui_py_node_31337', '/liquid_edge_live_view'):
+            assert f'node_monitor: node {t}' not in listener.names(), t
+            assert sample_value(text, 'liquid_edge_node_up', node=t) is None, t
+        assert sample_value(text, 'liquid_edge_node_up', node='/nm_visitor') == 1
+    finally:
+        for n in (*tools, visitor):
+            n.destroy_node()
 
 
 def _start(tmp_path: Path, *ros_args: str) -> subprocess.CompletedProcess:
@@ -187,7 +242,7 @@ def test_durations_follow_sim_time(ros, ros_process, tmp_path):
         wait_for(lambda: listener.level(name) == 0, 30, 'watched node up')
 
         def up_for() -> float:
-            return float(listener.values(name)['for'].split()[0])
+            return float(listener.values(name)['for (s)'])
         a, t_a = up_for(), time.monotonic()
         wait_for(lambda: up_for() >= a + 3.0, 10, 'three simulated seconds')
         b, t_b = up_for(), time.monotonic()

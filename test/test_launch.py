@@ -24,10 +24,11 @@ CONFIG_DIR = REPO / 'config'
 EXPECTED: Dict[str, Dict[str, Set[str]]] = {
     'monitor.launch.py': {
         'executables': {'topic_monitor', 'node_monitor'},
-        'configs': {'topic_monitor.yaml', 'node_monitor.yaml'},
+        'configs': {'topic_monitor.yaml', 'node_monitor.yaml', 'analyzers.yaml'},
         'includes': set(),
         'arguments': {'params_file', 'node_params_file', 'node_monitor', 'namespace',
                       'use_sim_time', 'metrics_port_base', 'metrics_address', 'agent',
+                      'aggregator', 'analyzers_file',
                       'agent_remote_write_url', 'agent_robot', 'agent_ca_file', 'agent_username',
                       'agent_password_file', 'agent_storage_path'},
     },
@@ -40,10 +41,11 @@ EXPECTED: Dict[str, Dict[str, Set[str]]] = {
     },
     'demo.launch.py': {
         'executables': {'sim_robot'},
-        'configs': {'demo.yaml', 'sim_robot.yaml'},
+        'configs': {'demo.yaml', 'sim_robot.yaml', 'analyzers.yaml'},
         'includes': {'monitor.launch.py', 'inference.launch.py'},
         'arguments': {'params_file', 'node_params_file', 'sim_params_file', 'namespace',
-                      'use_sim_time', 'metrics_port_base', 'metrics_address'},
+                      'use_sim_time', 'metrics_port_base', 'metrics_address', 'aggregator',
+                      'analyzers_file'},
     },
 }
 LAUNCH_FILES = sorted(EXPECTED)
@@ -399,3 +401,49 @@ def test_default_launch_lists_no_topics() -> None:
     assert 'topic_monitor.example.yaml' in (REPO / 'README.md').read_text()
     example = yaml.safe_load((CONFIG_DIR / 'topic_monitor.example.yaml').read_text())
     assert example['/**/topic_monitor']['ros__parameters']['topics']
+
+
+# ---- aggregator:=true (issue 18 item 1) -------------------------------------------------------
+
+def _ament_prefix(tmp_path: Path, *packages: str) -> str:
+    """An ament prefix whose index lists `packages` (what a ROS install has for each)."""
+    index = tmp_path / 'share' / 'ament_index' / 'resource_index' / 'packages'
+    index.mkdir(parents=True)
+    for p in packages:
+        (index / p).write_text('')
+    return str(tmp_path)
+
+
+def test_aggregator_starts_where_installed_and_says_so_in_one_line_where_not(tmp_path,
+                                                                             monkeypatch):
+    """rqt_robot_monitor, the viewer most users open first, reads /diagnostics_agg, which only
+    diagnostic_aggregator publishes: aggregator:=true starts it with config/analyzers.yaml where
+    the ament index has it, and where it has not, one line says so and the monitors start."""
+    from liquid_edge_ros_monitor.launch_params import aggregator_installed, aggregator_plan
+    monkeypatch.setenv('AMENT_PREFIX_PATH', _ament_prefix(tmp_path / 'a', 'rclpy'))
+    assert not aggregator_installed()
+    line = aggregator_plan('true', aggregator_installed())
+    assert isinstance(line, str) and '\n' not in line
+    assert 'diagnostic_aggregator is not installed' in line and 'rqt_runtime_monitor' in line
+    monkeypatch.setenv('AMENT_PREFIX_PATH',
+                       _ament_prefix(tmp_path / 'b', 'rclpy', 'diagnostic_aggregator'))
+    assert aggregator_installed()
+    assert aggregator_plan('true', True) == {'package': 'diagnostic_aggregator',
+                                             'executable': 'aggregator_node',
+                                             'name': 'analyzers'}
+    assert aggregator_plan('false', True) is None and aggregator_plan('', False) is None
+    monkeypatch.delenv('AMENT_PREFIX_PATH')
+    assert not aggregator_installed()
+
+
+def test_monitor_launch_hands_the_aggregator_the_analyzers_file():
+    tree = _tree('monitor.launch.py')
+    assert {'aggregator_plan', 'aggregator_installed'} <= {
+        n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert 'analyzers.yaml' in _strings(tree) and 'LogInfo' in {
+        _callee(c) for c in ast.walk(tree) if isinstance(c, ast.Call)}
+    # The node name is the root key the file's parameters are under.
+    import yaml
+    from liquid_edge_ros_monitor.launch_params import AGGREGATOR_NODE
+    root = next(iter(yaml.safe_load((CONFIG_DIR / 'analyzers.yaml').read_text())))
+    assert root.rsplit('/', 1)[-1] == AGGREGATOR_NODE

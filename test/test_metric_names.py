@@ -31,6 +31,7 @@ MAY_HAVE_NO_SAMPLES = {
     'liquid_edge_host_temperature_celsius': 'a VM or container usually exposes no sensor to psutil',
     'liquid_edge_host_battery_ratio': 'only hosts with a battery',
     'liquid_edge_qos_incompatibilities': 'one series per incompatible topic; the demo has none',
+    'liquid_edge_graph_issues': 'one series per current graph problem; the demo has none',
     **{f'liquid_edge_shadow_{name}': 'only while a shadow model runs; the demo has none'
        for name in ('latency_seconds', 'agreement', 'output_difference', 'accuracy',
                     'errors_total', 'skipped_total')},

@@ -359,7 +359,7 @@ def _cpu_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostStat
     vals += _limit_values(c.cpu, '%', _pct)
     vals += [(f'core {i} (%)', _pct(v)) for i, v in enumerate(s.cpu_per_core)]
     if s.load is not None:
-        vals.append(('load average 1/5/15 min', ' '.join(f'{x:.2f}' for x in s.load)))
+        vals.append(('load average (1/5/15 min)', ' '.join(f'{x:.2f}' for x in s.load)))
     absent = absent_hardware(s)
     if absent:
         vals.append(('not present', ', '.join(absent)))

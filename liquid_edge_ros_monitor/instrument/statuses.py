@@ -83,8 +83,8 @@ def inputs(stat: Any, mon: Any) -> Any:
     errors = mon.metrics.errors
     if fresh.stale and age is not None:
         flowing = arrived is not None and arrived <= fresh.timeout_s
-        # The reason leads; what the node does about it, and why, are in the keys.
-        stat.summary(ERROR, f'input stale for {age:.2f} s on {topic}')
+        # The reason leads, then what the node does about it; the rest is in the keys.
+        stat.summary(ERROR, f'input stale for {age:.2f} s on {topic}: {mon.stale_action()}')
         stat.add('stale action', mon.stale_action())
         stat.add('inputs arriving', 'yes, none usable' if flowing else 'no')
     elif problem is not None:
@@ -137,7 +137,7 @@ def outputs(stat: Any, mon: Any) -> Any:
             stat.add(words(reason), str(n))
     stat.add('accuracy (%)', f'{acc * 100:.1f}' if acc is not None else 'no ground truth')
     stat.add('accuracy window (outputs)', str(c.accuracy_window))
-    stat.add('accuracy tolerance', f'{c.accuracy_tolerance:g}')
+    stat.add('accuracy tolerance (output units)', f'{c.accuracy_tolerance:g}')
     if getattr(mon, 'truth_topic', ''):
         stat.add('ground truth', mon.truth_topic)
     return stat

@@ -194,9 +194,9 @@ class LiquidInference(Node):
         with self._pub_stage:
             self._publish(y, msg)
             if self.loop.gap:
-                mon.error('stamp_gap', f'{self.loop.last_gap_s:.3f} s on {self._in_topic} (over '
-                                       f'the input timeout {mon.freshness.timeout_s:g} s): '
-                                       'state reset')
+                mon.error('stamp_gap', f'{self.loop.last_gap_s:.3f} s > '
+                                       f'{mon.freshness.timeout_s:g} s timeout on '
+                                       f'{self._in_topic}: state reset')
                 self._reset_shadows()
             self._outcome(status, y)
         if dep.shadows or dep.guard is not None:

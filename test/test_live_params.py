@@ -12,46 +12,12 @@ from typing import Any, Dict
 
 import pytest
 import yaml
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
-
 from conftest import free_port, wait_for
-from ros_helpers import DiagnosticsListener, sample_value, scrape
+from ros_helpers import DiagnosticsListener, ParameterClient, sample_value, scrape
 
 from liquid_edge_ros_monitor.core.levels import ERROR, OK, WARN
 
 SIM = ['-p', 'imu.rate:=200.0', '-p', 'camera.enabled:=false', '-p', 'scan.enabled:=false']
-
-
-class Params:
-    """A parameter client of one node, spun in its own thread."""
-
-    def __init__(self, target: str) -> None:
-        self.node = Node('test_live_params_client')
-        self.client = AsyncParameterClient(self.node, target)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        import threading
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.client.wait_for_services(0.1), 30, f'{target} parameter services')
-
-    def set(self, name: str, value: Any) -> Any:
-        future = self.client.set_parameters([Parameter(name, value=value)])
-        wait_for(future.done, 20, f'set {name}')
-        return future.result().results[0]
-
-    def get(self, name: str) -> Any:
-        future = self.client.get_parameters([name])
-        wait_for(future.done, 20, f'get {name}')
-        return future.result().values[0]
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2)
-        self.thread.join(5)
-        self.node.destroy_node()
 
 
 def params_file(tmp: Path, ns: str, node: str, params: Dict[str, Any]) -> Path:
@@ -74,7 +40,7 @@ def test_topic_thresholds_topics_and_patterns_change_at_run_time(ros, ros_proces
                 '--params-file', str(params))
     ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}', *SIM)
     imu, odom, chatter = (f'topic_monitor: {ns}/{t}' for t in ('imu/data', 'odom', 'chatter'))
-    client = Params(f'{ns}/topic_monitor')
+    client = ParameterClient(f'{ns}/topic_monitor')
     try:
         wait_for(lambda: listener.level(imu) == OK and listener.level(chatter) is not None, 30,
                  'the IMU OK and chatter discovered')
@@ -125,7 +91,7 @@ def test_expected_nodes_and_host_thresholds_change_at_run_time(ros, ros_process,
                 '-p', 'metrics_port:=-1', '-p', 'period:=0.5', '-p', 'host.period:=0.5',
                 '-p', 'diagnostic_updater.period:=0.5', '-p', "expected_nodes:=['sim_robot']")
     ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}', *SIM)
-    client = Params(f'{ns}/node_monitor')
+    client = ParameterClient(f'{ns}/node_monitor')
     ghost = f'node_monitor: node {ns}/ghost'
     try:
         wait_for(lambda: listener.level(f'node_monitor: node {ns}/sim_robot') == OK, 30,

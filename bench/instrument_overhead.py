@@ -10,8 +10,8 @@ swaps the CfC for a 3x16x2 numpy network, so the callback is small and the overh
 
 Cases: `bare` (no monitor), `untraced` (tracing on, nothing kept: head ratio 0, no start-up
 traces, no slow or late callback, normal inputs: the cost every callback pays for its ids and
-marks), `tracing off` (`liquid_edge.tracing.enabled: false`). The cases alternate in blocks over
-`--rounds` so machine load hits them alike. Reported: median and p99 per call, the medians'
+marks), `tracing off` (`liquid_edge.tracing.enabled: false`). The cases take turns call by call
+(the order rotated each round), so machine load hits them alike. Reported: median and p99 per call, the medians'
 difference from bare (the overhead, target <= 10 us) and their ratio.
 """
 from __future__ import annotations
@@ -127,13 +127,17 @@ def main() -> int:
     for fn in cases.values():                       # warm-up: imports, first allocations
         for _ in range(200):
             fn(msg)
-    for _ in range(args.rounds):
-        for label, fn in cases.items():
-            record = times[label].append
-            for _ in range(args.calls):
+    order = list(cases.items())
+    for r in range(args.rounds):
+        # One call of each case in turn, the order rotated each round: a drift of the machine
+        # (frequency, caches, the other core's load) hits every case alike. Blocks of calls per
+        # case, as first written, put 5 us of order bias into a 200 us torch callback.
+        rotated = order[r % len(order):] + order[:r % len(order)]
+        for _ in range(args.calls):
+            for label, fn in rotated:
                 t0 = clock()
                 fn(msg)
-                record(clock() - t0)
+                times[label].append(clock() - t0)
         for mon in monitors.values():               # what the update timer does between
             mon.update()
     print(f'{cpu_model()}, {os.cpu_count()} cores; model {args.model}; '

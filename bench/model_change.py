@@ -105,11 +105,14 @@ def part_swap(swaps: int) -> None:
     gaps = np.diff(t) / 1e6
     mids = t[1:]
     near = np.zeros(gaps.size, dtype=bool)
-    per_swap = []
+    per_swap, when = [], []
     for r in requests:
         window = (mids > r - 0.5e9) & (mids < r + 1.5e9)
         near |= window
         per_swap.append(float(gaps[window].max()) if window.any() else float('nan'))
+        if window.any():
+            i = int(np.argmax(np.where(window, gaps, -1.0)))
+            when.append((int(t[i]) - r) / 1e6)      # where the gap began, ms after the request
     start = mids > t[0] + 2e9                      # the first commands after start-up left out
     quiet = gaps[start & ~near]
     p99 = float(np.percentile(quiet, 99))
@@ -120,6 +123,7 @@ def part_swap(swaps: int) -> None:
           f'max {np.max(per_swap):.2f}  (ratio to quiet p99: {np.median(per_swap) / p99:.2f} / '
           f'{np.max(per_swap) / p99:.2f})')
     print(f'  per swap: {", ".join(f"{g:.1f}" for g in per_swap)}')
+    print(f'  each began, ms after the request: {", ".join(f"{w:.0f}" for w in when)}')
 
 
 def part_shadow(calls: int, rounds: int) -> None:

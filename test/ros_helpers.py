@@ -5,10 +5,14 @@ import threading
 import urllib.request
 from typing import Dict, Optional
 
+from typing import Any
+
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from prometheus_client.parser import text_string_to_metric_families
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 
 
 class DiagnosticsListener:
@@ -56,6 +60,40 @@ class DiagnosticsListener:
     def names(self) -> list:
         with self._lock:
             return sorted(self._statuses)
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2)
+        self.thread.join(5)
+        self.node.destroy_node()
+
+
+class ParameterClient:
+    """Another node's parameters through its services (what `ros2 param set` calls), from a
+    client node spun in its own thread."""
+
+    def __init__(self, target: str, name: str = 'test_parameter_client') -> None:
+        from conftest import wait_for
+        self.node = Node(name)
+        self.client = AsyncParameterClient(self.node, target)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self.thread.start()
+        wait_for(self.client.services_are_ready, 30, f'{target} parameter services')
+
+    def set(self, name: str, value: Any) -> Any:
+        """The SetParametersResult of setting one parameter."""
+        from conftest import wait_for
+        future = self.client.set_parameters([Parameter(name, value=value)])
+        wait_for(future.done, 20, f'{name} := {value}')
+        return future.result().results[0]
+
+    def get(self, name: str) -> Any:
+        """The ParameterValue message of one parameter."""
+        from conftest import wait_for
+        future = self.client.get_parameters([name])
+        wait_for(future.done, 20, f'get {name}')
+        return future.result().values[0]
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2)

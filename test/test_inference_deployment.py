@@ -13,11 +13,9 @@ from typing import Any, Optional
 
 import numpy as np
 import pytest
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 
 from conftest import REPO, free_port, wait_for
-from ros_helpers import DiagnosticsListener, sample_value, samples, scrape
+from ros_helpers import DiagnosticsListener, ParameterClient, sample_value, samples, scrape
 from test_inference_node import GOLDEN, SIM, Counter, start_inference
 
 from liquid_edge_ros_monitor.lnn import load_model, save_model
@@ -69,19 +67,14 @@ class Stack:
         self.node = start_inference(ros_process, ns, '-p', 'tracing.enabled:=false',
                                     '-p', f'metrics_port:={self.port}', *params)
         ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}', *SIM)
-        self.client = AsyncParameterClient(self.counter.node, f'{ns}/liquid_inference')
-        wait_for(lambda: self.client.wait_for_services(0.1), 30, 'the parameter services')
+        self.params = ParameterClient(f'{ns}/liquid_inference')
         wait_for(lambda: len(self.counter.commands) > 50, 40, 'commands flowing')
 
     def set(self, name: str, value: Any) -> Any:
-        future = self.client.set_parameters([Parameter(name, value=value)])
-        wait_for(future.done, 20, f'set {name}')
-        return future.result().results[0]
+        return self.params.set(name, value)
 
     def get(self, name: str) -> Any:
-        future = self.client.get_parameters([name])
-        wait_for(future.done, 20, f'get {name}')
-        return future.result().values[0].string_value
+        return self.params.get(name).string_value
 
     def metric(self, name: str, **labels: str) -> Optional[float]:
         return sample_value(scrape(self.port), name, **labels)
@@ -92,6 +85,7 @@ class Stack:
         return labels['sha256']
 
     def close(self) -> None:
+        self.params.close()
         self.counter.close()
 
 

@@ -63,6 +63,15 @@ def base_params(**extra: Any) -> List[Parameter]:
     return [Parameter(k, value=v) for k, v in p.items()]
 
 
+def anomalies_only(endpoint: str) -> List[Parameter]:
+    """Tracing to `endpoint`, keeping only the failed callbacks: head ratio 0, no start-up
+    traces, nothing slow or late (a loaded machine cannot make a normal callback an anomaly)."""
+    return base_params(**{
+        'liquid_edge.tracing.enabled': True, 'liquid_edge.tracing.endpoint': endpoint,
+        'liquid_edge.tracing.sampling_ratio': 0.0, 'liquid_edge.tracing.startup_traces': 0,
+        'liquid_edge.tracing.slow_threshold': 10.0, 'liquid_edge.control_period': 10.0})
+
+
 def status(node: TeamNode, name: str) -> DiagnosticStatusWrapper:
     return node.monitor._status(name, DiagnosticStatusWrapper())
 
@@ -165,10 +174,7 @@ def test_the_metric_names_and_labels_the_shipped_alerts_use(ros):
 def test_an_exception_in_forward_is_counted_traced_and_re_raised_unchanged(ros):
     registry = CollectorRegistry()
     with OtlpReceiver('grpc') as rx:
-        node = TeamNode('team_raise', base_params(**{
-            'liquid_edge.tracing.enabled': True, 'liquid_edge.tracing.endpoint': rx.endpoint,
-            'liquid_edge.tracing.sampling_ratio': 0.0, 'liquid_edge.tracing.startup_traces': 0,
-            'liquid_edge.tracing.slow_threshold': 10.0, 'liquid_edge.control_period': 10.0}),
+        node = TeamNode('team_raise', anomalies_only(rx.endpoint),
             registry=registry)
         try:
             for _ in range(5):
@@ -202,10 +208,7 @@ def test_an_exception_in_forward_is_counted_traced_and_re_raised_unchanged(ros):
 def test_non_finite_inputs_and_outputs_are_counted_and_traced_as_errors(ros):
     registry = CollectorRegistry()
     with OtlpReceiver('grpc') as rx:
-        node = TeamNode('team_nan', base_params(**{
-            'liquid_edge.tracing.enabled': True, 'liquid_edge.tracing.endpoint': rx.endpoint,
-            'liquid_edge.tracing.sampling_ratio': 0.0, 'liquid_edge.tracing.startup_traces': 0,
-            'liquid_edge.tracing.slow_threshold': 10.0, 'liquid_edge.control_period': 10.0}),
+        node = TeamNode('team_nan', anomalies_only(rx.endpoint),
             registry=registry)
         try:
             node.on_imu([0.1, 0.0, 9.8])

@@ -87,7 +87,20 @@ class FakeTensor:
                                     FakeTensor([1.0, 2.0]), np.float32(1.5)])
 def test_reported_values_of_any_kind(values):
     v = as_vector(values)
-    assert v.ndim == 1 and v.dtype == np.float64 and np.isfinite(v).all()
+    assert v.ndim == 1 and v.dtype.kind == 'f' and np.isfinite(v).all()
+
+
+def test_a_tensor_with_gradients_or_on_a_device_goes_through_detach_and_cpu():
+    class GradTensor(FakeTensor):
+        def numpy(self):
+            if not getattr(self, 'detached', False):
+                raise RuntimeError("Can't call numpy() on Tensor that requires grad")
+            return super().numpy()
+
+        def detach(self):
+            self.detached = True
+            return self
+    assert as_vector(GradTensor([[1.0, np.nan]])).tolist()[0] == 1.0
 
 
 def test_errors_are_counted_placed_and_logged_once_per_interval(caplog):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -21,14 +20,10 @@ from typing import Any, Dict, Iterator, List, Optional
 import pytest
 import rclpy
 import yaml
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
-
 from conftest import free_port, wait_for
 from demo_stack import EXTRA_ROBOT, JOBS, DemoStack
 from prom_names import ALERTS_FILE
+from ros_helpers import ParameterClient
 
 PROMETHEUS = shutil.which('prometheus')
 PROMETHEUS_FILE = ALERTS_FILE.parent / 'prometheus.yml'
@@ -112,28 +107,15 @@ class PrometheusServer:
         self._log.close()
 
 
-class ParameterSetter:
-    """Sets another node's parameters at run time, as `ros2 param set` does."""
+class ParameterSetter(ParameterClient):
+    """Sets another node's parameters at run time, as `ros2 param set` does; a refusal fails."""
 
     def __init__(self, target: str) -> None:
-        self.node = Node('prom_e2e_params')
-        self.client = AsyncParameterClient(self.node, target)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        wait_for(self.client.services_are_ready, 20, f'{target} parameter services')
+        super().__init__(target, 'prom_e2e_params')
 
-    def set(self, name: str, value: Any) -> None:
-        future = self.client.set_parameters([Parameter(name, value=value)])
-        wait_for(future.done, 10, f'{name} := {value}')
-        result = future.result().results[0]
+    def set(self, name: str, value: Any) -> None:  # type: ignore[override]
+        result = super().set(name, value)
         assert result.successful, result.reason
-
-    def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2)
-        self.thread.join(5)
-        self.node.destroy_node()
 
 
 @pytest.fixture(scope='module')

@@ -12,11 +12,11 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import pytest
 import yaml
-from geometry_msgs.msg import Twist, TwistStamped
+from geometry_msgs.msg import TwistStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -32,6 +32,9 @@ from liquid_edge_ros_monitor.topics.config import parse_config
 from liquid_edge_ros_monitor.topics.paths import MAX_PENDING, PathConfig, PathMatcher, PathWindow
 
 MS = 1_000_000
+#: sim_robot with a reliable 100 Hz IMU and nothing else.
+IMU_ONLY = ('-p', 'imu.rate:=100.0', '-p', 'imu.reliability:=reliable', '-p', 'camera.enabled:=false',
+            '-p', 'scan.enabled:=false', '-p', 'odom.enabled:=false', '-p', 'chatter.enabled:=false')
 
 
 def path(deadline: float = 0.008, **kw) -> PathConfig:
@@ -205,9 +208,7 @@ def test_a_black_box_that_delays_5_ms_and_drops_every_tenth_input(ros, ros_proce
         ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args', '-r', f'__ns:={ns}',
                     '--params-file', str(params))
         ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}',
-                    '-p', 'imu.rate:=100.0', '-p', 'imu.reliability:=reliable',
-                    '-p', 'camera.enabled:=false', '-p', 'scan.enabled:=false',
-                    '-p', 'odom.enabled:=false', '-p', 'chatter.enabled:=false')
+                    *IMU_ONLY)
 
         def measured():
             try:
@@ -256,9 +257,7 @@ def test_liquid_inference_reaction_agrees_with_its_own_figures(ros, ros_process,
         ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args', '-r', f'__ns:={ns}',
                     '--params-file', str(params))
         ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}',
-                    '-p', 'imu.rate:=100.0', '-p', 'imu.reliability:=reliable',
-                    '-p', 'camera.enabled:=false', '-p', 'scan.enabled:=false',
-                    '-p', 'odom.enabled:=false', '-p', 'chatter.enabled:=false')
+                    *IMU_ONLY)
 
         def figures():
             p = path_status(listener, 'controller')

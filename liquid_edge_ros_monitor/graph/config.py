@@ -1,7 +1,9 @@
 """The node monitor's parameters: schema and validation into a `NodeMonitorConfig` (no ROS imports).
 
 Same conventions as the other nodes (`core.params`): one schema drives declarations and checks, and
-every error is one line naming the parameter. Thresholds follow diagnostic_common_diagnostics where it
+every error is one line naming the parameter. The expected nodes, the graph's ignore lists and
+the host thresholds may be set at run time (`dynamic`); the disk paths and periods may not (they
+are threads and timers). Thresholds follow diagnostic_common_diagnostics where it
 has one (CPU warning at 90 %, disk free 5 % low / 1 % critical).
 """
 from __future__ import annotations
@@ -51,63 +53,64 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
               'this node\'s namespace (driver); each missing one is ERROR. Empty (the '
               'default): no other node is required; the graph, the nodes seen in it and the '
               'host are still watched. The node monitor itself is always expected.',
-              _node_names),
+              _node_names, dynamic=True),
     ParamSpec('period', 'double', 1.0, 'How often the ROS graph is checked, seconds.', positive),
     ParamSpec('startup_grace', 'double', 2.0,
               'Seconds after start-up during which a not-yet-discovered expected node is WARN '
-              '(DDS discovery takes a moment), not ERROR.', non_negative),
+              '(DDS discovery takes a moment), not ERROR.', non_negative, dynamic=True),
     ParamSpec('forget_after', 'double', 10.0,
               'An unexpected node gone this long leaves /diagnostics and the metrics, seconds; '
               '0 = never. Expected nodes are watched for ever.',
-              non_negative),
+              non_negative, dynamic=True),
     *endpoint_params(9109),
     ParamSpec('graph.enabled', 'bool', True,
               'Check every topic for QoS incompatibility, several types, and missing publishers '
               'or subscribers.'),
     ParamSpec('graph.ignore_topics', 'string_array', ['/rosout', '/parameter_events'],
-              'Regular expressions (full match) of topics the graph checks skip.', patterns),
+              'Regular expressions (full match) of topics the graph checks skip.', patterns, dynamic=True),
     ParamSpec('graph.ignore_nodes', 'string_array', [],
               'Regular expressions (full match on the fully qualified name) of nodes whose '
-              'endpoints the graph checks skip.', patterns),
+              'endpoints the graph checks skip.', patterns, dynamic=True),
     ParamSpec('host.enabled', 'bool', True, 'Report host CPU, memory, disks, temperatures, battery.'),
     ParamSpec('host.period', 'double', 2.0, 'How often host resources are sampled, seconds.',
               positive),
     ParamSpec('host.cpu_warn', 'double', 0.9, 'Total CPU usage (0..1) at which the status is WARN.',
-              _ratio),
+              _ratio, dynamic=True),
     ParamSpec('host.cpu_error', 'double', 0.0, 'Total CPU usage (0..1) for ERROR; 0 = none.',
-              _ratio),
-    ParamSpec('host.memory_warn', 'double', 0.9, 'Memory usage (0..1) for WARN; 0 = none.', _ratio),
+              _ratio, dynamic=True),
+    ParamSpec('host.memory_warn', 'double', 0.9, 'Memory usage (0..1) for WARN; 0 = none.', _ratio, dynamic=True),
     ParamSpec('host.memory_error', 'double', 0.95, 'Memory usage (0..1) for ERROR; 0 = none.',
-              _ratio),
+              _ratio, dynamic=True),
     ParamSpec('host.disk_paths', 'string_array', ['/'],
               'Paths whose file systems are checked for free space.', _paths),
     ParamSpec('host.disk_free_warn', 'double', 0.05, 'Free-space share below which a disk is WARN.',
-              _ratio),
+              _ratio, dynamic=True),
     ParamSpec('host.disk_free_error', 'double', 0.01,
-              'Free-space share below which a disk is ERROR.', _ratio),
+              'Free-space share below which a disk is ERROR.', _ratio, dynamic=True),
     ParamSpec('host.temperature_warn', 'double', 85.0,
               'Temperature of any sensor at which the status is WARN, degrees Celsius; 0 = none.',
-              non_negative),
+              non_negative, dynamic=True),
     ParamSpec('host.temperature_error', 'double', 95.0,
-              'Temperature of any sensor for ERROR, degrees Celsius; 0 = none.', non_negative),
+              'Temperature of any sensor for ERROR, degrees Celsius; 0 = none.', non_negative, dynamic=True),
     ParamSpec('host.sensor_forget_after', 'double', 300.0,
               'A temperature sensor gone this long is no longer reported lost (WARN), seconds; '
               '0 = lost for ever. It is lost from its first missing reading on.', non_negative),
     ParamSpec('host.battery_warn', 'double', 0.2, 'Battery charge (0..1) below which it is WARN.',
-              _ratio),
+              _ratio, dynamic=True),
     ParamSpec('host.battery_error', 'double', 0.05,
-              'Battery charge (0..1) below which it is ERROR.', _ratio),
+              'Battery charge (0..1) below which it is ERROR.', _ratio, dynamic=True),
     ParamSpec('tool_nodes', 'string_array', list(TOOL_NODES),
               'Regular expressions (full match on the fully qualified name) of tool nodes that '
               'get no node status nor node metrics: short-lived command-line and viewer nodes '
               "(the ros2 CLI's _ros2cli_*, rqt's rqt_gui_py_node_<pid>, ros2 launch's "
               "launch_ros_<pid>, the demo's live view). An expected node is always reported. "
-              'Nodes whose name starts with "_" are hidden anyway (ROS convention).', patterns),
+              'Nodes whose name starts with "_" are hidden anyway (ROS convention).', patterns,
+              dynamic=True),
     ParamSpec('host.hysteresis', 'double', 0.03,
               'A host level (CPU, memory, disk, temperature, battery) is entered at its limit and '
               'left only once the reading is back inside it by this share of it (CPU WARN at 90 '
               '%: OK again under 87.3 %), so a reading that hovers at a limit does not flap.',
-              lambda v: None if 0 <= v < 0.5 else f'must be in [0, 0.5), got {v}'),
+              lambda v: None if 0 <= v < 0.5 else f'must be in [0, 0.5), got {v}', dynamic=True),
 )
 
 

@@ -24,10 +24,11 @@ from rclpy.qos import QoSCompatibility, qos_check_compatible
 
 from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from ..core.exposition import attach, detach
-from ..core.units import join_findings
+from ..core.live_params import LiveParameters
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
+from ..core.units import join_findings
 from .checks import Endpoint, GraphReport, check_graph
 from .config import NODE_PARAMS, NodeMonitorConfig, parse_node_config
 from .host import HostSampler, HostStatus, evaluate_host
@@ -200,6 +201,10 @@ class NodeMonitor(Node):
         self.config: NodeMonitorConfig = parse_node_config(
             values, hostname=socket.gethostname(), given=user_overrides(self),
             namespace=self.get_namespace())
+        self._live = LiveParameters(
+            self, values, lambda v: parse_node_config(v, hostname=socket.gethostname(),
+                                                      namespace=self.get_namespace()),
+            dynamic=[s.name for s in NODE_PARAMS if s.dynamic])
         c = self.config
         self.started_ns = self.now_ns()
         #: The configured expected nodes and the monitor itself: it is always expected by itself
@@ -249,12 +254,31 @@ class NodeMonitor(Node):
     def check(self) -> None:
         """Read the graph once: nodes, then (if enabled) every topic's endpoints."""
         try:
+            self._apply_live()
             self._check_nodes()
             if self.config.graph_enabled:
                 self._check_graph()
             self._sync_host_tasks()
         except Exception as exc:   # a graph query failing must not stop the monitor
             self.get_logger().warning(f'graph check failed: {exc!r}', throttle_duration_sec=30.0)
+
+    def _apply_live(self) -> None:
+        """Executor thread, each period: take an accepted parameter change. New expected nodes
+        are watched (ERROR while missing), nodes no longer expected are watched as any other
+        (and forgotten once gone `forget_after`); host thresholds and the graph's ignore lists
+        apply to the next evaluation."""
+        new = self._live.take()
+        if new is None:
+            return
+        self.config = new
+        self.expected_nodes = tuple(dict.fromkeys((*new.expected_nodes,
+                                                   self.get_fully_qualified_name())))
+        self.tracker.set_expected(self.expected_nodes, self.now_ns())
+        for name in self.expected_nodes:
+            if name not in self._node_tasks:
+                self._node_tasks.add(name)
+                self._updater.add(NodeTask(self, name))
+        self.get_logger().info(f'parameters changed ({", ".join(self._live.changes)}): applied')
 
     def _check_nodes(self) -> None:
         counts: Dict[str, int] = {}

@@ -37,6 +37,15 @@ class NodeTracker:
         self.nodes: Dict[str, NodeState] = {
             n: NodeState(n, expected=True, since_ns=now_ns) for n in expected}
 
+    def set_expected(self, expected: Iterable[str], now_ns: int) -> None:
+        """The expected nodes are now `expected` (a run-time change): new ones are tracked from
+        `now_ns`, the others keep their history as unexpected nodes."""
+        want = set(expected)
+        for name, s in self.nodes.items():
+            s.expected = name in want
+        for name in want - set(self.nodes):
+            self.nodes[name] = NodeState(name, expected=True, since_ns=now_ns)
+
     def rebase(self, now_ns: int) -> None:
         """Start timing at `now_ns`: sim time read 0 until the first /clock message."""
         self.started_ns = now_ns

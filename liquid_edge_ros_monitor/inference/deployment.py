@@ -16,6 +16,7 @@ real inputs, automatic rollback.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -27,6 +28,16 @@ from .shadow import Shadow
 
 #: The interpreter's switch interval while a model is prepared beside the control loop, seconds.
 PREPARE_SWITCH_INTERVAL_S = 0.0005
+
+
+def _lower_priority() -> None:
+    """This thread at the lowest CPU priority (Linux: nice 19 for the thread alone), so that on a
+    busy machine the compile yields the CPU to the control loop (threads XLA starts from here
+    inherit it)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass                         # not Linux, or not allowed: the switch interval still helps
 
 
 class Preparer:
@@ -50,6 +61,7 @@ class Preparer:
         self._thread.start()
 
     def _run(self, checked: CheckedModel, purpose: str) -> None:
+        _lower_priority()
         previous = sys.getswitchinterval()
         sys.setswitchinterval(PREPARE_SWITCH_INTERVAL_S)
         try:

@@ -36,16 +36,22 @@ def words(reason: str, detail: str = '') -> str:
 
 
 def as_vector(values: Any) -> np.ndarray:
-    """Reported values as a flat array: numpy arrays (as they are when flat), sequences (float64),
-    and tensors of torch (on any device, gradients or not) or of anything else with `.numpy()`."""
-    if type(values) is np.ndarray:
-        return values if values.ndim == 1 else values.reshape(-1)
-    detach = getattr(values, 'detach', None)
-    if detach is not None:                       # torch.Tensor
-        values = detach().cpu().numpy()
-    elif hasattr(values, 'numpy') and not isinstance(values, (list, tuple)):
-        values = values.numpy()
-    return np.asarray(values, dtype=np.float64).reshape(-1)
+    """Reported values as a flat array, without a copy where one can be avoided: numpy arrays as
+    they are (flattened), tensors of torch or of anything else with `.numpy()` through it (a
+    tensor with gradients, or on a device, through `.detach().cpu()` first), sequences and
+    scalars as float64. One `.numpy()` call rather than `.detach().cpu().numpy()`: each torch
+    call on a fresh tensor costs microseconds, and inputs and outputs are reported every
+    callback."""
+    if type(values) is not np.ndarray:
+        to_numpy = getattr(values, 'numpy', None)
+        if to_numpy is not None and not isinstance(values, (list, tuple)):
+            try:
+                values = to_numpy()
+            except (RuntimeError, TypeError, ValueError):   # gradients, or not on the CPU
+                values = values.detach().cpu().numpy()
+        else:
+            values = np.asarray(values, dtype=np.float64)
+    return values if values.ndim == 1 else values.reshape(-1)
 
 
 _zeros: Dict[int, np.ndarray] = {}

@@ -68,12 +68,15 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
     *endpoint_params(9108),
     ParamSpec('discovery.enabled', 'bool', True, 'Also monitor topics that are not listed in `topics`.'),
     ParamSpec('discovery.include', 'string_array', ['.*'],
-              'Regular expressions (full match on the resolved name) of topics to discover.', patterns),
+              'Regular expressions (full match on the resolved name) of topics to discover. May be '
+              'set at run time: discovered topics it no longer matches are forgotten.', patterns,
+              dynamic=True),
     ParamSpec('discovery.exclude', 'string_array', list(NOISE_TOPICS),
               'Regular expressions of topics never to discover (wins over include). By default '
               "the graph's own traffic: /rosout, /parameter_events and the diagnostics topics "
               '(bursts from several nodes: a rate or jitter of them means nothing). To watch one '
-              'on purpose, list it in `topics` or leave it out of this list.', patterns),
+              'on purpose, list it in `topics` or leave it out of this list. May be set at run '
+              'time.', patterns, dynamic=True),
     ParamSpec('discovery.period', 'double', 1.0, 'How often the ROS graph is re-read, seconds.',
               positive),
     ParamSpec('discovery.stale_timeout', 'double', 0.0,
@@ -111,7 +114,10 @@ GLOBAL_PARAMS: Tuple[ParamSpec, ...] = (
               'Default silence after which a listed topic is STALE, seconds; 0 = never.',
               non_negative),
     ParamSpec('topics', 'string_array', [],
-              'Keys of the listed topics; each has its settings under topic.<key>.*', _keys),
+              'Keys of the listed topics; each has its settings under topic.<key>.* May be set at '
+              'run time (set a new key\'s topic.<key>.name first): a topic no longer listed is '
+              'discovered or forgotten, a new one monitored from the next period.', _keys,
+              dynamic=True),
     ParamSpec('paths', 'string_array', [],
               "Keys of black-box paths (a node's reaction from its input topics to its output "
               'topic); each has its settings under path.<key>.*', _keys),
@@ -159,28 +165,29 @@ def path_param_specs(key: str) -> List[ParamSpec]:
     """The specs of ``path.<key>.*``."""
     return [dataclasses.replace(f, name=f'path.{key}.{f.name}') for f in PATH_FIELDS]
 
-#: The per-topic fields under ``topic.<key>.``; defaults that say 'defaults.X' inherit it.
+#: The per-topic fields under ``topic.<key>.``; defaults that say 'defaults.X' inherit it. All may
+#: be set at run time: the topic's window and counters carry on under the new thresholds.
 TOPIC_FIELDS: Tuple[ParamSpec, ...] = (
     ParamSpec('name', 'string', '', 'Topic name; relative names resolve in the node namespace.',
-              topic_name),
+              topic_name, dynamic=True),
     ParamSpec('expected_rate', 'double', 0.0,
-              'Expected rate, Hz; with tolerance it sets min/max rate. 0 = none.', non_negative),
+              'Expected rate, Hz; with tolerance it sets min/max rate. 0 = none.', non_negative, dynamic=True),
     ParamSpec('tolerance', 'double', 'defaults.tolerance',
-              'Allowed relative deviation from expected_rate.', fraction),
+              'Allowed relative deviation from expected_rate.', fraction, dynamic=True),
     ParamSpec('min_rate', 'double', 0.0, 'Minimum rate, Hz (instead of expected_rate). 0 = none.',
-              non_negative),
+              non_negative, dynamic=True),
     ParamSpec('max_rate', 'double', 0.0, 'Maximum rate, Hz (instead of expected_rate). 0 = none.',
-              non_negative),
+              non_negative, dynamic=True),
     ParamSpec('max_latency', 'double', 'defaults.max_latency',
-              'Maximum header latency p95, seconds. 0 = no limit.', non_negative),
+              'Maximum header latency p95, seconds. 0 = no limit.', non_negative, dynamic=True),
     ParamSpec('stale_timeout', 'double', 'defaults.stale_timeout',
-              'Silence after which the topic is STALE, seconds. 0 = never.', non_negative),
+              'Silence after which the topic is STALE, seconds. 0 = never.', non_negative, dynamic=True),
     ParamSpec('drop_warn_ratio', 'double', 'defaults.drop_warn_ratio',
               "Share of the window's expected messages dropped above which it is WARN.",
-              fraction),
+              fraction, dynamic=True),
     ParamSpec('hysteresis', 'double', 'defaults.hysteresis',
               'Share of a limit by which a value must be back inside it to leave its level.',
-              _hysteresis),
+              _hysteresis, dynamic=True),
 )
 
 
@@ -191,7 +198,8 @@ def topic_param_specs(key: str, values: Mapping[str, Any]) -> List[ParamSpec]:
         default = f.default
         if isinstance(default, str) and default.startswith('defaults.'):
             default = values.get(default, _global(default).default)
-        specs.append(ParamSpec(f'topic.{key}.{f.name}', f.type, default, f.description, f.check))
+        specs.append(ParamSpec(f'topic.{key}.{f.name}', f.type, default, f.description, f.check,
+                               dynamic=f.dynamic))
     return specs
 
 
@@ -300,6 +308,14 @@ def read_globals(values: Mapping[str, Any]) -> Dict[str, Any]:
     The node calls this before it declares ``topic.<key>.*``, since the keys come from `topics`.
     """
     return read_params(GLOBAL_PARAMS, values)
+
+
+def staged(values: Mapping[str, Any]) -> List[str]:
+    """Names of ``topic.<key>.*`` values set for a key that `topics` does not list (yet): a new
+    listed topic's settings, set at run time before its key is added to `topics`."""
+    listed = set(values.get('topics') or [])
+    return [n for n in values
+            if n.startswith('topic.') and n.split('.')[1] not in listed]
 
 
 def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',

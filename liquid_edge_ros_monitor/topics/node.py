@@ -20,6 +20,7 @@ import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -27,6 +28,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from ..core.diagnostics import ERROR, OK, STALE, WARN, DiagnosticTask, Updater
 from ..core.exposition import attach, detach
 from ..core.heap import fix_mmap_threshold
+from ..core.live_params import LiveParameters
 from ..core.levels import LEVEL_NAMES
 from ..core.msg_info import SEQUENCE_LIMIT
 from ..core.msg_types import import_message_type, starts_with_header
@@ -36,7 +38,7 @@ from ..core.runner import node_main
 from ..core.step_aside import StepAside
 from .cdr import header_stamp_ns
 from .config import (GLOBAL_PARAMS, MonitorConfig, TopicConfig, parse_config, path_param_specs,
-                     read_globals,
+                     read_globals, staged,
                      topic_param_specs)
 from .health import TopicReport, TopicState, key_values, report
 from .metrics import TopicMetrics
@@ -212,6 +214,9 @@ class TopicMonitor(Node):
     """Measures every listed or discovered topic from raw subscriptions."""
 
     def __init__(self, **kwargs: Any) -> None:
+        # A new listed topic's `topic.<key>.*` can be set at run time before its key is listed:
+        # names the node has not declared are taken, and checked by `LiveParameters`.
+        kwargs.setdefault('allow_undeclared_parameters', True)
         super().__init__(NODE_NAME, **kwargs)
         fix_mmap_threshold()     # scrapes of drifting size must not ratchet the heap up
         self.config = self._read_config()
@@ -283,7 +288,63 @@ class TopicMonitor(Node):
             values.update(declare_all(self, topic_param_specs(key, g)))
         for key in g['paths']:
             values.update(declare_all(self, path_param_specs(key)))
-        return parse_config(values, hostname=socket.gethostname(), given=user_overrides(self))
+        config = parse_config(values, hostname=socket.gethostname(), given=user_overrides(self))
+        self._live = LiveParameters(self, values, self._parse_live,
+                                    dynamic=[s.name for s in GLOBAL_PARAMS if s.dynamic],
+                                    dynamic_prefixes=('topic.',))
+        return config
+
+    def _parse_live(self, values: Dict[str, Any]) -> MonitorConfig:
+        """A run-time change, checked as at start-up (a new key's staged settings aside)."""
+        waiting = set(staged(values))
+        return parse_config(values, hostname=socket.gethostname(),
+                            given=[n for n in values if n not in waiting])
+
+    def _apply_live(self) -> None:
+        """Executor thread, each discovery period: take an accepted parameter change. Listed
+        topics get their new thresholds (their windows and counters carry on), new keys are
+        monitored, removed ones fall back to discovery or are forgotten; new discovery patterns
+        act in the same pass."""
+        new = self._live.take()
+        if new is None:
+            return
+        old = self.config
+        self.config = new
+        listed = {}
+        for t in new.topics:
+            listed[self.resolve_topic_name(t.name)] = t
+            self._declare_topic(t.key)
+        for t in old.topics:
+            name = self.resolve_topic_name(t.name)
+            track = self._tracks.get(name)
+            if track is None or name in listed:
+                continue
+            if new.discovery.matches(name) or track.path_hooks:
+                track.config = new.for_discovered(name)
+                if new.discovery.diagnostics == 'summary':
+                    self._updater.removeByName(name)
+            else:
+                self._forget(track)
+        for name, t in listed.items():
+            track = self._tracks.get(name)
+            if track is None:
+                self._add_track(name, t)
+            else:
+                if not track.config.listed and new.discovery.diagnostics == 'summary':
+                    self._updater.add(TopicTask(track, self.down_reason,
+                                                stall_after_s=self._stall_s))
+                track.config = t
+        self.get_logger().info(f'parameters changed ({", ".join(self._live.changes)}): applied')
+
+    def _declare_topic(self, key: str) -> None:
+        """Declare a listed topic's parameters that are not yet (a key added at run time), with
+        the values set for them, so `ros2 param list` shows them all."""
+        values = self._live.values
+        for spec in topic_param_specs(key, values):
+            if not self.has_parameter(spec.name):
+                self.declare_parameter(spec.name, values.get(spec.name, spec.default),
+                                       ParameterDescriptor(description=spec.description,
+                                                           dynamic_typing=True))
 
     def _resolve(self, t: TopicConfig) -> str:
         try:
@@ -353,6 +414,7 @@ class TopicMonitor(Node):
         (`liquid_edge_topic_discovery_errors_total`), shown on the `discovery` status, and
         discovery runs again at the next period."""
         try:
+            self._apply_live()
             self._discover_once()
         except Exception as exc:   # noqa: BLE001 - see above: log, count, keep going
             self._metrics.discovery_errors_total += 1
@@ -424,6 +486,9 @@ class TopicMonitor(Node):
             elif (forget_ns and not track.config.listed and not track.path_hooks
                   and now - track.unpublished_since_ns >= forget_ns):
                 self._forget(track)
+                continue
+            if not (track.config.listed or track.path_hooks or discovery.matches(track.name)):
+                self._forget(track)     # discovery patterns changed at run time
 
     def _forget(self, track: TopicTrack) -> None:
         """Drop a discovered topic that has had no publisher for `discovery.forget_after`: its

@@ -67,11 +67,11 @@ def test_run_hosts_the_monitor_for_a_duration_and_prints_the_table(tmp_path):
 #: What a topic published at its configured rate may show on a saturated machine: a measured
 #: rate, latency or loss over its limit (topics/health.py's wording). Anything else (STALE, a
 #: bad stamp, too few messages to measure) would be the monitor or the robot going wrong.
-_LOAD_BREACH = re.compile(r'rate [\d.]+ Hz (< (half of )?[\d.]+ Hz min|> [\d.]+ Hz max)'
+_LOAD_BREACH = re.compile(r'rate [\d.]+ Hz (below (half of )?[\d.]+ Hz min|above [\d.]+ Hz max)'
                           r'|rate [\d.]+ Hz: clears at [\d.]+ Hz \((half of )?[\d.]+ Hz (min|max)\)'
-                          r'|latency p95 [\d.]+ ms > (twice )?[\d.]+ ms max'
+                          r'|latency p95 [\d.]+ ms above (twice )?[\d.]+ ms max'
                           r'|latency p95 [\d.]+ ms: clears at [\d.]+ ms \((twice )?[\d.]+ ms max\)'
-                          r'|drops [\d.]+% (> [\d.]+% max: |: clears at [\d.]+% \()\d+ of \d+ .*'
+                          r'|drops [\d.]+% (above [\d.]+% max: |: clears at [\d.]+% \()\d+ of \d+ .*'
                           r'|monitor fell behind: lost \d+ in [\d.]+ s')
 
 

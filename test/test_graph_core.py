@@ -404,7 +404,7 @@ def test_a_lost_sensor_never_masks_an_over_temperature_error():
     hot = sample(temperatures={'coretemp/Core 0': 97.0}, lost_sensors=frozenset({'acpitz/0'}))
     st = by_name(hot)['host temperature']
     assert st.level == 2, st.message
-    assert st.message == ('hottest coretemp/Core 0 97.0 C >= 95 C limit; '
+    assert st.message == ('hottest coretemp/Core 0 97.0 C at or above 95 C limit; '
                           'sensor lost: acpitz/0')
     assert ('lost sensors', 'acpitz/0') in st.values and ('coretemp/Core 0 (C)', '97.0') in \
         st.values

@@ -29,20 +29,20 @@ def test_healthy_topic_is_ok_with_its_rate():
 
 
 def test_rate_below_minimum_warns_then_errors():
-    assert evaluate(CFG, LIVE, snap(87.2)) == (WARN, 'rate 87.2 Hz < 95 Hz min')
-    assert evaluate(CFG, LIVE, snap(40.0)) == (ERROR, 'rate 40.0 Hz < half of 95 Hz min')
-    assert evaluate(CFG, LIVE, snap(120.0)) == (WARN, 'rate 120.0 Hz > 105 Hz max')
+    assert evaluate(CFG, LIVE, snap(87.2)) == (WARN, 'rate 87.2 Hz below 95 Hz min')
+    assert evaluate(CFG, LIVE, snap(40.0)) == (ERROR, 'rate 40.0 Hz below half of 95 Hz min')
+    assert evaluate(CFG, LIVE, snap(120.0)) == (WARN, 'rate 120.0 Hz above 105 Hz max')
 
 
 def test_latency_drops_and_several_findings_join():
     level, msg = evaluate(CFG, LIVE, snap(100.0, lag_ms=15.0))
-    assert level == WARN and msg == 'latency p95 15.0 ms > 10.0 ms max'
+    assert level == WARN and msg == 'latency p95 15.0 ms above 10.0 ms max'
     # The worst finding leads (it says why the level); what does not fit in 60 characters is
     # counted, not cut mid-word.
     level, msg = evaluate(CFG, LIVE, snap(80.0, lag_ms=25.0,
                                           seqs=[1, 2] + list(range(9, 240))))
     assert level == ERROR
-    assert msg == 'latency p95 25.0 ms > twice 10.0 ms max (+2 more)', msg
+    assert msg == 'latency p95 25.0 ms above twice 10.0 ms max (+2 more)', msg
     assert len(msg) <= 64
 
 
@@ -175,7 +175,7 @@ def test_drops_warn_by_ratio_of_the_window_not_on_the_first_lost_datagram():
     changes, levels = _level_changes(imu, _boundary(base, losses, 'dropped_window'), {})
     assert changes == 0 and set(levels) == {OK}, levels
     level, msg = evaluate(imu, LIVE, dataclasses_replace(base, dropped_window=25), {})
-    assert (level, msg) == (WARN, 'drops 2.4% > 1.0% max: 25 of 1025 in 5 s')
+    assert (level, msg) == (WARN, 'drops 2.4% above 1.0% max: 25 of 1025 in 5 s')
     # A slow topic: one lost message of 25 is 4 %, but a single loss never warns; two do.
     slow = dataclasses_replace(base, window_messages=25)
     assert evaluate(imu, LIVE, dataclasses_replace(slow, dropped_window=1), {})[0] == OK

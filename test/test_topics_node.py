@@ -201,14 +201,14 @@ def test_rate_below_minimum_warns_then_errors_with_a_readable_message(system):
     try:
         # WARN as soon as the window's rate falls under the minimum, and the message says so.
         wait_status(system, '/sim/chatter', DiagnosticStatus.WARN,
-                    r'rate 9[0-4]\.\d Hz < 95 Hz min|rate 8\d\.\d Hz < 95 Hz min',
+                    r'rate 9[0-4]\.\d Hz below 95 Hz min|rate 8\d\.\d Hz below 95 Hz min',
                     10)
         # Once the window holds only the new rate, the figure is the publisher's.
         wait_status(system, '/sim/chatter', DiagnosticStatus.WARN,
-                    r'rate 8[4-5]\.\d Hz < 95 Hz min', 15)
+                    r'rate 8[4-5]\.\d Hz below 95 Hz min', 15)
         system.set(chatter__rate=30.0)   # under half the minimum: an error
         wait_status(system, '/sim/chatter', DiagnosticStatus.ERROR,
-                    r'rate (29|30)\.\d Hz < half of 95 Hz min', 15)
+                    r'rate (29|30)\.\d Hz below half of 95 Hz min', 15)
     finally:
         system.set(chatter__rate=100.0)
     wait_status(system, '/sim/chatter', DiagnosticStatus.OK, r'\d+\.\d Hz, .*', 15)

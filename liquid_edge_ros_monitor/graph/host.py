@@ -352,7 +352,7 @@ def _plain(_part: str, band: Band, value: float) -> int:
 def _cpu_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostStatus:
     lvl = level(CPU, c.cpu, s.cpu_total)
     limit = c.cpu.error if lvl == 2 else c.cpu.warn
-    msg = f'CPU {s.cpu_total:.0%}' + (f' >= {limit:.0%} limit' if lvl and s.cpu_total >= limit
+    msg = f'CPU {s.cpu_total:.0%}' + (f' at or above {limit:.0%} limit' if lvl and s.cpu_total >= limit
                                       else f' (clears under {limit * (1 - c.hysteresis):.1%})'
                                       if lvl else '')
     vals = [('usage (%)', _pct(s.cpu_total)), ('cores', str(len(s.cpu_per_core)))]
@@ -376,7 +376,7 @@ def _memory_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostS
     limit = c.memory.error if lvl == 2 else c.memory.warn
     return HostStatus(
         'host memory', lvl,
-        f'memory {s.memory_ratio:.0%} used' + (f' >= {limit:.0%} limit' if lvl else ''),
+        f'memory {s.memory_ratio:.0%} used' + (f' at or above {limit:.0%} limit' if lvl else ''),
         [('used (GiB)', _gib(s.memory_used)), ('total (GiB)', _gib(s.memory_total)),
          ('usage (%)', _pct(s.memory_ratio))] + _limit_values(c.memory, '%', _pct)
         + _age(s, MEMORY))
@@ -391,7 +391,7 @@ def _disk_status(path: str, d: Union[DiskReading, str], c: HostConfig,
     lvl = level(disk_part(path), c.disk_free, d.free_ratio)
     limit = c.disk_free.error if lvl == 2 else c.disk_free.warn
     return HostStatus(
-        name, lvl, f'{d.free_ratio:.1%} free' + (f' < {limit:.0%} limit' if lvl else ''),
+        name, lvl, f'{d.free_ratio:.1%} free' + (f', below {limit:.0%} limit' if lvl else ''),
         [('free (GiB)', _gib(d.free)), ('total (GiB)', _gib(d.total)),
          ('free (%)', percent(d.free_ratio, 2))] + _limit_values(c.disk_free, '% free', _pct))
 
@@ -406,7 +406,7 @@ def _temperature_status(s: HostSample, c: HostConfig, level: Level = _plain) -> 
         t = s.temperatures[hottest]
         lvl = level(TEMPERATURE, c.temperature, t)
         limit = c.temperature.error if lvl == 2 else c.temperature.warn
-        findings.append((lvl, f'hottest {hottest} {t:.1f} C' + (f' >= {limit:.0f} C limit'
+        findings.append((lvl, f'hottest {hottest} {t:.1f} C' + (f' at or above {limit:.0f} C limit'
                                                                if lvl else '')))
         values += _limit_values(c.temperature, 'C', lambda v: f'{v:.0f}')
     if s.lost_sensors:
@@ -428,6 +428,6 @@ def _battery_status(s: HostSample, c: HostConfig, level: Level = _plain) -> Host
     state = {True: 'plugged in', False: 'on battery', None: 'power source unknown'}[plugged]
     return HostStatus(
         'host battery', lvl,
-        f'battery {charge:.0%}' + (f' < {limit:.0%} limit' if lvl else '') + f', {state}',
+        f'battery {charge:.0%}' + (f' below {limit:.0%} limit' if lvl else '') + f', {state}',
         [('charge (%)', _pct(charge)), ('plugged', str(plugged))]
         + _limit_values(c.battery, '%', _pct))

@@ -194,7 +194,7 @@ class LiquidInference(Node):
         with self._pub_stage:
             self._publish(y, msg)
             if self.loop.gap:
-                mon.error('stamp_gap', f'{self.loop.last_gap_s:.3f} s > '
+                mon.error('stamp_gap', f'{self.loop.last_gap_s:.3f} s over '
                                        f'{mon.freshness.timeout_s:g} s timeout on '
                                        f'{self._in_topic}: state reset')
                 self._reset_shadows()

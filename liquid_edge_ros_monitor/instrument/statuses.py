@@ -53,7 +53,7 @@ def latency(stat: Any, mon: Any) -> Any:
     if p95 is None:
         stat.summary(OK, f'no input yet on {topic}')
     elif p95 > budget:
-        stat.summary(WARN, f'callback p95 {p95 * 1e3:.2f} ms > {budget * 1e3:.2f} ms budget')
+        stat.summary(WARN, f'callback p95 {p95 * 1e3:.2f} ms over {budget * 1e3:.2f} ms budget')
     else:
         stat.summary(OK, f'callback p95 {p95 * 1e3:.2f} ms')
     if p95 is not None:
@@ -91,7 +91,7 @@ def inputs(stat: Any, mon: Any) -> Any:
         level = WARN if INPUT_PROBLEMS.get(problem[0]) == WARN_INT else ERROR
         stat.summary(level, f'{words(*problem)} on {topic}' if not problem[1] else words(*problem))
     elif drift is not None and mon.config.drift_warn and drift > mon.config.drift_warn:
-        stat.summary(WARN, f'input drift {drift:.2f} > {mon.config.drift_warn:.2f} max')
+        stat.summary(WARN, f'input drift {drift:.2f} above {mon.config.drift_warn:.2f} max')
     elif not q.drift.available:
         stat.summary(OK, 'model has no training statistics: drift not scored')
     else:
@@ -118,10 +118,10 @@ def outputs(stat: Any, mon: Any) -> Any:
     if problem is not None:
         stat.summary(ERROR, words(*problem))
     elif q.truth is not None and not fresh:
-        stat.summary(WARN, f'ground truth {q.truth_age_s(now):.1f} s old > '
+        stat.summary(WARN, f'ground truth {q.truth_age_s(now):.1f} s old, over '
                            f'{c.truth_max_age:g} s: accuracy not scored')
     elif acc is not None and acc < c.accuracy_warn:
-        stat.summary(WARN, f'accuracy {acc:.0%} < {c.accuracy_warn:.0%} min vs {truth}')
+        stat.summary(WARN, f'accuracy {acc:.0%} below {c.accuracy_warn:.0%} min vs {truth}')
     else:
         # What the accuracy is measured against, and over how many outputs.
         stat.summary(OK, f'accuracy {acc:.0%} vs {truth}, last {c.accuracy_window} outputs'

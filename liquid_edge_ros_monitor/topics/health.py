@@ -2,7 +2,8 @@
 
 Levels are the diagnostic_msgs values as ints: OK 0, WARN 1, ERROR 2, STALE 3 (also the value of
 the `liquid_edge_topic_status` metric). Messages are written for a person at rqt, lead with the reason for the level and
-fit in about 60 characters: "rate 150.0 Hz < 190 Hz min" (docs/DIAGNOSTICS.md).
+fit in about 60 characters: "rate 150.0 Hz below 190 Hz min" (docs/DIAGNOSTICS.md). Never a '<': rqt_runtime_monitor
+shows messages as HTML, and "< 190 Hz min" vanished there as a tag.
 """
 from __future__ import annotations
 
@@ -117,13 +118,13 @@ def evaluate(config: TopicConfig, state: TopicState, snap: Optional[TopicSnapsho
         if lo:
             lvl = check('rate_low', rate, lo, lo * ERROR_RATE_FRACTION, above=False)
             if lvl == ERROR and rate < lo * ERROR_RATE_FRACTION:
-                findings.append((ERROR, f'rate {rate:.1f} Hz < half of {lo:g} Hz min'))
+                findings.append((ERROR, f'rate {rate:.1f} Hz below half of {lo:g} Hz min'))
             elif lvl == ERROR:
                 findings.append((ERROR, f'rate {rate:.1f} Hz: clears at '
                                         f'{lo * ERROR_RATE_FRACTION * (1 + h):.1f} Hz '
                                         f'(half of {lo:g} Hz min)'))
             elif lvl == WARN and rate < lo:
-                findings.append((WARN, f'rate {rate:.1f} Hz < {lo:g} Hz min'))
+                findings.append((WARN, f'rate {rate:.1f} Hz below {lo:g} Hz min'))
             elif lvl == WARN:
                 findings.append((WARN, f'rate {rate:.1f} Hz: clears at {lo * (1 + h):.1f} Hz '
                                        f'({lo:g} Hz min)'))
@@ -131,7 +132,7 @@ def evaluate(config: TopicConfig, state: TopicState, snap: Optional[TopicSnapsho
         if hi:
             lvl = check('rate_high', rate, hi, 0.0, above=True)
             if lvl and rate > hi:
-                findings.append((WARN, f'rate {rate:.1f} Hz > {hi:g} Hz max'))
+                findings.append((WARN, f'rate {rate:.1f} Hz above {hi:g} Hz max'))
             elif lvl:
                 findings.append((WARN, f'rate {rate:.1f} Hz: clears at {hi * (1 - h):.1f} Hz '
                                        f'({hi:g} Hz max)'))
@@ -141,13 +142,13 @@ def evaluate(config: TopicConfig, state: TopicState, snap: Optional[TopicSnapsho
         p95 = lat.p95
         lvl = check('latency', p95, limit, limit * ERROR_LATENCY_FACTOR, above=True)
         if lvl == ERROR and p95 > limit * ERROR_LATENCY_FACTOR:
-            findings.append((ERROR, f'latency p95 {_ms(p95)} > twice {_ms(limit)} max'))
+            findings.append((ERROR, f'latency p95 {_ms(p95)} above twice {_ms(limit)} max'))
         elif lvl == ERROR:
             findings.append((ERROR, f'latency p95 {_ms(p95)}: clears at '
                                     f'{_ms(limit * ERROR_LATENCY_FACTOR * (1 - h))} '
                                     f'(twice {_ms(limit)} max)'))
         elif lvl == WARN and p95 > limit:
-            findings.append((WARN, f'latency p95 {_ms(p95)} > {_ms(limit)} max'))
+            findings.append((WARN, f'latency p95 {_ms(p95)} above {_ms(limit)} max'))
         elif lvl == WARN:
             findings.append((WARN, f'latency p95 {_ms(p95)}: clears at '
                                    f'{_ms(limit * (1 - h))} ({_ms(limit)} max)'))
@@ -164,7 +165,7 @@ def evaluate(config: TopicConfig, state: TopicState, snap: Optional[TopicSnapsho
         lvl = check('drops', value, config.drop_warn_ratio, 0.0, above=True,
                     margin=DROP_CLEAR_MARGIN if h else 0.0)
         if lvl and ratio > config.drop_warn_ratio:
-            findings.append((WARN, f'drops {ratio:.1%} > {config.drop_warn_ratio:.1%} max: '
+            findings.append((WARN, f'drops {ratio:.1%} above {config.drop_warn_ratio:.1%} max: '
                                    f'{dropped} of {expected} in {snap.window_s:g} s'))
         elif lvl:
             findings.append((WARN, f'drops {ratio:.1%}: clears at '

@@ -210,7 +210,7 @@ def _judge(c: PathConfig, p95: Optional[float], missed_ratio: Optional[float], m
     if missed_ratio is not None and missed_ratio > c.missed_warn:
         return WARN, f'{missed} of {judged} inputs without output in {c.deadline * 1e3:g} ms'
     if p95 is not None and p95 > c.deadline:
-        return WARN, f'reaction p95 {p95 * 1e3:.1f} ms > deadline {c.deadline * 1e3:g} ms'
+        return WARN, f'reaction p95 {p95 * 1e3:.1f} ms above {c.deadline * 1e3:g} ms deadline'
     if p95 is None:
         return OK, 'inputs arrive, no reaction measured yet'
     return OK, f'reaction p95 {p95 * 1e3:.1f} ms'

@@ -192,7 +192,7 @@ class DiscoveryTask(DiagnosticTask):
         tracked = m.discovered_count()
         refused = sorted(m.refused)
         errors = m.discovery_errors()
-        stat.summary(OK, f'{tracked} topics discovered (limit {limit})')
+        stat.summary(OK, f'{tracked} topic{"" if tracked == 1 else "s"} discovered (limit {limit})')
         if refused:
             shown = ', '.join(refused[:self.SHOWN])
             more = f' and {len(refused) - self.SHOWN} more' if len(refused) > self.SHOWN else ''

@@ -246,14 +246,26 @@ def _started(api: Any, ld: Any, context: Any) -> List[Any]:
     return out
 
 
+def _uses_share(value: Any) -> bool:
+    """Whether a default reads the package's share directory (FindPackageShare, also inside a
+    PathJoinSubstitution): it needs an ament install to resolve."""
+    for d in value or []:
+        if type(d).__name__ == 'FindPackageShare':
+            return True
+        inner = getattr(d, 'substitutions', None)
+        if inner and _uses_share([x for part in inner
+                                  for x in (part if isinstance(part, (list, tuple)) else [part])]):
+            return True
+    return False
+
+
 def _context(api: Any, ld: Any, **given: str) -> Any:
     """A LaunchContext with every declared argument at its default, then `given`."""
     context = api.LaunchContext()
     for a in _arguments(api, ld).values():
         if a.default_value is not None and a.name not in given:
             context.launch_configurations[a.name] = _text(api, a.default_value) \
-                if not any(type(d).__name__ == 'FindPackageShare' for d in a.default_value) \
-                else f'/share/{a.name}'
+                if not _uses_share(a.default_value) else f'/share/{a.name}'
     context.launch_configurations.update(given)
     return context
 
@@ -288,6 +300,27 @@ def test_monitor_launch_description(api: Any) -> None:
     agents = [e for e in ld.entities if type(e) is api.actions.ExecuteProcess]
     assert len(agents) == 1 and agents[0].condition is not None   # agent:=true only
     assert _text(api, args['agent'].default_value) == 'false'
+
+
+def test_monitor_launch_aggregator(api: Any, tmp_path: Path, monkeypatch) -> None:
+    """aggregator:=true through the launch API: the aggregator node with the analyzers file where
+    the ament index has diagnostic_aggregator, one LogInfo line where it has not."""
+    ld = _load(api, 'monitor.launch.py')
+    (aggregator,) = [e for e in ld.entities if isinstance(e, api.actions.OpaqueFunction)
+                     and getattr(e, '_OpaqueFunction__function', None).__name__ ==
+                     'aggregator_actions']
+    off = _context(api, ld)
+    assert aggregator.execute(off) == []
+    on = _context(api, ld, aggregator='true', analyzers_file='/a/analyzers.yaml')
+    monkeypatch.setenv('AMENT_PREFIX_PATH', _ament_prefix(tmp_path / 'a', 'rclpy'))
+    (line,) = aggregator.execute(on)
+    assert isinstance(line, api.actions.LogInfo)
+    monkeypatch.setenv('AMENT_PREFIX_PATH',
+                       _ament_prefix(tmp_path / 'b', 'rclpy', 'diagnostic_aggregator'))
+    (node,) = aggregator.execute(on)
+    assert (_text(api, node.node_package), _text(api, node.node_executable)) == \
+        ('diagnostic_aggregator', 'aggregator_node')
+    assert _parameters(api, node, on) == ['/a/analyzers.yaml', {'use_sim_time': False}]
 
 
 def test_inference_launch_description(api: Any) -> None:

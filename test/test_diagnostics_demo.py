@@ -24,14 +24,12 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 from std_msgs.msg import String
 
 from aggregator_model import Aggregation, aggregator_parameters
 from conftest import wait_for
 from demo_stack import EXTRA_ROBOT, DemoStack
-from ros_helpers import DiagnosticsListener, sample_value
+from ros_helpers import DiagnosticsListener, ParameterClient, sample_value
 
 from liquid_edge_ros_monitor.core.units import MESSAGE_MAX
 
@@ -201,19 +199,11 @@ def test_a_fault_leads_with_its_reason(demo):
     under half the minimum, ERROR 'rate 50.0 Hz below half of 190 Hz min': the message says why
     that level, in its first words (they read the same at both levels before)."""
     stack, listener = demo
-    node = Node('diagdemo_params')
-    client = AsyncParameterClient(node, f'{NS}/sim_robot')
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
+    client = ParameterClient(f'{NS}/sim_robot', 'diagdemo_params')
     name = f'topic_monitor: {NS}/imu/data'
 
     def set_rate(hz: float) -> None:
-        wait_for(client.services_are_ready, 20, 'sim_robot parameter services')
-        future = client.set_parameters([Parameter('imu.rate', value=hz)])
-        wait_for(future.done, 10, f'imu.rate := {hz}')
-        assert future.result().results[0].successful
+        assert client.set('imu.rate', hz).successful
 
     def reaches(level: bytes, pattern: str):
         def ok():
@@ -228,9 +218,7 @@ def test_a_fault_leads_with_its_reason(demo):
         reaches(DiagnosticStatus.ERROR, r'rate (49|50)\.\d Hz below half of 190 Hz min')
     finally:
         set_rate(200.0)
-        executor.shutdown(timeout_sec=2)
-        spin.join(5)
-        node.destroy_node()
+        client.close()
     # Back: ERROR clears above 97.9 Hz, WARN above 195.7 Hz (hysteresis), then OK.
     reaches(DiagnosticStatus.OK, r'\d+\.\d Hz, .*')
     stack.check_alive()

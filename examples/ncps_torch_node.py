@@ -14,15 +14,19 @@ alerts and dashboards use. See docs/INSTRUMENT.md.
 Parameters: `model_path` (a state_dict saved with torch.save; empty: an untrained network, seed
 0), and the monitor's under `liquid_edge.` (metrics port, tracing endpoint, ...).
 """
+import signal
 import sys
+import threading
 
 import rclpy
 import torch
 from geometry_msgs.msg import Twist
 from ncps.torch import CfC
 from ncps.wirings import AutoNCP
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import Imu
 
 from liquid_edge_ros_monitor.instrument import InferenceMonitor, ModelInfo  # [monitor]
@@ -62,13 +66,21 @@ class CfcController(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
+    # Stop between two spins, not inside one: rclpy's own SIGINT/SIGTERM handlers shut the
+    # context down under a running callback or wait, and rclpy.spin then ends in one of several
+    # tracebacks (exit 1 on about one stop in ten here; ros2/rclpy#1081).
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     node = CfcController()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
     try:
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.1)
     finally:
+        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -232,9 +232,10 @@ def test_the_example_node_is_fully_instrumented(ros, tmp_path, capfd):
             node.destroy_node()
 
 
-def test_the_example_runs_as_a_user_starts_it(ros_process, tmp_path):
+@pytest.mark.parametrize('stop', [signal.SIGINT, signal.SIGTERM], ids=['SIGINT', 'SIGTERM'])
+def test_the_example_runs_as_a_user_starts_it(ros_process, tmp_path, stop):
     """`python3 examples/ncps_torch_node.py` beside sim_robot: commands and metrics flow, and
-    Ctrl-C stops it cleanly."""
+    Ctrl-C (or the SIGTERM `ros2 launch` escalates to) stops it cleanly."""
     port = free_port()
     ns = '/team_main'
     log = open(tmp_path / 'example.log', 'wb')
@@ -253,7 +254,7 @@ def test_the_example_runs_as_a_user_starts_it(ros_process, tmp_path):
                 return False
         wait_for(inferences, 60, '50 inferences scraped from the example')
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         proc.wait(20)
         log.close()
     out = (tmp_path / 'example.log').read_text()

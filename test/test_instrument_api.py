@@ -17,6 +17,7 @@ from typing import Any, List
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -36,8 +37,9 @@ class TeamNode(Node):
     """What a team's inference node looks like: a subscription callback that preprocesses,
     runs its model and publishes (here: returns) the command."""
 
-    def __init__(self, name: str, params: List[Parameter], **monitor_kwargs: Any) -> None:
-        super().__init__(name, parameter_overrides=params)
+    def __init__(self, name: str, params: List[Parameter], context: Any = None,
+                 **monitor_kwargs: Any) -> None:
+        super().__init__(name, parameter_overrides=params, context=context)
         self.w = np.array([[0.5, -0.2, 0.0], [0.1, 0.3, 0.01]])
         self.raise_in_forward = False
         self.monitor = InferenceMonitor(self, MODEL, input_topic='imu', **monitor_kwargs)
@@ -203,6 +205,28 @@ def test_an_exception_in_forward_is_counted_traced_and_re_raised_unchanged(ros):
             assert kids == ['forward', 'preprocess']      # forward ends where it raised
         finally:
             close(node)
+
+
+def test_a_callback_failing_because_the_context_shut_down_is_a_stop_not_an_error(ros):
+    """SIGTERM under rclpy's handlers shuts the context down inside a running callback, whose
+    publish then raises: not counted, not re-raised (the spin then ends as a stop)."""
+    registry = CollectorRegistry()
+    context = rclpy.Context()
+    context.init()
+    node = TeamNode('team_stopping', base_params(), context=context, registry=registry)
+    try:
+        node.on_imu([0.1, 0.0, 9.8])
+        node.raise_in_forward = True
+        with pytest.raises(ValueError):                   # context up: the user's error
+            node.on_imu([0.1, 0.0, 9.8])
+        context.shutdown()
+        assert node.on_imu([0.1, 0.0, 9.8]) is None       # context down: a stop
+        assert sample_value(scraped(registry), 'liquid_edge_inference_errors_total',
+                            reason='exception') == 1
+    finally:
+        node.monitor.close()
+        node.destroy_node()
+        context.try_shutdown()
 
 
 def test_non_finite_inputs_and_outputs_are_counted_and_traced_as_errors(ros):

@@ -260,7 +260,9 @@ def test_every_dashboard_panel_has_an_id_a_place_and_the_input_datasource(path: 
                 cells[(x, y)] = panel['title']
         if panel['type'] == 'row':
             continue
-        assert panel['type'] in ('timeseries', 'stat'), panel['title']
+        assert panel['type'] in ('timeseries', 'stat', 'state-timeline'), panel['title']
+        required = {r['id'] for r in dashboard['__requires'] if r['type'] == 'panel'}
+        assert panel['type'] in required, f"{panel['title']}: __requires lacks {panel['type']}"
         assert panel['datasource'] == {'type': 'prometheus', 'uid': '${DS_PROMETHEUS}'}, panel['title']
         assert panel['targets'], panel['title']
         ref_ids = [target['refId'] for target in panel['targets']]

@@ -29,7 +29,8 @@ from test_inference_node import GOLDEN, FEATURES_LIST
 from liquid_edge_ros_monitor.core.levels import ERROR, OK, STALE, WARN
 from liquid_edge_ros_monitor.core.params import ConfigError
 from liquid_edge_ros_monitor.topics.config import parse_config
-from liquid_edge_ros_monitor.topics.paths import MAX_PENDING, PathConfig, PathMatcher, PathWindow
+from liquid_edge_ros_monitor.topics.paths import (EXPIRY_GRACE_NS, MAX_PENDING, PathConfig,
+                                                  PathMatcher, PathWindow)
 
 MS = 1_000_000
 #: sim_robot with a reliable 100 Hz IMU and nothing else.
@@ -48,7 +49,7 @@ def test_outputs_carrying_their_inputs_stamp_are_matched_exactly():
     # Out of order and late: each matched to its own input by stamp, not to the latest.
     m.on_output(95 * MS, stamp_ns=1000 + 9)
     m.on_output(96 * MS, stamp_ns=1000 + 8)     # 16 ms after its input: past the deadline
-    rows = m.detach(200 * MS)
+    rows = m.detach(200 * MS + EXPIRY_GRACE_NS)   # every input past its deadline and the grace
     assert rows.latencies_ns == [5 * MS, 16 * MS] and rows.by_stamp == 2
     assert rows.inputs == 10 and rows.answered == 1 and rows.missed == 9
 
@@ -81,8 +82,8 @@ def test_pending_inputs_are_bounded():
     m = PathMatcher(path(deadline=100.0))       # nothing expires by time
     for i in range(MAX_PENDING + 500):
         m.on_input(i, stamp_ns=i)
-    assert len(m._pending) == MAX_PENDING and len(m._by_stamp) == MAX_PENDING
     assert m.detach(MAX_PENDING + 500).missed == 500
+    assert len(m._pending) == MAX_PENDING and len(m._by_stamp) == MAX_PENDING
 
 
 def test_the_window_judges_latency_misses_silence_and_no_input():
@@ -203,30 +204,39 @@ def test_a_black_box_that_delays_5_ms_and_drops_every_tenth_input(ros, ros_proce
     box = BlackBox(ns)
     listener = DiagnosticsListener('test_path_bb_listener')
     try:
+        # A generous deadline: the box is Python in this (loaded) process; by stamp, the inputs
+        # it drops are missed whatever the deadline.
         params = monitor_params(tmp_path, ns, port, {'box': {
-            'inputs': ['imu/data'], 'output': 'cmd_out', 'deadline': 0.008}})
+            'inputs': ['imu/data'], 'output': 'cmd_out', 'deadline': 0.05}})
         ros_process('liquid_edge_ros_monitor.topics.node', '--ros-args', '-r', f'__ns:={ns}',
                     '--params-file', str(params))
         ros_process('liquid_edge_ros_monitor.sim_robot', '--ros-args', '-r', f'__ns:={ns}',
                     *IMU_ONLY)
 
-        def measured():
-            try:
-                text = scrape(port)
-            except OSError:                    # the monitor still starting
-                return None
-            n = sample_value(text, 'liquid_edge_path_inputs_total', path='box') or 0
-            return text if n >= 1500 else None
-        text = wait_for(measured, 60, '1,500 inputs on the path', interval=0.5)
-        inputs = sample_value(text, 'liquid_edge_path_inputs_total', path='box')
-        missed = sample_value(text, 'liquid_edge_path_missed_total', path='box')
-        assert missed / inputs == pytest.approx(0.10, abs=0.02), (missed, inputs)
-        assert sample_value(text, 'liquid_edge_path_outputs_total', path='box',
-                            match='stamp') > 0.85 * inputs
+        def counts(at_least):
+            def sample():
+                try:
+                    text = scrape(port)
+                except OSError:                    # the monitor still starting
+                    return None
+                got = {k: sample_value(text, f'liquid_edge_path_{k}_total', path='box') or 0
+                       for k in ('inputs', 'missed')}
+                got.update({m: sample_value(text, 'liquid_edge_path_outputs_total', path='box',
+                                            match=m) or 0 for m in ('stamp', 'arrival', 'none')})
+                return got if got['inputs'] >= at_least else None
+            return sample
+        # The inputs sim_robot sends before the box has discovered it are missed too: judge the
+        # 1,000 inputs after the first 500, as the monitor's own window would.
+        first = wait_for(counts(500), 60, '500 inputs on the path', interval=0.5)
+        last = wait_for(counts(first['inputs'] + 1000), 60, '1,000 more inputs', interval=0.5)
+        delta = {k: last[k] - first[k] for k in last}
+        assert delta['missed'] / delta['inputs'] == pytest.approx(0.10, abs=0.02), \
+            (delta, box.inputs)
+        assert delta['stamp'] > 0.85 * delta['inputs'], delta
         values = wait_for(lambda: path_status(listener, 'box').get('latency p50 (ms)') and
                           path_status(listener, 'box'), 10, 'the path status')
         p50 = float(values['latency p50 (ms)'])
-        assert 5.0 <= p50 <= 6.0, values               # 5 ms, plus the output's transport
+        assert 5.0 <= p50 <= 7.0, values               # 5 ms, plus the output's transport
         assert values['matched by'] == 'header.stamp'
         assert float(values['missed (%)']) == pytest.approx(10.0, abs=3.0), values
         assert listener.level('topic_monitor: path box') == WARN     # 10 % > missed_warn 5 %

@@ -9,18 +9,20 @@ already received by the topic monitor; the path only pairs them:
   output's arrival minus the arrival of the latest input before it: the node's reaction to the
   freshest input it could have used. Both are arrival times at the monitor, so the input's
   transport to the node is left out and the output's transport back is in.
-- **Missed inputs.** An input that no output covers within the deadline: an output covers the
-  inputs that arrived before it (before its matched input, when matched by stamp) and not longer
-  than the deadline before it. A node that downsamples (outputs at 50 Hz from a 200 Hz input)
-  misses nothing with a deadline of one output period.
+- **Missed inputs.** An input with no answer within the deadline. Matched by stamp, an output
+  answers its own input only: an input the node skipped never gets its stamp back, however soon
+  the next output comes (so a generous deadline still counts a dropped input). Paired by arrival,
+  an output answers every input not older than the deadline before it: a node that downsamples
+  (outputs at 50 Hz from a 200 Hz input) misses nothing with a deadline of one output period.
 - **Silence.** No output for `silence_timeout` while inputs still arrive.
 
-`PathMatcher` runs on the receiver thread (one call per message, a deque and a dict, no
-allocation beyond the pending entry); `detach` hands what it collected to the statistics thread,
-where `PathWindow` keeps the sliding window and `report` makes the level and message.
+`PathMatcher` runs on the receiver thread (one list append per message; the pairing once per
+update period, in arrival order); `detach` hands what it found to the statistics thread, where
+`PathWindow` keeps the sliding window and makes the level and message.
 """
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Deque, Dict, List, Optional, Tuple
@@ -31,6 +33,8 @@ from ..core.levels import ERROR, OK, STALE, WARN
 
 #: Inputs waiting for an output, at most (a node that stopped answering cannot grow memory).
 MAX_PENDING = 4096
+#: How long past its deadline an input waits for an output the receiver has not taken yet.
+EXPIRY_GRACE_NS = 500_000_000
 
 
 @dataclass(frozen=True)
@@ -61,75 +65,123 @@ class PathRows:
 
 
 class PathMatcher:
-    """Pairs one path's inputs and outputs (receiver thread)."""
+    """Pairs one path's inputs and outputs.
+
+    The receiver thread only notes each message (`on_input`, `on_output`: one list append); the
+    pairing happens in `detach`, once per update period on the same thread, in the order of the
+    messages' arrival times. Taken in the order the receiver takes them, an output taken before
+    its own input in the same wake-up (the receiver drains one subscription after another) found
+    no input to match: under load 13-27 % of answered inputs read as missed."""
 
     def __init__(self, config: PathConfig) -> None:
         self.config = config
         self._deadline_ns = int(config.deadline * 1e9)
-        #: Inputs not yet covered nor expired: [arrival ns, stamp or None, covered].
-        self._pending: Deque[list] = deque()
+        self._new_inputs: List[Tuple[int, Optional[int]]] = []
+        self._new_outputs: List[Tuple[int, Optional[int]]] = []
+        #: Inputs not yet expired, by arrival: [arrival ns, stamp or None, answered].
+        self._pending: List[list] = []
+        self._arrivals: List[int] = []            # the same, arrival times only (for bisect)
         self._by_stamp: Dict[int, list] = {}
-        self._latest_ns: Optional[int] = None
+        #: Stamped outputs whose input was not there yet: one more period to find it.
+        self._waiting: List[Tuple[int, int]] = []
         self._rows = PathRows()
 
     def on_input(self, arrival_ns: int, stamp_ns: Optional[int]) -> None:
-        entry = [arrival_ns, stamp_ns, False]
-        pending = self._pending
-        if len(pending) >= MAX_PENDING:
-            self._expire(pending[0][0] + self._deadline_ns + 1)
-            if len(pending) >= MAX_PENDING:           # all still within their deadline
-                old = pending.popleft()
-                self._drop(old)
-        pending.append(entry)
-        if stamp_ns is not None:
-            self._by_stamp[stamp_ns] = entry
-        self._latest_ns = arrival_ns
-        rows = self._rows
-        rows.inputs += 1
-        rows.last_input_ns = arrival_ns
+        self._new_inputs.append((arrival_ns, stamp_ns))
 
     def on_output(self, arrival_ns: int, stamp_ns: Optional[int]) -> None:
-        rows = self._rows
-        rows.last_output_ns = arrival_ns
-        matched = self._by_stamp.get(stamp_ns) if stamp_ns is not None else None
-        if matched is not None and matched[0] <= arrival_ns:
-            rows.by_stamp += 1
-            rows.latencies_ns.append(arrival_ns - matched[0])
-            upto = matched[0]
-        elif self._latest_ns is not None and self._latest_ns <= arrival_ns:
-            rows.by_arrival += 1
-            rows.latencies_ns.append(arrival_ns - self._latest_ns)
-            upto = arrival_ns
-        else:
-            rows.unpaired += 1
-            return
-        since = arrival_ns - self._deadline_ns
-        for entry in self._pending:                   # oldest first
-            if entry[0] > upto:
-                break
-            if not entry[2] and entry[0] >= since:
-                entry[2] = True
-                rows.answered += 1
-
-    def _expire(self, now_ns: int) -> None:
-        """Inputs whose deadline has passed leave the pending queue, missed unless covered."""
-        pending = self._pending
-        limit = now_ns - self._deadline_ns
-        while pending and pending[0][0] < limit:
-            self._drop(pending.popleft())
-
-    def _drop(self, entry: list) -> None:
-        if not entry[2]:
-            self._rows.missed += 1
-        if entry[1] is not None and self._by_stamp.get(entry[1]) is entry:
-            del self._by_stamp[entry[1]]
+        self._new_outputs.append((arrival_ns, stamp_ns))
 
     def detach(self, now_ns: int) -> PathRows:
-        """What was collected since the last call (receiver thread, each update period)."""
-        self._expire(now_ns)
-        rows, self._rows = self._rows, PathRows(last_input_ns=self._rows.last_input_ns,
-                                                last_output_ns=self._rows.last_output_ns)
+        """Pair what arrived since the last call and hand the result over (receiver thread,
+        each update period)."""
+        rows = self._rows
+        self._take_inputs(rows)
+        outputs, self._new_outputs = self._new_outputs, []
+        if outputs:
+            last = max(a for a, _ in outputs)
+            if rows.last_output_ns is None or last > rows.last_output_ns:
+                rows.last_output_ns = last
+        waiting, self._waiting = self._waiting, []
+        for arrival, stamp, waited in self._ordered(outputs, waiting):
+            self._pair(arrival, stamp, waited, rows)
+        self._expire(now_ns, rows)
+        self._rows = PathRows(last_input_ns=rows.last_input_ns,
+                              last_output_ns=rows.last_output_ns)
         return rows
+
+    @staticmethod
+    def _ordered(outputs: List[Tuple[int, Optional[int]]],
+                 waiting: List[Tuple[int, int]]) -> List[Tuple[int, Optional[int], bool]]:
+        """This period's outputs and last period's waiting ones, by arrival; True for those that
+        waited already (they pair by arrival if their stamp still matches nothing)."""
+        return sorted([(a, s, False) for a, s in outputs] + [(a, s, True) for a, s in waiting],
+                      key=lambda o: o[0])
+
+    def _take_inputs(self, rows: PathRows) -> None:
+        new, self._new_inputs = self._new_inputs, []
+        if not new:
+            return
+        new.sort(key=lambda i: i[0])
+        pending, arrivals = self._pending, self._arrivals
+        for arrival, stamp in new:
+            entry = [arrival, stamp, False]
+            if arrivals and arrival < arrivals[-1]:       # rare: older than the newest pending
+                k = bisect.bisect_right(arrivals, arrival)
+                arrivals.insert(k, arrival)
+                pending.insert(k, entry)
+            else:
+                arrivals.append(arrival)
+                pending.append(entry)
+            if stamp is not None:
+                self._by_stamp[stamp] = entry
+        rows.inputs += len(new)
+        if rows.last_input_ns is None or new[-1][0] > rows.last_input_ns:
+            rows.last_input_ns = new[-1][0]
+
+    def _pair(self, arrival: int, stamp: Optional[int], waited: bool, rows: PathRows) -> None:
+        since = arrival - self._deadline_ns
+        matched = self._by_stamp.get(stamp) if stamp is not None else None
+        if matched is not None and matched[0] <= arrival:
+            rows.by_stamp += 1
+            rows.latencies_ns.append(arrival - matched[0])
+            if not matched[2] and matched[0] >= since:
+                matched[2] = True
+                rows.answered += 1
+            return
+        if stamp is not None and not waited:
+            self._waiting.append((arrival, stamp))        # its input may come next period
+            return
+        k = bisect.bisect_right(self._arrivals, arrival) - 1
+        if k < 0:
+            rows.unpaired += 1
+            return
+        pending = self._pending
+        rows.by_arrival += 1
+        rows.latencies_ns.append(arrival - pending[k][0])
+        while k >= 0 and pending[k][0] >= since:         # every input in the deadline before it
+            if not pending[k][2]:
+                pending[k][2] = True
+                rows.answered += 1
+            k -= 1
+
+    def _expire(self, now_ns: int, rows: PathRows) -> None:
+        """Inputs older than the deadline (and a grace for outputs still to be taken) leave,
+        missed unless answered; at most `MAX_PENDING` stay."""
+        limit = now_ns - self._deadline_ns - EXPIRY_GRACE_NS
+        arrivals = self._arrivals
+        k = bisect.bisect_left(arrivals, limit)
+        k = max(k, len(arrivals) - MAX_PENDING)
+        if k <= 0:
+            return
+        for entry in self._pending[:k]:
+            if not entry[2]:
+                rows.missed += 1
+            stamp = entry[1]
+            if stamp is not None and self._by_stamp.get(stamp) is entry:
+                del self._by_stamp[stamp]
+        del self._pending[:k]
+        del arrivals[:k]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, Tuple
 
+from ..core.levels import held_level
 from ..core.params import (ConfigError, ParamSpec, endpoint_params, non_negative, patterns, positive,
                      read_params, unknown_names)
 
@@ -127,15 +128,8 @@ class Band:
     def level(self, value: float, prev: int = 0, margin: float = 0.0) -> int:
         """0 OK, 1 WARN, 2 ERROR. With `prev` (the level last time) and `margin`, hysteresis:
         a level is left only once the value is back inside its limit by `margin` of it."""
-        def hit(limit: float, slack: float = 0.0) -> bool:
-            if limit <= 0:
-                return False
-            return value < limit * (1 + slack) if self.below else value >= limit * (1 - slack)
-        level = 2 if hit(self.error) else 1 if hit(self.warn) else 0
-        for held, limit in ((2, self.error), (1, self.warn)):
-            if prev >= held > level and hit(limit, margin):
-                return held
-        return level
+        return held_level(value, self.warn, self.error, not self.below, prev, margin,
+                          at_limit=True)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from ..core.levels import ERROR, OK, STALE, WARN
+from ..core.levels import ERROR, OK, STALE, WARN, held_level
 from ..core.units import byte_rate, join_findings, percent
 from .config import TopicConfig
 from .stats import TopicSnapshot
@@ -52,23 +52,6 @@ def _n(count: int, noun: str) -> str:
 
 def _ms(seconds: float) -> str:
     return f'{seconds * 1e3:.1f} ms'
-
-
-def held_level(value: float, warn: float, error: float, above: bool, prev: int,
-               margin: float) -> int:
-    """The level of `value` against a WARN and an ERROR limit (0: no such limit), with
-    hysteresis: a level is entered as soon as the value is past its limit, and left only once the
-    value is back inside the limit by `margin` (a fraction of the limit). `prev` is the level the
-    same check gave last time, so a value that hovers at a limit does not flip the status."""
-    def past(limit: float, slack: float) -> bool:
-        if not limit:
-            return False
-        return value > limit * (1 - slack) if above else value < limit * (1 + slack)
-    level = ERROR if past(error, 0.0) else WARN if past(warn, 0.0) else OK
-    for held, limit in ((ERROR, error), (WARN, warn)):
-        if prev >= held > level and past(limit, margin):
-            return held
-    return level
 
 
 def evaluate(config: TopicConfig, state: TopicState, snap: Optional[TopicSnapshot],

@@ -30,7 +30,7 @@ from liquid_edge_ros_monitor.core.levels import ERROR, OK, STALE, WARN
 from liquid_edge_ros_monitor.core.params import ConfigError
 from liquid_edge_ros_monitor.topics.config import parse_config
 from liquid_edge_ros_monitor.topics.paths import (EXPIRY_GRACE_NS, MAX_PENDING, PathConfig,
-                                                  PathMatcher, PathWindow)
+                                                  PathMatcher, PathRows, PathWindow)
 
 MS = 1_000_000
 #: sim_robot with a reliable 100 Hz IMU and nothing else.
@@ -114,6 +114,38 @@ def test_the_window_judges_latency_misses_silence_and_no_input():
     assert r.level == ERROR and r.message.startswith('no output for ')
     r = w.update(t + 3000 * MS, m.detach(t + 3000 * MS))
     assert r.level == STALE                     # inputs stopped too: nothing to judge
+
+
+def levels_of(c: PathConfig, batches) -> list:
+    """The levels a window (1 s, one batch each second) gives for batches of 100 inputs, each
+    `(reaction ms, missed)`."""
+    w = PathWindow(c, window_s=1.0)
+    out = []
+    for i, (ms, missed) in enumerate(batches, start=1):
+        now = i * 1000 * MS
+        rows = PathRows(latencies_ns=[int(ms * MS)] * 10, by_stamp=10, inputs=100,
+                        answered=100 - missed, missed=missed, last_input_ns=now,
+                        last_output_ns=now)
+        out.append(w.update(now, rows).level)
+    return out
+
+
+def test_a_reaction_hovering_at_the_deadline_changes_level_once_not_at_every_crossing():
+    hovering = [(10.2, 0), (9.9, 0)] * 5 + [(9.5, 0)]       # deadline 10 ms, clears at 9.7 ms
+    assert levels_of(path(deadline=0.010), hovering) == [WARN] * 10 + [OK]
+    assert levels_of(path(deadline=0.010, hysteresis=0.0), hovering) == [WARN, OK] * 5 + [OK]
+
+
+def test_a_missed_share_hovering_at_its_limit_changes_level_once():
+    hovering = [(5.0, 6), (5.0, 4)] * 5 + [(5.0, 2)]      # WARN over 5 %, clears under 2.5 %
+    assert levels_of(path(deadline=0.010), hovering) == [WARN] * 10 + [OK]
+    assert levels_of(path(deadline=0.010, hysteresis=0.0), hovering) == [WARN, OK] * 5 + [OK]
+    w = PathWindow(path(deadline=0.010), window_s=1.0)
+    for i, missed in enumerate((6, 4), start=1):
+        r = w.update(i * 1000 * MS, PathRows(latencies_ns=[5 * MS], inputs=100, missed=missed,
+                                             answered=100 - missed, last_input_ns=i * 1000 * MS,
+                                             last_output_ns=i * 1000 * MS))
+    assert r.message == '4.0% missed: clears at 2.5% (10 ms deadline)', r.message
 
 
 def test_path_parameters_name_what_is_wrong():

@@ -348,7 +348,8 @@ def parse_config(values: Mapping[str, Any], hostname: str = 'localhost',
             raise ConfigError(p + 'output', f"'{pv[p + 'output']}' is also one of its inputs")
         paths.append(PathConfig(key=key, inputs=tuple(pv[p + 'inputs']), output=pv[p + 'output'],
                                 deadline=pv[p + 'deadline'], missed_warn=pv[p + 'missed_warn'],
-                                silence_timeout=pv[p + 'silence_timeout']))
+                                silence_timeout=pv[p + 'silence_timeout'],
+                                hysteresis=g['defaults.hysteresis']))
     return MonitorConfig(
         window=g['window'], window_capacity=g['window_capacity'], update_period=g['update_period'],
         future_stamp_tolerance=g['future_stamp_tolerance'], qos_depth=g['qos_depth'],

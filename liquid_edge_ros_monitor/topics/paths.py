@@ -29,7 +29,7 @@ from typing import Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..core.levels import ERROR, OK, STALE, WARN
+from ..core.levels import ERROR, OK, STALE, WARN, held_level
 
 #: Inputs waiting for an output, at most (a node that stopped answering cannot grow memory).
 MAX_PENDING = 4096
@@ -47,6 +47,7 @@ class PathConfig:
     deadline: float                 # s
     missed_warn: float = 0.05       # share of the window's inputs missed for WARN
     silence_timeout: float = 1.0    # s without output while inputs arrive: ERROR
+    hysteresis: float = 0.03        # the topics' defaults.hysteresis (0: none)
 
 
 @dataclass
@@ -211,6 +212,7 @@ class PathWindow:
         self._first_input: Optional[int] = None
         self._last_input: Optional[int] = None
         self._last_output: Optional[int] = None
+        self._held: Dict[str, int] = {}       # the level each check gave last time
 
     def update(self, now_ns: int, rows: PathRows) -> PathReport:
         c = self.config
@@ -241,28 +243,54 @@ class PathWindow:
         since = self._last_output if self._last_output is not None else self._first_input
         silence = (now_ns - since) * 1e-9 if since is not None else None
         input_age = (now_ns - self._last_input) * 1e-9 if self._last_input is not None else None
-        level, message = _judge(c, p95, missed_ratio, missed, judged, silence, input_age)
+        level, message = _judge(c, p95, missed_ratio, missed, judged, silence, input_age,
+                                self._held)
         new = np.asarray(rows.latencies_ns, dtype=np.float64) * 1e-9
         return PathReport(c, level, message, p50, p95, missed_ratio, per_input, silence,
                           tuple(t), new)  # type: ignore[arg-type]
 
 
+#: Above this share of inputs missed, the path is ERROR.
+MISSED_ERROR_RATIO = 0.5
+#: A missed-input level clears once the share is under this fraction below its limit (half):
+#: missed inputs are small counts, as drops are (`topics.health.DROP_CLEAR_MARGIN`).
+MISSED_CLEAR_MARGIN = 0.5
+
+
 def _judge(c: PathConfig, p95: Optional[float], missed_ratio: Optional[float], missed: int,
-           judged: int, silence: Optional[float], input_age: Optional[float]) -> Tuple[int, str]:
-    """Level and message, the reason for the level first."""
+           judged: int, silence: Optional[float], input_age: Optional[float],
+           held: Dict[str, int]) -> Tuple[int, str]:
+    """Level and message, the reason for the level first. `held`: the level each threshold
+    check gave last time (updated here), for the same hysteresis as the topics' statuses: under
+    load the missed share and the p95 hover at their limits (the path flipped 11 times in 300 s
+    of the loaded demo without it)."""
     inputs_flow = input_age is not None and input_age <= c.silence_timeout
     if not inputs_flow:
+        held.clear()
         return STALE, (f'no input on {", ".join(c.inputs)}' if input_age is None else
                        f'no input for {input_age:.1f} s: nothing to judge')
     if silence is not None and silence > c.silence_timeout:
+        held.clear()
         return ERROR, f'no output for {silence:.1f} s while inputs arrive'
-    if missed_ratio is not None and missed_ratio > 0.5:
-        return ERROR, (f'{missed} of {judged} inputs without output in '
-                       f'{c.deadline * 1e3:g} ms')
-    if missed_ratio is not None and missed_ratio > c.missed_warn:
-        return WARN, f'{missed} of {judged} inputs without output in {c.deadline * 1e3:g} ms'
-    if p95 is not None and p95 > c.deadline:
-        return WARN, f'reaction p95 {p95 * 1e3:.1f} ms above {c.deadline * 1e3:g} ms deadline'
+    deadline_ms = f'{c.deadline * 1e3:g} ms'
+    if missed_ratio is not None:
+        margin = MISSED_CLEAR_MARGIN if c.hysteresis else 0.0
+        lvl = held['missed'] = held_level(missed_ratio, c.missed_warn, MISSED_ERROR_RATIO,
+                                          True, held.get('missed', OK), margin)
+        limit = MISSED_ERROR_RATIO if lvl == ERROR else c.missed_warn
+        if lvl and missed_ratio > limit:
+            return lvl, f'{missed} of {judged} inputs without output in {deadline_ms}'
+        if lvl:
+            return lvl, (f'{missed_ratio:.1%} missed: clears at {limit * (1 - margin):.1%} '
+                         f'({deadline_ms} deadline)')
     if p95 is None:
+        held.pop('latency', None)
         return OK, 'inputs arrive, no reaction measured yet'
+    lvl = held['latency'] = held_level(p95, c.deadline, 0.0, True, held.get('latency', OK),
+                                       c.hysteresis)
+    if lvl and p95 > c.deadline:
+        return WARN, f'reaction p95 {p95 * 1e3:.1f} ms above {deadline_ms} deadline'
+    if lvl:
+        return WARN, (f'reaction p95 {p95 * 1e3:.1f} ms: clears at '
+                      f'{c.deadline * (1 - c.hysteresis) * 1e3:.1f} ms ({deadline_ms} deadline)')
     return OK, f'reaction p95 {p95 * 1e3:.1f} ms'

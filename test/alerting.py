@@ -89,7 +89,10 @@ class Notification:
         subjects = sorted({a['labels'].get('topic') or a['labels'].get('node') or
                            a['labels'].get('path') or a['labels'].get('sensor') or
                            a['labels'].get('job') or '-' for a in self.alerts})
-        return f'{self.receiver} {self.status} {{{labels}}} {len(self.alerts)} alert(s) {subjects}'
+        summary = next((a['annotations'].get('summary', '') for a in self.alerts), '')
+        first_line = (summary.splitlines() or [''])[0]
+        return (f'{self.receiver} {self.status} {{{labels}}} {len(self.alerts)} alert(s) '
+                f'{subjects}: "{first_line}"')
 
 
 class WebhookSink:

@@ -104,7 +104,7 @@ def test_inspecting_a_model_reads_no_tensor_data_and_agrees_with_reading_it(tmp_
         read_model_files(bad)
 
 
-def test_a_good_model_swaps_in_without_a_gap_and_stays(ros, ros_process, tmp_path):
+def test_a_good_model_swaps_in_and_stays(ros, ros_process, tmp_path):
     new = copy_of_golden(tmp_path, 'v2')
     stack = Stack(ros_process, '/dep_good', '-p', 'rollback.window:=2.0')
     listener = DiagnosticsListener('test_dep_good_listener')

@@ -268,6 +268,8 @@ def test_a_black_box_that_delays_5_ms_and_drops_every_tenth_input(ros, ros_proce
         values = wait_for(lambda: path_status(listener, 'box').get('latency p50 (ms)') and
                           path_status(listener, 'box'), 10, 'the path status')
         p50 = float(values['latency p50 (ms)'])
+        print(f'black box: p50 {p50} ms, missed {delta["missed"]} of {delta["inputs"]} inputs, '
+              f'status missed {values["missed (%)"]} %')
         assert 5.0 <= p50 <= 7.0, values               # 5 ms, plus the output's transport
         assert values['matched by'] == 'header.stamp'
         assert float(values['missed (%)']) == pytest.approx(10.0, abs=3.0), values
@@ -320,6 +322,8 @@ def test_liquid_inference_reaction_agrees_with_its_own_figures(ros, ros_process,
         path_p50, callback_p50, transport_p50, matched = wait_for(
             agree, 60, 'path p50 = callback p50 + command transport p50 within 1 ms',
             interval=0.5, last=figures)
+        print(f'liquid_inference ({"stamped" if stamped else "plain"}): path p50 {path_p50} ms, '
+              f'callback p50 {callback_p50} + transport p50 {transport_p50} ms')
         assert matched == ('header.stamp' if stamped else 'arrival (latest input before)')
         # The inputs sim_robot sent before the controller subscribed were missed: OK once they
         # have left the 5 s window.

@@ -624,6 +624,7 @@ def test_a_jump_in_header_stamps_resets_the_state_instead_of_one_giant_step(ros)
         assert node.metrics.errors.get('stamp_gap') == 1
         stat = inputs_status(node)
         assert stat.level == b'\x01' and stat.message.startswith('stamp gap: 200.0'), stat.message
+        assert len(stat.message) <= 60, stat.message       # docs/DIAGNOSTICS.md
         imu_inputs(node, 11, 1, stamp_offset_s=300)     # and on it goes on the new clock
         assert dts[-1] == pytest.approx(0.005) and node.metrics.errors['stamp_gap'] == 1
     finally:

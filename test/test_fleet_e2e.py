@@ -670,8 +670,11 @@ def test_fleet_rules_and_model_versions_cover_both_robots(fleet):
     shipped = (REPO / 'models' / 'imu_velocity.npz').read_bytes()
     import hashlib
     assert {r['metric']['sha256'] for r in info} == {hashlib.sha256(shipped).hexdigest()}
-    versions = central.query('sha256:liquid_edge_model_robots:count')
-    assert [float(r['value'][1]) for r in versions] == [2.0], versions
+    # The record lags its input by up to one evaluation: polled, as the model info above.
+    wait_for(lambda: [float(r['value'][1]) for r in
+                      central.query('sha256:liquid_edge_model_robots:count')] == [2.0], 20,
+             'both robots on one version recorded',
+             last=lambda: central.query('sha256:liquid_edge_model_robots:count'))
     fleet.record['series'] = {r['metric']['robot']: float(r['value'][1]) for r in central.query(
         'sum by (robot) (scrape_samples_scraped{job=~"liquid_edge_.*"})')}
     print('samples per scrape, per robot:', fleet.record['series'])

@@ -12,8 +12,10 @@ the machine affects both. Without torch installed only our columns are printed.
 
 Our variants: ``jit`` is ``Model.step`` (one jitted function, output included); ``aot`` is the same
 function compiled ahead of time (``jit(...).lower(...).compile()``), which skips the jit dispatch's
-cache lookup; ``bound`` is ``Model.bound_step()`` (the parameters compiled in as constants) called
-as the inference node calls it: numpy input and dt from the host, the output back to numpy.
+cache lookup; ``bound`` is ``Model.bound_step()`` (the parameters compiled in as constants) and
+``packed`` ``Model.packed_step()`` (the parameters as one vector argument, one program per
+architecture: what the inference node steps), both called as the node calls them: numpy input and
+dt from the host, the output back to numpy.
 
 ``--dispatch sync`` (the default, as the inference node runs) turns off JAX's asynchronous CPU
 dispatch before anything is computed, so a step runs on the calling thread; ``--dispatch async``
@@ -107,6 +109,14 @@ def _ours_fns(m: Model, xs: np.ndarray, dts: np.ndarray) -> Dict[str, Callable[[
         np.asarray(y)
         state_b['h'] = h
     fns['bound'] = run_bound
+    packed_step, packed = m.packed_step()
+    state_p = {'h': m.init_state()}
+
+    def run_packed(i: int) -> None:
+        h, y = packed_step(packed, state_p['h'], xn[i % len(xn)], dn[i % len(dn)])
+        np.asarray(y)
+        state_p['h'] = h
+    fns['packed'] = run_packed
     return fns
 
 
@@ -154,7 +164,7 @@ def bench(steps: int, warmup: int) -> List[Dict[str, Any]]:
             for k, parts in samples.items():
                 row[k] = _stats(np.concatenate(parts))
             if 'torch' in row:
-                for k in ('jit', 'aot', 'bound'):
+                for k in ('jit', 'aot', 'bound', 'packed'):
                     row[f'{k}_over_torch_p50'] = row[k]['p50_us'] / row['torch']['p50_us']
                     row[f'{k}_over_torch_p99'] = row[k]['p99_us'] / row['torch']['p99_us']
             rows.append(row)
@@ -166,7 +176,9 @@ def _line(r: Dict[str, Any]) -> str:
     s = (f"{r['cell']:3s} in={r['inputs']:2d} units={r['units']:2d}  "
          f"jit p50 {r['jit']['p50_us']:7.1f} p99 {r['jit']['p99_us']:7.1f} us | "
          f"aot p50 {r['aot']['p50_us']:7.1f} p99 {r['aot']['p99_us']:7.1f} us | "
-         f"bound p50 {r['bound']['p50_us']:7.1f} p99 {r['bound']['p99_us']:7.1f} us")
+         f"bound p50 {r['bound']['p50_us']:7.1f} p99 {r['bound']['p99_us']:7.1f} us | "
+         f"packed p50 {r['packed']['p50_us']:7.1f} p99 {r['packed']['p99_us']:7.1f} us "
+         f"({r['packed']['p50_us'] / r['bound']['p50_us']:.2f}x bound)")
     if 'torch' in r:
         s += (f" | torch p50 {r['torch']['p50_us']:7.1f} p99 {r['torch']['p99_us']:7.1f} us"
               f" | jit/torch p50 {r['jit_over_torch_p50']:.2f} p99 {r['jit_over_torch_p99']:.2f}"

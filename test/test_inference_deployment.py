@@ -104,6 +104,26 @@ def test_inspecting_a_model_reads_no_tensor_data_and_agrees_with_reading_it(tmp_
         read_model_files(bad)
 
 
+def test_preparing_retrained_weights_compiles_nothing_and_a_new_architecture_compiles(tmp_path):
+    """Why a swap of retrained weights has no gap (bench/model_change.py): its preparation runs
+    the program already compiled for the running model; only a new architecture compiles (on XLA's
+    threads, beside the control loop)."""
+    from liquid_edge_ros_monitor.inference import loading
+
+    def prepare(path: Path, n_in: int) -> Any:
+        return loading.load_for_controller(str(path), n_in, 2, False, lambda m: 0.005)
+    running = prepare(GOLDEN, 5)
+    before = loading.compilations()
+    retrained = prepare(copy_of_golden(tmp_path, 'v2'), 5)
+    assert loading.compilations() == before
+    x = np.array([0.1, -0.2, 0.3, 0.05, 1.0], np.float32)
+    y_running, _ = running.controller.forward(x, 0.005)
+    y_retrained, _ = retrained.controller.forward(x, 0.005)
+    assert y_retrained[0] == pytest.approx(y_running[0] + 0.01, abs=1e-5)    # its fc.bias
+    prepare(slow(tmp_path), 5)
+    assert loading.compilations() > before
+
+
 def test_a_good_model_swaps_in_and_stays(ros, ros_process, tmp_path):
     new = copy_of_golden(tmp_path, 'v2')
     stack = Stack(ros_process, '/dep_good', '-p', 'rollback.window:=2.0')

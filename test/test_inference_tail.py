@@ -98,10 +98,10 @@ def test_exactly_the_anomalous_callbacks_are_traced_with_their_reason_and_log_id
             plan = {20: 0.1, 30: 0.3}            # call -> injected delay: slow, then late
             call = [0]
 
-            def step(h, x, dt):
+            def step(packed, h, x, dt):
                 log.info('step', extra={'call': call[0]})
                 time.sleep(plan.get(call[0], 0.0))     # the fault itself, not synchronisation
-                return real(h, x, dt)
+                return real(packed, h, x, dt)
             node.controller._step = step
             msg = Imu()
             for i in range(60):

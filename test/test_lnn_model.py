@@ -164,3 +164,33 @@ def test_our_format_version_checked(tmp_path: Path) -> None:
         **meta['hyper'], 'units': 9}))
     assert "'rnn_cell.backbone.0.weight': wrong shape, expected (16, 14), got (16, 13)" \
         in _error(tmp_path / 'ours.npz')
+
+
+@pytest.mark.parametrize('case', ['cfc_proj_3layers', 'cfc_pure', 'cfc_wired_ncp', 'ltc_unconstrained',
+                                  'ltc_wired_ncp'])
+def test_the_packed_step_gives_the_reference_numbers_and_one_program_serves_an_architecture(
+        case: str) -> None:
+    """What the controller steps (`Model.packed_step()`): the numbers of `Model.step` with the
+    weights of the model it came from, and one jitted function for every model of the same
+    architecture (a swap to retrained weights compiles nothing); another architecture gets its
+    own."""
+    a = load_model(DATA / f'{case}.json')
+    b = Model(a.hyper, {k: np.asarray(v) * np.float32(1.01) for k, v in a.params.items()})
+    io = np.load(DATA / f'{case}_io.npz')
+    xs, dts = io['inputs'][:5], io['timespans'][:5]
+    outs = {}
+    for label, m in (('a', a), ('b', b)):
+        step, packed = m.packed_step()
+        h = h_ref = m.init_state()
+        ys = []
+        for x, dt in zip(xs, dts):
+            h, y = step(packed, h, x, np.float32(dt))
+            h_ref, y_ref = m.step(m.params, h_ref, jnp.asarray(x), jnp.asarray(dt, jnp.float32))
+            np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-5, atol=1e-6)
+            ys.append(np.asarray(y))
+        outs[label] = np.stack(ys)
+    assert a.packed_step()[0] is b.packed_step()[0]
+    assert not np.allclose(outs['a'], outs['b'])          # b's own weights, not a's program's
+    other = load_model(DATA / ('cfc_pure.json' if case != 'cfc_pure' else
+                               'ltc_unconstrained.json'))
+    assert other.packed_step()[0] is not a.packed_step()[0]

@@ -54,7 +54,9 @@ class Controller:
 
     def __init__(self, model: Any, hold_on_non_finite: bool = False) -> None:
         self.model = model
-        self._step = model.bound_step()
+        # One program per architecture, the weights an argument: a swap to retrained weights
+        # compiles nothing (lnn/packed.py).
+        self._step, self._packed = model.packed_step()
         self.h = model.init_state()
         self.hold = hold_on_non_finite
         self.last_good = np.zeros(model.n_outputs, dtype=np.float32)
@@ -66,7 +68,7 @@ class Controller:
         """Compile the step (fixed shapes, so once) and run it twice; the state is left at zero."""
         x = np.zeros(self.model.n_inputs, dtype=np.float32)
         for _ in range(2):
-            h, y = self._step(self.model.init_state(), x, np.float32(dt))
+            h, y = self._step(self._packed, self.model.init_state(), x, np.float32(dt))
             np.asarray(y)
         self.h = self.model.init_state()
 
@@ -78,7 +80,7 @@ class Controller:
         if not np.isfinite(x).all():
             return self.safe(), NON_FINITE_INPUT
         try:
-            h, y = self._step(self.h, x, np.float32(dt))
+            h, y = self._step(self._packed, self.h, x, np.float32(dt))
             y = np.asarray(y)
         except Exception as exc:            # noqa: BLE001 - any failure of the step is one outcome
             self.last_error = exc

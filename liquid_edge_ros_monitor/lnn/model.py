@@ -1,13 +1,14 @@
 """`Model`: a loaded CfC or LTC with its jitted step and scan, and what the node reports about it."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .cells import Params, SeqFn, StepFn, make_sequence, make_step
+from .packed import PackedStepFn, pack, packed_step
 from .weights import ModelError, expected_shapes, output_size, read_model_files, write_model_files
 
 
@@ -45,11 +46,20 @@ class Model:
     def bound_step(self) -> Callable[[Any, Any, Any], Any]:
         """``step(h, x, dt) -> (h_new, y)`` with these parameters compiled in as constants.
 
-        For a control loop that runs one fixed model: the call no longer flattens and checks the
-        parameter pytree (a dict of tensors) each time, which is a third of a small cell's
-        dispatch cost on the CPU. The same numbers as `step(self.params, h, x, dt)`."""
+        The call no longer flattens and checks the parameter pytree (a dict of tensors) each
+        time, which is a third of a small cell's dispatch cost on the CPU; but every set of
+        weights is a program of its own to compile. The controller uses `packed_step()` (as
+        fast within 1 us, compiled once per architecture); this stays as the bench's baseline
+        (bench/lnn_step.py `bound`)."""
         raw, params = self._raw_step, self.params
         return jax.jit(lambda h, x, dt: raw(params, h, x, dt))
+
+    def packed_step(self) -> Tuple[PackedStepFn, jax.Array]:
+        """``(step, packed)`` for a control loop: ``step(packed, h, x, dt) -> (h_new, y)``, the
+        same numbers as `step(self.params, h, x, dt)`. The step is shared by every model of this
+        architecture in the process (`packed.py`): a model with new weights and the same sizes
+        runs a program already compiled, so swapping it in compiles nothing."""
+        return packed_step(self.hyper, self.params), pack(self.params)
 
     def init_state(self) -> jax.Array:
         """The zero state ncps starts from when no hx is given."""

@@ -1,13 +1,15 @@
 """What changing the model of a running liquid_inference costs the control loop.
 
-    .venv/bin/python bench/model_change.py [--part swap|shadow|all] [--swaps 10] [--calls 4000]
+    .venv/bin/python bench/model_change.py [--part swap|shadow|all] [--swaps 10] [--models same|new]
+        [--calls 4000]
 
-`swap`: liquid_inference (the demo model) and sim_robot (200 Hz IMU) in their own processes; this
-process receives the commands and, every 3 s, sets model_path to the other of two models of the
-same shape (the demo model and a copy with other weights) through the parameter service, as
-`ros2 param set` does. Reported: the interval between commands in quiet stretches (p50, p99,
-max) against the longest interval in the 2 s around each swap (from the request to the
-installation and after), and their ratio to the quiet p99.
+`swap`: liquid_inference (the demo model), sim_robot (200 Hz IMU) and a probe that records when
+each command arrives, each in its own process; this process, every 4.5 s, sets model_path through
+the parameter service, as `ros2 param set` does: to the other of two models of the same shape
+(`--models same`: the demo model and a copy with other weights), or to a model of a new size
+each time (`--models new`: every swap compiles). Reported: the intervals between commands in the
+quiet stretches between swaps, the longest interval of each quiet 2 s window against the longest
+of the 2 s around each swap (from 0.5 s before the request), and when that one began.
 
 `shadow`: what a shadow model costs the callback: the node's own callback (`_on_input`, in this
 process) called back to back with no shadow and with a candidate shadow of the same size,
@@ -20,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -30,6 +31,8 @@ import numpy as np
 from common import cpu_model, interrupt_all
 
 REPO = Path(__file__).resolve().parents[1]
+#: Seconds from one swap request to the next: a 2 s window around each, a quiet 2 s between.
+SPACING_S = 4.5
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'      # network rule
 os.environ.setdefault('ROS_DOMAIN_ID', str(150 + os.getpid() % 50))
 sys.path.insert(0, str(REPO))
@@ -50,78 +53,127 @@ def model_pair(tmp: Path) -> List[str]:
     return [str(demo), str(other)]
 
 
-def part_swap(swaps: int) -> None:
+def new_architectures(tmp: Path, n: int) -> List[str]:
+    """`n` models with the demo model's inputs and outputs and each its own size (25, 26, ...
+    units): every swap to one of them compiles."""
+    from liquid_edge_ros_monitor.lnn import load_model, save_model
+    from liquid_edge_ros_monitor.lnn.model import Model
+    from liquid_edge_ros_monitor.lnn.weights import expected_shapes
+    demo = load_model(REPO / 'models' / 'imu_velocity.npz')
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        hyper = dict(demo.hyper, units=demo.units + 1 + i)
+        t = {k: (rng.standard_normal(shape) * 0.1).astype(np.float32)
+             for k, shape in expected_shapes(hyper).items()}
+        path = tmp / f'units_{hyper["units"]}.npz'
+        save_model(Model(hyper, t, demo.input_mean, demo.input_std, demo.input_names,
+                         demo.output_names, demo.training), path)
+        out.append(str(path))
+    return out
+
+
+def probe(ns: str, out: str) -> int:
+    """Record the arrival time (CLOCK_MONOTONIC, the same in every process) of each command until
+    SIGINT, then write them to `out` (.npy). A process of its own: the parameter requests of the
+    bench process must not delay the receipt they are measured by."""
     import rclpy
     from geometry_msgs.msg import Twist
-    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    rclpy.init()
+    node = Node('bench_swap_probe', namespace=ns)
+    arrivals: List[int] = []
+    node.create_subscription(Twist, 'cmd_vel', lambda _m: arrivals.append(time.monotonic_ns()),
+                             1000)
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, Exception):  # noqa: BLE001 - the stop, however it comes
+        pass
+    np.save(out, np.asarray(arrivals, dtype=np.int64))
+    return 0
+
+
+def part_swap(swaps: int, models_kind: str) -> None:
+    import rclpy
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
 
     tmp = Path(tempfile.mkdtemp(prefix='model_change_'))
-    models = model_pair(tmp)
+    if models_kind == 'same':
+        pair = model_pair(tmp)
+        models = [pair[(i + 1) % 2] for i in range(swaps)]
+        first = pair[0]
+    else:
+        models = new_architectures(tmp, swaps)
+        first = str(REPO / 'models' / 'imu_velocity.npz')
     ns = '/bench_swap'
     py = sys.executable
+    arrivals_file = tmp / 'arrivals.npy'
     procs = [subprocess.Popen([py, '-m', 'liquid_edge_ros_monitor.inference.node', '--ros-args',
                                '-r', f'__ns:={ns}', '-p', 'tracing.enabled:=false',
                                '-p', 'metrics_port:=-1', '-p', 'rollback.window:=1.0',
-                               '-p', f'model_path:={models[0]}'],
+                               '-p', f'model_path:={first}'],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO),
              subprocess.Popen([py, '-m', 'liquid_edge_ros_monitor.sim_robot', '--ros-args',
                                '-r', f'__ns:={ns}', '-p', 'camera.enabled:=false',
                                '-p', 'scan.enabled:=false', '-p', 'odom.enabled:=false',
                                '-p', 'chatter.enabled:=false'],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)]
+    prober = subprocess.Popen([py, str(Path(__file__).resolve()), '--probe', str(arrivals_file),
+                               '--ns', ns], cwd=REPO)
     rclpy.init()
-    node = Node('bench_swap_probe', namespace=ns)
-    arrivals: List[int] = []
-    node.create_subscription(Twist, 'cmd_vel', lambda _m: arrivals.append(time.monotonic_ns()),
-                             1000)
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    node = Node('bench_swap_requests', namespace=ns)
     client = AsyncParameterClient(node, f'{ns}/liquid_inference')
     requests: List[int] = []
+
+    def call(future: Any, timeout_s: float) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while not future.done() and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.05)
+        assert future.done(), 'no answer from the parameter service'
+        return future.result()
     try:
-        deadline = time.monotonic() + 60
-        while len(arrivals) < 400 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert client.wait_for_services(20), 'no parameter services'
-        time.sleep(2.0)
-        for i in range(swaps):
+        assert client.wait_for_services(60), 'no parameter services'
+        time.sleep(5.0)                   # start-up settles; the probe has been recording
+        for path in models:
             requests.append(time.monotonic_ns())
-            future = client.set_parameters([Parameter('model_path', value=models[(i + 1) % 2])])
-            while not future.done():
-                time.sleep(0.01)
-            assert future.result().results[0].successful, future.result().results[0].reason
-            time.sleep(3.0)
+            result = call(client.set_parameters([Parameter('model_path', value=path)]), 30)
+            assert result.results[0].successful, result.results[0].reason
+            time.sleep(SPACING_S - (time.monotonic_ns() - requests[-1]) / 1e9)
     finally:
-        executor.shutdown(timeout_sec=2)
         node.destroy_node()
         rclpy.try_shutdown()
+        interrupt_all([prober])
         interrupt_all(procs)
-    t = np.asarray(arrivals)
+    t = np.load(arrivals_file)
     gaps = np.diff(t) / 1e6
     mids = t[1:]
-    near = np.zeros(gaps.size, dtype=bool)
     per_swap, when = [], []
     for r in requests:
         window = (mids > r - 0.5e9) & (mids < r + 1.5e9)
-        near |= window
         per_swap.append(float(gaps[window].max()) if window.any() else float('nan'))
         if window.any():
             i = int(np.argmax(np.where(window, gaps, -1.0)))
             when.append((int(t[i]) - r) / 1e6)      # where the gap began, ms after the request
-    start = mids > t[0] + 2e9                      # the first commands after start-up left out
-    quiet = gaps[start & ~near]
+    # Quiet windows of the same 2 s between swaps (from 1.5 s after one, ending 1 s before the
+    # next): the longest interval a 2 s stretch has anyway.
+    starts = [r + 1.5e9 for r in requests[:-1]]
+    quiet_max = [float(gaps[(mids > s) & (mids < s + 2e9)].max()) for s in starts
+                 if ((mids > s) & (mids < s + 2e9)).any()]
+    quiet = np.concatenate([gaps[(mids > s) & (mids < s + 2e9)] for s in starts])
     p99 = float(np.percentile(quiet, 99))
-    print(f'swap: {cpu_model()}, {os.cpu_count()} cores; demo model at 200 Hz; {swaps} swaps')
+    print(f'swap: {cpu_model()}, {os.cpu_count()} cores; demo model at 200 Hz; {swaps} swaps to '
+          + ('a same-architecture model (retrained weights)' if models_kind == 'same' else
+             'a new architecture each (every swap compiles)'))
     print(f'  quiet intervals ms: p50 {np.median(quiet):.2f}  p99 {p99:.2f}  max {quiet.max():.2f}'
           f'  ({quiet.size} intervals)')
+    print(f'  longest interval in a quiet 2 s window, ms: median {np.median(quiet_max):.2f}  '
+          f'max {np.max(quiet_max):.2f}')
     print(f'  longest interval within 2 s of a swap, ms: median {np.median(per_swap):.2f}  '
-          f'max {np.max(per_swap):.2f}  (ratio to quiet p99: {np.median(per_swap) / p99:.2f} / '
-          f'{np.max(per_swap) / p99:.2f})')
+          f'max {np.max(per_swap):.2f}  (ratio to the quiet windows\' median: '
+          f'{np.median(per_swap) / np.median(quiet_max):.2f} / '
+          f'{np.max(per_swap) / np.median(quiet_max):.2f})')
     print(f'  per swap: {", ".join(f"{g:.1f}" for g in per_swap)}')
     print(f'  each began, ms after the request: {", ".join(f"{w:.0f}" for w in when)}')
 
@@ -185,13 +237,20 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--part', choices=('swap', 'shadow', 'all'), default='all')
     ap.add_argument('--swaps', type=int, default=10)
+    ap.add_argument('--models', choices=('same', 'new'), default='same',
+                    help='swap between two same-shaped models (default), or to a new '
+                         'architecture each time (every swap compiles)')
     ap.add_argument('--calls', type=int, default=4000)
     ap.add_argument('--rounds', type=int, default=3)
+    ap.add_argument('--probe', metavar='OUT', help=argparse.SUPPRESS)
+    ap.add_argument('--ns', default='/bench_swap', help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.probe:
+        return probe(args.ns, args.probe)
     if args.part in ('shadow', 'all'):
         part_shadow(args.calls, args.rounds)
     if args.part in ('swap', 'all'):
-        part_swap(args.swaps)
+        part_swap(args.swaps, args.models)
     return 0
 
 

@@ -53,8 +53,9 @@ NODE_PARAMS: Tuple[ParamSpec, ...] = (
     ParamSpec('model_path', 'string', '',
               'Model .npz (ours or an ncps import); empty = the shipped demo model. May be set at '
               'run time: the model is checked at once (a bad one is refused with the reason and '
-              'the running one stays), compiled in the background and swapped in between two '
-              'callbacks from a reset state.', dynamic=True),
+              'the running one stays), prepared in the background (compiled only when its '
+              'architecture is new to the process) and swapped in between two callbacks from a '
+              'reset state.', dynamic=True),
     ParamSpec('shadow_model_path', 'string', '',
               'A candidate model that runs on the same inputs after each command, compared with '
               'the active model, never commanding (shadow status, liquid_edge_shadow_* metrics); '

@@ -3,10 +3,12 @@ real inputs, automatic rollback.
 
 - **Swap.** A new model is checked at once (`loading.check_model`: files, tensors, sizes; the
   parameter change is refused with that one line) and then prepared on a background thread
-  (`loading.prepare`: device, compile, warm-up). The control thread installs it between two
-  callbacks (`take_ready`), from a reset state: no callback waits for XLA. While the background
-  thread traces and compiles, the interpreter's switch interval is lowered from 5 ms to 0.5 ms,
-  so the control thread waits at most that for the GIL (bench/model_swap.py measures the gap).
+  (`loading.prepare`: device, warm-up, and a compile only for an architecture new to the process:
+  retrained weights run the program already compiled, `lnn/packed.py`). The control thread
+  installs it between two callbacks (`take_ready`), from a reset state: no callback waits for
+  XLA. While the background thread works, the interpreter's switch interval is lowered from 5 ms
+  to 0.5 ms, so the control thread waits at most that for the GIL, and XLA's compile threads
+  share one core with it (`compile_threads.py`). bench/model_change.py measures the gap.
 - **Shadow.** A candidate (`shadow_model_path`) steps on the same inputs after the command is
   out, within `max_share` of the deadline (`shadow.Shadow`). Promoting it (setting `model_path`
   to its file) installs the very model that shadowed, already compiled (from a reset state, as
@@ -20,8 +22,9 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Optional, Tuple
 
+from .compile_threads import Confined
 from .loading import CheckedModel, LoadedModel
 from .rollback import RollbackBounds, RollbackGuard
 from .shadow import Shadow
@@ -43,8 +46,10 @@ def _lower_priority() -> None:
 class Preparer:
     """Prepares one model at a time on a background thread."""
 
-    def __init__(self, prepare: Callable[[CheckedModel], LoadedModel]) -> None:
+    def __init__(self, prepare: Callable[[CheckedModel], LoadedModel],
+                 xla_threads: FrozenSet[int] = frozenset()) -> None:
         self._prepare = prepare
+        self._xla_threads = xla_threads
         self._thread: Optional[threading.Thread] = None
         #: (purpose, path, LoadedModel or the exception) once done; taken by the control thread.
         self.done: Optional[Tuple[str, str, Any]] = None
@@ -65,7 +70,8 @@ class Preparer:
         previous = sys.getswitchinterval()
         sys.setswitchinterval(PREPARE_SWITCH_INTERVAL_S)
         try:
-            result: Any = self._prepare(checked)
+            with Confined(self._xla_threads):
+                result: Any = self._prepare(checked)
         except Exception as exc:  # noqa: BLE001 - reported by the control thread, one line
             result = exc
         finally:
@@ -87,9 +93,9 @@ class Deployment:
 
     def __init__(self, active: LoadedModel, prepare: Callable[[CheckedModel], LoadedModel],
                  bounds: RollbackBounds, shadow_tolerance: float, shadow_window: int,
-                 accuracy_tolerance: float) -> None:
+                 accuracy_tolerance: float, xla_threads: FrozenSet[int] = frozenset()) -> None:
         self.active = active
-        self.preparer = Preparer(prepare)
+        self.preparer = Preparer(prepare, xla_threads)
         self.bounds = bounds
         self._shadow_args = (shadow_tolerance, shadow_window, accuracy_tolerance)
         self.shadows: Dict[str, Shadow] = {}        # 'candidate', 'previous'

@@ -30,6 +30,7 @@ from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from ..core.runner import node_main
 from ..instrument import InferenceMonitor
+from .compile_threads import started_by
 from .config import INFERENCE_PARAMS, InferenceConfig, parse_inference_config
 from .control_loop import STALE, ControlLoop
 from .controller import NON_FINITE_INPUT, NON_FINITE_OUTPUT, STEP_FAILED, input_timeout, nominal_dt
@@ -53,7 +54,9 @@ class LiquidInference(Node):
             values, hostname=socket.gethostname(), given=user_overrides(self))
         c = self.config
         self.io = MessageIO(c)
-        loaded = prepare(self._check(c.model_path), c.hold_on_non_finite, self._dt0_of)
+        checked = self._check(c.model_path)
+        loaded, xla_threads = started_by(
+            lambda: prepare(checked, c.hold_on_non_finite, self._dt0_of))
         self._install(loaded)
         updater = Updater(self)
         updater.setHardwareID(c.monitor.robot)
@@ -73,7 +76,7 @@ class LiquidInference(Node):
             RollbackBounds(c.rollback_window, c.monitor.latency_budget, c.rollback_min_accuracy,
                            c.monitor.accuracy_tolerance, c.rollback_min_agreement,
                            c.rollback_min_samples),
-            c.shadow_tolerance, c.shadow_window, c.monitor.accuracy_tolerance)
+            c.shadow_tolerance, c.shadow_window, c.monitor.accuracy_tolerance, xla_threads)
         self._model_metrics = ModelMetrics(self)
         self.monitor.register(self._model_metrics)
         updater.add(FunctionDiagnosticTask('shadow', self._status_shadow))
@@ -264,7 +267,7 @@ class LiquidInference(Node):
             self._activate(value, keep_state=False)
             dep.set_note('OK', f'swapped to {value.info.name} (was {old.info.name})')
             self.get_logger().info(
-                f'model swapped: {old.path} -> {value.path} ({value.model.describe()}; compiled '
+                f'model swapped: {old.path} -> {value.path} ({value.model.describe()}; prepared '
                 f'in {value.warmup_s:.3f} s off the control thread); state reset'
                 + (f'; rollback window {self.config.rollback_window:g} s'
                    if dep.guard is not None else ''))

@@ -124,6 +124,44 @@ def test_preparing_retrained_weights_compiles_nothing_and_a_new_architecture_com
     assert loading.compilations() > before
 
 
+def test_a_new_architecture_prepared_beside_a_running_loop_is_compiled_by_a_child(tmp_path,
+                                                                                 monkeypatch):
+    """A swap's preparation (`apart`): a new architecture's program comes from a child process
+    at nice 19 (no compilation in this process) and gives the numbers of the model's own step;
+    when the child fails, the model is compiled here and says why."""
+    import jax.numpy as jnp
+
+    from liquid_edge_ros_monitor.inference import loading
+    from liquid_edge_ros_monitor.lnn import compile_apart
+
+    def prepare(model: Model, name: str) -> Any:
+        path = tmp_path / f'{name}.npz'
+        save_model(model, path)
+        return loading.prepare(loading.check_model(str(path), model.n_inputs, model.n_outputs),
+                               False, lambda m: 0.005, apart=True)
+    golden = load_model(GOLDEN)
+    bigger = dict(golden.hyper, units=golden.units + 3)
+    rng = np.random.default_rng(1)
+    model = Model(bigger, {k: (rng.standard_normal(s) * 0.1).astype(np.float32)
+                           for k, s in expected_shapes(bigger).items()})
+    before = loading.compilations()
+    loaded = prepare(model, 'bigger')
+    assert loaded.compiled_by == 'compiled by a child process'
+    assert loading.compilations() == before
+    h = model.init_state()
+    for x in np.random.default_rng(2).standard_normal((5, 5)).astype(np.float32):
+        y, _ = loaded.controller.forward(x, 0.005)
+        h, y_ref = model.step(model.params, h, jnp.asarray(x), jnp.float32(0.005))
+        np.testing.assert_allclose(y, np.asarray(y_ref), rtol=1e-5, atol=1e-6)
+    again = dict(golden.hyper, units=golden.units + 4)
+    monkeypatch.setattr(compile_apart, 'CHILD_TIMEOUT_S', 0.001)      # the child cannot finish
+    fallback = prepare(Model(again, {k: np.zeros(s, np.float32)
+                                     for k, s in expected_shapes(again).items()}), 'again')
+    assert fallback.compiled_by.startswith('compiled here (compile child:'), fallback.compiled_by
+    assert 'timed out' in fallback.compiled_by
+    assert loading.compilations() > before
+
+
 def test_a_good_model_swaps_in_and_stays(ros, ros_process, tmp_path):
     new = copy_of_golden(tmp_path, 'v2')
     stack = Stack(ros_process, '/dep_good', '-p', 'rollback.window:=2.0')

@@ -54,6 +54,9 @@ class LoadedModel:
     controller: Controller
     info: ModelInfo
     warmup_s: float
+    #: How its program came: 'already compiled' (its architecture runs here), 'compiled here',
+    #: 'compiled by a child process', or 'compiled here (why the child failed)'.
+    compiled_by: str = ''
 
 
 def _sync_steps() -> None:
@@ -96,14 +99,30 @@ def check_model(path: Optional[str], n_features: int, n_outputs: int) -> Checked
     return CheckedModel(path, files['hyper'])
 
 
-def prepare(checked: CheckedModel, hold_on_non_finite: bool, dt0_of: Any) -> LoadedModel:
+def prepare(checked: CheckedModel, hold_on_non_finite: bool, dt0_of: Any,
+            apart: bool = False) -> LoadedModel:
     """Read a checked model's tensors, put them on the device, compile and warm up its step with
     the nominal period `dt0_of(model)`: afterwards its first real step waits for nothing. The
-    slow part (file I/O, XLA); it may run on any thread."""
+    slow part (file I/O, XLA); it may run on any thread. Retrained weights of an architecture
+    already compiled here compile nothing (`lnn/packed.py`); `apart`: a new architecture is
+    compiled by a child process at nice 19 (`lnn/compile_apart.py`; beside a running control
+    loop), in-process if that fails."""
     _sync_steps()
     from ..lnn import build_model, read_model_files
+    from ..lnn import packed
     path = checked.path
     model = build_model(path, read_model_files(path))   # ModelError: a tensor's NaN values
+    compiled_by = 'already compiled'
+    if not packed.is_compiled(model.hyper, model.params):
+        compiled_by = 'compiled here'
+        if apart:
+            from ..lnn.compile_apart import CompileApartError, compile_apart
+            try:
+                packed.adopt(model.hyper, model.params, compile_apart(
+                    model.hyper, model.params, model.state_size, model.n_inputs))
+                compiled_by = 'compiled by a child process'
+            except CompileApartError as exc:
+                compiled_by = f'compiled here ({exc})'
     controller = Controller(model, hold_on_non_finite)
     _count_compilations()
     t0 = time.perf_counter()
@@ -116,7 +135,7 @@ def prepare(checked: CheckedModel, hold_on_non_finite: bool, dt0_of: Any) -> Loa
         input_std=model.input_std, macs_per_step=int(model.macs_per_step()),
         description=model.describe(),
         attributes={'lnn.inputs': model.n_inputs, 'lnn.outputs': model.n_outputs})
-    return LoadedModel(path, model, controller, info, warmup_s)
+    return LoadedModel(path, model, controller, info, warmup_s, compiled_by)
 
 
 def load_for_controller(path: Optional[str], n_features: int, n_outputs: int,

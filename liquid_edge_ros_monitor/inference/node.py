@@ -72,7 +72,8 @@ class LiquidInference(Node):
         self.monitor.extend_status('model', self._status_model)
         self.monitor.extend_status('outputs', self._status_outputs)
         self.deployment = Deployment(
-            loaded, lambda checked: prepare(checked, c.hold_on_non_finite, self._dt0_of),
+            loaded, lambda checked: prepare(checked, c.hold_on_non_finite, self._dt0_of,
+                                            apart=True),
             RollbackBounds(c.rollback_window, c.monitor.latency_budget, c.rollback_min_accuracy,
                            c.monitor.accuracy_tolerance, c.rollback_min_agreement,
                            c.rollback_min_samples),
@@ -267,8 +268,9 @@ class LiquidInference(Node):
             self._activate(value, keep_state=False)
             dep.set_note('OK', f'swapped to {value.info.name} (was {old.info.name})')
             self.get_logger().info(
-                f'model swapped: {old.path} -> {value.path} ({value.model.describe()}; prepared '
-                f'in {value.warmup_s:.3f} s off the control thread); state reset'
+                f'model swapped: {old.path} -> {value.path} ({value.model.describe()}; '
+                f'{value.compiled_by}, warmed up in {value.warmup_s:.3f} s off the control '
+                'thread); state reset'
                 + (f'; rollback window {self.config.rollback_window:g} s'
                    if dep.guard is not None else ''))
         elif what == 'candidate':

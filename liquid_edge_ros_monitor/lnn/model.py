@@ -62,8 +62,9 @@ class Model:
         return packed_step(self.hyper, self.params), pack(self.params)
 
     def init_state(self) -> jax.Array:
-        """The zero state ncps starts from when no hx is given."""
-        return jnp.zeros((self.state_size,), dtype=jnp.float32)
+        """The zero state ncps starts from when no hx is given (a device copy: `jnp.zeros`
+        compiles a program per new size, 30 ms beside the control loop at a model swap)."""
+        return jax.device_put(np.zeros((self.state_size,), dtype=np.float32))
 
     def macs_per_step(self) -> int:
         """Multiply-accumulates of one step, for a MAC-count energy model.

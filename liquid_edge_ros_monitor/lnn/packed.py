@@ -19,7 +19,6 @@ from collections import OrderedDict
 from typing import Any, Callable, Mapping, Tuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .cells import Params, make_step
@@ -58,8 +57,9 @@ def _unpacker(params: Mapping[str, Any]) -> Callable[[jax.Array], Params]:
 
 def pack(params: Mapping[str, Any]) -> jax.Array:
     """The parameters as one float32 vector on the device, in the order the step unpacks them
-    (sorted names, each tensor row-major)."""
-    return jnp.asarray(np.concatenate(
+    (sorted names, each tensor row-major). A device copy, no program: `jnp.asarray` compiled one
+    for a vector of new length, beside the control loop."""
+    return jax.device_put(np.concatenate(
         [np.asarray(params[name], dtype=np.float32).reshape(-1) for name in sorted(params)]))
 
 
@@ -79,3 +79,20 @@ def packed_step(hyper: Mapping[str, Any], params: Mapping[str, Any]) -> PackedSt
             _steps.popitem(last=False)
         return step
 
+
+
+def is_compiled(hyper: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+    """Whether this architecture already has a step here (its program compiled when first run)."""
+    with _lock:
+        return architecture_key(hyper, params) in _steps
+
+
+def adopt(hyper: Mapping[str, Any], params: Mapping[str, Any], compiled: PackedStepFn) -> None:
+    """Use `compiled` (a `jax.stages.Compiled` of this architecture's packed step, made
+    elsewhere: `compile_apart.py`) as its step from now on."""
+    key = architecture_key(hyper, params)
+    with _lock:
+        _steps[key] = compiled
+        _steps.move_to_end(key)
+        while len(_steps) > MAX_ARCHITECTURES:
+            _steps.popitem(last=False)

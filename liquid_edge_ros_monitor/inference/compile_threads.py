@@ -1,4 +1,6 @@
-"""Keeping XLA's compile off the control loop's core while a new architecture is prepared (Linux).
+"""Keeping XLA's compile off the control loop's core when a model compiles in the node (Linux): a
+swap's new architecture is compiled by a child process (`lnn/compile_apart.py`); this is for when
+that fails.
 
 XLA compiles on threads of its own, started by the process's first compilation, at the process's
 priority: `nice` on the preparing thread does not reach them, and an unprivileged process cannot

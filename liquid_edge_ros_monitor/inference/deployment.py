@@ -3,12 +3,14 @@ real inputs, automatic rollback.
 
 - **Swap.** A new model is checked at once (`loading.check_model`: files, tensors, sizes; the
   parameter change is refused with that one line) and then prepared on a background thread
-  (`loading.prepare`: device, warm-up, and a compile only for an architecture new to the process:
-  retrained weights run the program already compiled, `lnn/packed.py`). The control thread
-  installs it between two callbacks (`take_ready`), from a reset state: no callback waits for
-  XLA. While the background thread works, the interpreter's switch interval is lowered from 5 ms
-  to 0.5 ms, so the control thread waits at most that for the GIL, and XLA's compile threads
-  share one core with it (`compile_threads.py`). bench/model_change.py measures the gap.
+  (`loading.prepare`: device, warm-up, and a compile only for an architecture new to the process,
+  by a child process at nice 19, `lnn/compile_apart.py`: retrained weights run the program
+  already compiled, `lnn/packed.py`). The control thread installs it between two callbacks
+  (`take_ready`), from a reset state: no callback waits for XLA. While the background thread
+  works, the interpreter's switch interval is lowered from 5 ms to 0.5 ms, so the control thread
+  waits at most that for the GIL, and XLA's threads share one core with it
+  (`compile_threads.py`: for a compile in the node, when the child failed).
+  bench/model_change.py measures the gap.
 - **Shadow.** A candidate (`shadow_model_path`) steps on the same inputs after the command is
   out, within `max_share` of the deadline (`shadow.Shadow`). Promoting it (setting `model_path`
   to its file) installs the very model that shadowed, already compiled (from a reset state, as

@@ -4,10 +4,10 @@ Why: XLA compiles on threads of its own at the process's priority; beside a 200 
 a 2-core machine, a 70-130 ms compile made the loop one to two periods late, and confining those
 threads to one core only halved that (docs/BENCHMARKS.md, "Changing the model"). A child process
 runs at nice 19, so the scheduler gives the control loop the CPU first; what comes back is the
-serialized executable (45 KB for the demo model), loaded here in about 2 ms, and it steps as fast
-as the jitted function (15.6 against 14.7 us). The child needs the architecture only (hyper and
-tensor shapes), never the weights. If the child cannot run or fails, the caller compiles
-in-process as before.
+serialized executable (45 KB for the demo model), loaded here in about 4 ms without holding the
+interpreter lock, and it steps as fast as the jitted function (15.6 against 14.7 us). The child
+needs the architecture only (hyper and tensor shapes), never the weights. If the child cannot run
+or fails, the caller compiles in-process as before.
 
     python -m liquid_edge_ros_monitor.lnn.compile_apart   # the request as JSON on stdin, the
                                                           # serialized executable on stdout

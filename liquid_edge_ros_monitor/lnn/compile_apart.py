@@ -46,7 +46,10 @@ def compile_apart(hyper: Mapping[str, Any], params: Mapping[str, Any], state_siz
     nice 19 and loaded here (`jax.stages.Compiled`). `CompileApartError` when that fails (the
     child gets `timeout_s`, default `CHILD_TIMEOUT_S`)."""
     timeout_s = CHILD_TIMEOUT_S if timeout_s is None else timeout_s
-    from jax.experimental.serialize_executable import deserialize_and_load
+    try:   # experimental in JAX: a JAX without it compiles in-process, as before
+        from jax.experimental.serialize_executable import deserialize_and_load
+    except ImportError as exc:
+        raise CompileApartError(f'this JAX cannot load an executable: {exc}') from None
     request = json.dumps(_request(hyper, params, state_size, n_inputs), default=str).encode()
     try:
         done = subprocess.run([sys.executable, '-c', _CHILD], input=request,

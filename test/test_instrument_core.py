@@ -9,7 +9,8 @@ import pytest
 from liquid_edge_ros_monitor.instrument.freshness import Freshness
 from liquid_edge_ros_monitor.instrument.metrics import InferenceMetrics
 from liquid_edge_ros_monitor.instrument.model_info import ModelInfo
-from liquid_edge_ros_monitor.instrument.quality import SignalQuality, as_vector, words
+from liquid_edge_ros_monitor.instrument.quality import (SMALL, SignalQuality, all_finite, as_vector,
+                                                        flat_values, words)
 from liquid_edge_ros_monitor.instrument.recorder import CallbackRecorder
 
 
@@ -59,6 +60,30 @@ def test_deadline_misses_against_the_configured_deadline():
     assert rec.metrics.deadline_misses == 1 and rec.deadline() == 1e-9
 
 
+def test_a_monitor_inside_another_marks_its_own_callback():
+    """Two monitors, one's callback running inside the other's (a node that wraps a helper it
+    also instruments): stages and errors go to the callback of the monitor they are called on."""
+    outer_rec, inner_rec = recorder(), recorder()
+    outer = outer_rec.begin()
+    inner = inner_rec.begin()
+    with outer_rec.stage('outer_stage'):
+        outer_rec.mark_error('exception')
+    assert outer_rec.current() is outer and inner_rec.current() is inner
+    assert [m[0] for m in outer.stages] == ['outer_stage'] and inner.stages == []
+    assert outer.error == 'exception' and inner.error is None
+    inner_rec.end(inner, ())
+    assert outer_rec.current() is outer and inner_rec.current() is None
+    outer_rec.end(outer, ())
+    assert outer_rec.current() is None
+
+
+def test_an_untraced_callback_draws_no_trace_ids():
+    rec = recorder()                    # no exporter: nothing is ever kept
+    cb = rec.begin()
+    assert cb.trace_ids() is None
+    rec.end(cb, ())
+
+
 def test_a_callback_without_reported_inputs_is_itself_the_sign_of_input():
     rec = recorder()
     assert rec.freshness.input_age_s(0) is None
@@ -101,6 +126,48 @@ def test_a_tensor_with_gradients_or_on_a_device_goes_through_detach_and_cpu():
             self.detached = True
             return self
     assert as_vector(GradTensor([[1.0, np.nan]])).tolist()[0] == 1.0
+
+
+@pytest.mark.parametrize('values', [[1.0, 2.0], (1, 2), [[1.0], [2.0]], np.array([[1.0], [2.0]]),
+                                    np.arange(2.0).reshape(1, 1, 2), FakeTensor([1.0, 2.0]),
+                                    np.float32(1.5), 3, np.array(2.0)])
+def test_few_values_become_a_flat_list_and_many_a_flat_array(values):
+    """The cheap path (a list of Python numbers) for what callbacks usually report, the array
+    for the rest: the same numbers either way."""
+    v = flat_values(values)
+    assert list(np.asarray(v, dtype=np.float64)) == list(as_vector(values).astype(np.float64))
+    many = np.linspace(0.0, 1.0, SMALL + 1)
+    assert isinstance(flat_values(many), np.ndarray) and flat_values(many).size == SMALL + 1
+    assert isinstance(flat_values(many.tolist()), np.ndarray)
+    assert isinstance(flat_values([np.array([1.0, 2.0])]), np.ndarray)   # arrays inside a list
+
+
+def test_a_reported_list_is_copied_since_the_input_ring_keeps_it():
+    q = SignalQuality(InferenceMetrics('r', '/n'), ModelInfo(name='m'), 10, 0.05, 10, 0.5,
+                      logging.getLogger('t'))
+    mine = [1.0, 2.0]
+    assert q.check_inputs(mine)
+    mine[0] = 99.0                      # the node reuses its list for the next message
+    assert q.inputs.take_new().tolist() == [[1.0, 2.0]]
+
+
+@pytest.mark.filterwarnings('ignore:invalid value encountered in dot')   # the module's own filter,
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])                 # pytest sets its own
+def test_every_kind_of_non_finite_value_is_found_in_lists_and_arrays(bad):
+    for n in (3, SMALL + 5):
+        for dtype in (np.float32, np.float64):
+            x = np.zeros(n, dtype=dtype)
+            assert all_finite(flat_values(x))
+            x[n - 1] = bad
+            assert not all_finite(flat_values(x)), (n, dtype)
+    assert all_finite(flat_values(np.arange(5)))          # integers are always finite
+
+
+def test_torch_tensors_are_read_through_tolist_with_gradients_too():
+    torch = pytest.importorskip('torch')         # installed by run_tests.sh (the example's)
+    x = torch.tensor([[[0.5, float('nan'), 2.0]]], requires_grad=True)
+    assert flat_values(x)[0] == 0.5 and not all_finite(flat_values(x))
+    assert isinstance(flat_values(torch.zeros(SMALL + 1)), np.ndarray)
 
 
 def test_errors_are_counted_placed_and_logged_once_per_interval(caplog):

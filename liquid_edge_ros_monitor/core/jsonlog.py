@@ -11,8 +11,9 @@ formatted only when a handler emits them, so nothing here runs on a path that do
 
 A tail-sampled callback has no OpenTelemetry span while it runs (its spans are made afterwards, if
 it is kept), yet its log lines must carry the trace id it will have: such code sets `trace_ids`
-(a ContextVar holding (trace_id, span_id) as ints) for the duration, and the formatter uses it
-when no recording span is current.
+for the duration, and the formatter uses it when no recording span is current. Its value is
+(trace_id, span_id) as ints, or an object whose `trace_ids()` returns them (or None): the
+instrumentation's running callback, which draws its ids only when something asks.
 """
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ from typing import Any, Dict, Optional, TextIO, Tuple
 from opentelemetry import trace
 
 # Attributes every LogRecord has (plus the ones Formatter.format adds); anything else came from extra=.
-#: (trace_id, span_id) of the work in progress when it has no OpenTelemetry span (yet).
-trace_ids: ContextVar[Optional[Tuple[int, int]]] = ContextVar('liquid_edge_trace_ids', default=None)
+#: The work in progress when it has no OpenTelemetry span (yet): (trace_id, span_id), or an object
+#: whose `trace_ids()` gives them (see the module docstring).
+trace_ids: ContextVar[Any] = ContextVar('liquid_edge_trace_ids', default=None)
 
 _STANDARD = frozenset(vars(logging.LogRecord('', 0, '', 0, '', None, None))) | {'message', 'asctime', 'taskName'}
 
@@ -63,6 +65,8 @@ class JsonFormatter(logging.Formatter):
             entry['stack'] = self.formatStack(record.stack_info)
         span = trace.get_current_span()
         ids = trace_ids.get()
+        if ids is not None and type(ids) is not tuple:
+            ids = ids.trace_ids()
         if span.is_recording():
             ctx = span.get_span_context()
             ids = ctx.trace_id, ctx.span_id

@@ -18,6 +18,9 @@ class Freshness:
     """Tracks the latest usable input against a timeout and tells listeners when it goes stale and
     when usable input is back."""
 
+    __slots__ = ('timeout_s', 'timeout_ns', 'stale', 'episodes', '_usable_ns', '_arrival_ns',
+                 '_on_stale', '_on_back')
+
     def __init__(self, timeout_s: float) -> None:
         if not timeout_s > 0:
             raise ValueError(f'input timeout must be > 0 s, got {timeout_s}')
@@ -48,10 +51,15 @@ class Freshness:
     def usable(self, arrival_ns: int, now_ns: int) -> bool:
         """A good input that arrived at `arrival_ns`: True, and the loop is fresh, when it arrived
         within the timeout; False (it is no evidence of a live sensor) otherwise."""
-        self.seen(arrival_ns)
+        last = self._arrival_ns                 # seen(), inlined: this runs every callback
+        if last is None or arrival_ns > last:
+            self._arrival_ns = arrival_ns
         if now_ns - arrival_ns > self.timeout_ns:
+            if self._usable_ns is None:
+                self._usable_ns = arrival_ns
             return False
-        if arrival_ns > self._usable_ns:  # type: ignore[operator] - set by seen()
+        usable = self._usable_ns
+        if usable is None or arrival_ns > usable:
             self._usable_ns = arrival_ns
         if self.stale:
             self.stale = False

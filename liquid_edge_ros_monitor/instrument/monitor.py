@@ -29,12 +29,14 @@ import logging
 import os
 import socket
 import time
+from time import monotonic_ns
 from typing import Any, Callable, List, Optional, Tuple
 
 from rclpy.clock import Clock, ClockType
 
 from ..core.diagnostics import FunctionDiagnosticTask, Updater
 from ..core.exposition import attach, detach
+from ..core.jsonlog import trace_ids as _active
 from ..core.params import ConfigError
 from ..core.ros_params import declare_all, user_overrides
 from . import statuses
@@ -155,6 +157,7 @@ class InferenceMonitor:
             attrs['ros.topic'] = self.input_topic
         self.recorder = CallbackRecorder(span_name, attrs, self.freshness, self.metrics,
                                          self.sampler, self.tracing.kept, deadline_s)
+        self._stages = self.recorder.stages          # by stage()
 
     # ---- the callback --------------------------------------------------------------------------
 
@@ -187,7 +190,8 @@ class InferenceMonitor:
     def stage(self, name: str) -> Stage:
         """A context manager marking stage `name` of the running callback: its own latency
         histogram (`stage="<name>"`) and child span. Outside a callback it does nothing."""
-        return self.recorder.stage(name)
+        s = self._stages.get(name)
+        return s if s is not None else self.recorder.stage(name)
 
     def inputs(self, values: Any, *, received_ns: Optional[int] = None) -> bool:
         """The inputs fed to the model (array, sequence or tensor). Non-finite: counted
@@ -195,9 +199,15 @@ class InferenceMonitor:
         it arrived within the input timeout, fresh input. `received_ns`: when it arrived
         (`time.monotonic_ns()`), for a loop that steps an older input; default: the callback's
         start. Returns whether every value is finite."""
-        cb = self.recorder.current()
-        now = time.monotonic_ns()
-        arrival = received_ns if received_ns is not None else (cb.t0 if cb is not None else now)
+        rec = self.recorder
+        cb = _active.get()                          # rec.current(), inlined: every callback
+        if cb is not None and cb.owner is not rec:
+            cb = rec.current()
+        if received_ns is None and cb is not None:
+            arrival = now = cb.t0       # arrived as the callback began: no clock read needed
+        else:
+            now = monotonic_ns()
+            arrival = received_ns if received_ns is not None else now
         if cb is not None:
             cb.inputs_seen = True
         if self.quality.check_inputs(values):
@@ -210,7 +220,7 @@ class InferenceMonitor:
     def outputs(self, values: Any) -> bool:
         """The model's outputs. Non-finite: counted (`non_finite_output`), the callback traced as
         an error; finite: scored against fresh ground truth. Returns whether all are finite."""
-        if self.quality.check_outputs(values, time.monotonic_ns()):
+        if self.quality.check_outputs(values):
             return True
         self.error('non_finite_output')
         return False

@@ -2,7 +2,7 @@
 
 Head sampling alone (keep a random share of inputs) misses exactly the callbacks an engineer wants
 to open: at a ratio of 0.05, 95 % of the failed or slow ones have no trace. So every callback notes
-its stage timestamps and a trace id up front (cheap), and `TailSampler.decide` says at its end
+its stage timestamps (cheap; its trace id is drawn only if a log line or keeping asks), and `TailSampler.decide` says at its end
 whether the trace is kept, and why:
 
 - ``error``: a non-finite or unreadable input, a non-finite output, a failed step;
@@ -48,6 +48,9 @@ class TokenBucket:
 
 class TailSampler:
     """Decides, at the end of each callback, whether its trace is kept and why."""
+
+    __slots__ = ('head_ratio', 'slow_threshold_s', 'startup_left', '_bucket', '_rnd', 'kept',
+                 'dropped')
 
     def __init__(self, head_ratio: float, slow_threshold_s: float, startup: int,
                  max_anomalies_per_s: float,

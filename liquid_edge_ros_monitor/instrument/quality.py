@@ -57,12 +57,6 @@ def as_vector(values: Any) -> np.ndarray:
 SMALL = 64
 
 
-def _count(values: Any) -> int:
-    """How many elements an array or tensor holds: `.size` of numpy and JAX, `.numel()` of torch."""
-    numel = getattr(values, 'numel', None)
-    return numel() if numel is not None else int(values.size)
-
-
 def flat_values(values: Any) -> Union[List[Any], np.ndarray]:
     """Reported values, flat: a list of Python numbers when there are at most `SMALL` of them,
     else a flat array (`as_vector`).
@@ -82,7 +76,8 @@ def flat_values(values: Any) -> Union[List[Any], np.ndarray]:
         return flat
     if getattr(values, 'tolist', None) is None:
         return as_vector(values)        # a plain number
-    if (values.size if type(values) is np.ndarray else _count(values)) > SMALL:
+    numel = getattr(values, 'numel', None)         # torch; numpy and JAX have .size
+    if (numel() if numel is not None else values.size) > SMALL:
         return as_vector(values)
     flat = values.tolist()              # a new list, ours
     if type(flat) is not list:          # a 0-d array or tensor: one number
@@ -139,7 +134,7 @@ class SignalQuality:
     def check_inputs(self, values: Any) -> bool:
         """Whether the inputs are all finite; finite ones are kept for the drift score."""
         x = flat_values(values)
-        if not all_finite(x):
+        if not (all(map(isfinite, x)) if type(x) is list else all_finite(x)):
             return False
         self.inputs.add(x)
         return True
@@ -148,7 +143,7 @@ class SignalQuality:
         """Whether the outputs are all finite; finite ones are scored against fresh truth (its
         age at `now_ns`, default: now)."""
         y = flat_values(values)
-        if not all_finite(y):
+        if not (all(map(isfinite, y)) if type(y) is list else all_finite(y)):
             return False
         truth = self.truth
         if truth is None:

@@ -84,7 +84,7 @@ class Stage:
             cb.stages.append([self.name, monotonic_ns(), 0])
         return self
 
-    def __exit__(self, *_exc: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:    # no *args: no tuple
         cb = _active.get()
         if cb is not None and cb.owner is not self._owner:
             cb = _own(cb, self._owner)

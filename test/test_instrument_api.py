@@ -316,6 +316,7 @@ def test_a_method_decorator_finds_the_monitor_on_self(ros):
     try:
         assert node.on_imu([1.0, 2.0]) == 3.0
         assert node.inference_monitor.metrics.inferences == 1
+        node.inference_monitor.recorder.drain()
         assert list(node.inference_monitor.recorder.stage_rings) == ['forward']
     finally:
         node.inference_monitor.close()
@@ -353,6 +354,7 @@ def test_skip_leaves_a_callback_uncounted(ros):
         skip()
         node.on_imu([0.1, 0.0, 9.8])
         assert node.monitor.metrics.inferences == 1
+        node.monitor.recorder.drain()
         assert node.monitor.recorder.callback.count == 1
     finally:
         close(node)

@@ -30,12 +30,15 @@ def test_a_callback_is_timed_with_its_stages_and_counted():
             pass
     rec.end(cb, ())
     assert rec.current() is None
-    assert rec.metrics.inferences == 1 and rec.callback.count == 1
+    assert rec.metrics.inferences == 1 and rec.callback.count == 0   # the timer's work
+    rec.drain()
+    assert rec.callback.count == 1
     assert sorted(rec.stage_rings) == ['forward', 'inner', 'preprocess']
     assert all(r.count == 1 for r in rec.stage_rings.values())
     with rec.stage('outside'):          # no callback running: nothing recorded
         pass
-    assert 'outside' not in rec.stage_rings
+    rec.drain()
+    assert 'outside' not in rec.stage_rings and rec.callback.count == 1
 
 
 def test_a_skipped_callback_is_not_counted_and_the_first_error_is_kept():
@@ -43,6 +46,7 @@ def test_a_skipped_callback_is_not_counted_and_the_first_error_is_kept():
     cb = rec.begin()
     cb.skipped = True
     rec.end(cb, ())
+    rec.drain()
     assert rec.metrics.inferences == 0 and rec.callback.count == 0
     cb = rec.begin()
     rec.mark_error('non_finite_input')
@@ -58,6 +62,25 @@ def test_deadline_misses_against_the_configured_deadline():
     cb = rec.begin()
     rec.end(cb, ())
     assert rec.metrics.deadline_misses == 1 and rec.deadline() == 1e-9
+
+
+def test_the_timer_gets_every_ended_callback_once_and_the_slots_are_emptied():
+    """`end` hands the callback over; `drain` (the update timer) turns each one into its
+    latencies exactly once, and lets go of it: the next callbacks write into empty slots."""
+    rec = recorder()
+    for n in (3, 0, 1):
+        for _ in range(n):
+            cb = rec.begin()
+            with rec.stage('forward'):
+                pass
+            rec.end(cb, ())
+        before = rec.callback.count
+        rec.drain()
+        assert rec.callback.count - before == n
+        assert rec.stage_rings.get('forward') is None or rec.stage_rings['forward'].count == \
+            rec.callback.count
+        assert rec.finished.take() == [] and all(x is None for x in rec.finished._slots)
+    assert rec.callback.take_new().size == 4 and (rec.callback.take_new().size == 0)
 
 
 def test_a_monitor_inside_another_marks_its_own_callback():

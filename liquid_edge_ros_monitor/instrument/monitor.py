@@ -318,6 +318,7 @@ class InferenceMonitor:
         """Update timer (steady clock): histograms, exemplars, drift, accuracy, energy."""
         m = self.metrics
         rec = self.recorder
+        rec.drain()
         m.add_latencies('callback', rec.callback.take_new())
         for name, ring in list(rec.stage_rings.items()):
             m.add_latencies(name, ring.take_new())

@@ -54,28 +54,66 @@ class LatencyRing:
         return self._total
 
 
-def _nones(n: int) -> List[None]:
-    return [None] * n
+class Handoff:
+    """Objects a hot path hands to a timer: `put` is one slot write, `take` (on the timer) returns
+    those put since the last take, oldest first, and empties their slots.
+
+    Emptying on the timer is the point: `put` then writes into an empty slot. Over an object a
+    ring old, it would free that object (a list and its floats, or a finished callback with its
+    stage marks), long out of the caches after the model ran: about 3 us of the example's torch
+    callback for the inputs alone (ablation, 2-core VM). At most `size` are held between two
+    takes; beyond, the oldest are overwritten (a timer that far behind has lost them anyway)."""
+
+    __slots__ = ('_slots', '_size', '_total', '_taken')
+
+    def __init__(self, size: int) -> None:
+        self._slots: List[Any] = [None] * size
+        self._size = size
+        self._total = 0
+        self._taken = 0
+
+    def put(self, x: Any) -> None:
+        self._slots[self._total % self._size] = x
+        self._total += 1
+
+    def take(self) -> List[Any]:
+        total = self._total
+        n = min(total - self._taken, self._size)
+        self._taken = total
+        if n <= 0:
+            return []
+        slots, size = self._slots, self._size
+        start = (total - n) % size
+        end = start + n
+        if end <= size:
+            out = slots[start:end]
+            slots[start:end] = [None] * n
+        else:
+            out = slots[start:] + slots[:end - size]
+            slots[start:] = [None] * (size - start)
+            slots[:end - size] = [None] * (end - size)
+        return out
+
+    @property
+    def count(self) -> int:
+        """Objects put so far."""
+        return self._total
 
 
-class InputRing:
-    """The input vectors added since `take_new` (at most `size`; the oldest are overwritten),
-    of one width.
+class InputRing(Handoff):
+    """The input vectors added since `take_new`, of one width (a `Handoff`).
 
     The width is learnt from the first vector; a vector of another width is not kept (counted in
     `mismatched`), since drift against training statistics needs one layout. Rows are kept as
-    given, a list per slot: a small input comes as a list of Python floats the ring may keep
+    given: a small input comes as a list of Python floats the ring may keep
     (`quality.flat_values` made it), so adding it is one slot write; a large one, an array, is
     copied. They become one array in `take_new`, on the update timer."""
 
-    __slots__ = ('_size', '_rows', 'width', '_total', '_taken', 'mismatched')
+    __slots__ = ('width', 'mismatched')
 
     def __init__(self, size: int = 1024) -> None:
-        self._size = size
-        self._rows: List[Any] = [None] * size
+        super().__init__(size)
         self.width: Optional[int] = None
-        self._total = 0
-        self._taken = 0
         self.mismatched = 0
 
     def add(self, x: Union[List[float], np.ndarray]) -> None:
@@ -86,29 +124,16 @@ class InputRing:
         elif n != self.width:
             self.mismatched += 1
             return
-        self._rows[self._total % self._size] = x if type(x) is list else np.array(x, np.float64)
+        # `put`, inlined: this runs in every callback.
+        self._slots[self._total % self._size] = x if type(x) is list else np.array(x, np.float64)
         self._total += 1
 
     def take_new(self) -> np.ndarray:
         """Rows added since the last call, oldest first (at most one ring), as float64."""
-        total = self._total
-        n = min(total - self._taken, self._size)
-        self._taken = total
-        if n <= 0:
+        rows = self.take()
+        if not rows:
             return np.zeros((0, self.width or 0))
-        start = (total - n) % self._size
-        end = start + n
-        if end <= self._size:
-            rows = self._rows[start:end]
-            self._rows[start:end] = _nones(n)
-        else:
-            rows = self._rows[start:] + self._rows[:end - self._size]
-            self._rows[start:] = _nones(self._size - start)
-            self._rows[:end - self._size] = _nones(end - self._size)
-        # The slots are emptied here, on the timer: `add` then writes into an empty slot. Over a
-        # row a ring old, `add` freed that row (its list and floats, long out of the caches),
-        # about 3 us of the example's callback (ablation, 2-core VM).
-        return np.array(rows, dtype=np.float64).reshape(n, self.width)
+        return np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
 
 
 class DriftScore:

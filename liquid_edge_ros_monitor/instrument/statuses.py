@@ -47,6 +47,7 @@ def model(stat: Any, mon: Any) -> Any:
 
 def latency(stat: Any, mon: Any) -> Any:
     rec = mon.recorder
+    rec.drain()
     p95 = rec.callback.quantile(0.95)
     budget = mon.config.latency_budget
     topic = mon.input_topic or 'the input'

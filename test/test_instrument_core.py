@@ -186,6 +186,14 @@ def test_every_kind_of_non_finite_value_is_found_in_lists_and_arrays(bad):
     assert all_finite(flat_values(np.arange(5)))          # integers are always finite
 
 
+@pytest.mark.filterwarnings('ignore::numpy.exceptions.ComplexWarning')   # the drift ring's
+def test_a_complex_array_is_judged_as_before_not_an_error_in_the_users_callback():
+    q = SignalQuality(InferenceMetrics('r', '/n'), ModelInfo(name='m'), 10, 0.05, 10, 0.5,
+                      logging.getLogger('t'))
+    assert q.check_inputs(np.array([1 + 2j, 3j])) and q.check_outputs(np.array([1j]))
+    assert not q.check_inputs(np.array([1 + 2j, complex(np.nan, 0)]))
+
+
 def test_torch_tensors_are_read_through_tolist_with_gradients_too():
     torch = pytest.importorskip('torch')         # installed by run_tests.sh (the example's)
     x = torch.tensor([[[0.5, float('nan'), 2.0]]], requires_grad=True)

@@ -134,7 +134,12 @@ class SignalQuality:
     def check_inputs(self, values: Any) -> bool:
         """Whether the inputs are all finite; finite ones are kept for the drift score."""
         x = flat_values(values)
-        if not (all(map(isfinite, x)) if type(x) is list else all_finite(x)):
+        try:
+            ok = all(map(isfinite, x)) if type(x) is list else all_finite(x)
+        except TypeError:               # complex numbers from an array: numpy judges them
+            x = as_vector(values)
+            ok = all_finite(x)
+        if not ok:
             return False
         self.inputs.add(x)
         return True
@@ -143,7 +148,12 @@ class SignalQuality:
         """Whether the outputs are all finite; finite ones are scored against fresh truth (its
         age at `now_ns`, default: now)."""
         y = flat_values(values)
-        if not (all(map(isfinite, y)) if type(y) is list else all_finite(y)):
+        try:
+            ok = all(map(isfinite, y)) if type(y) is list else all_finite(y)
+        except TypeError:               # complex numbers from an array: numpy judges them
+            y = as_vector(values)
+            ok = all_finite(y)
+        if not ok:
             return False
         truth = self.truth
         if truth is None:

@@ -329,6 +329,35 @@ def test_the_handler_times_arrivals_on_the_steady_clock_across_a_wall_clock_step
         node.destroy_node()
 
 
+@pytest.mark.parametrize('unknown', [0, 2**64 - 1])
+def test_the_handler_takes_what_other_rmws_report_as_unknown(ros, unknown):
+    """rmw_cyclonedds_cpp reports the publication sequence number as UINT64_MAX, other rmws 0,
+    and a missing timestamp as 0: a message is still counted, no drop is made of the
+    'gaps' between such numbers, and no transport latency of an unknown stamp."""
+    import numpy as np
+    from rclpy.parameter import Parameter
+
+    from liquid_edge_ros_monitor.topics.node import TopicMonitor
+    from liquid_edge_ros_monitor.topics.stats import TopicWindow
+    node = TopicMonitor(namespace='/sentinel', parameter_overrides=[
+        Parameter('metrics_port', value=-1), Parameter('discovery.enabled', value=False)])
+    try:
+        window = TopicWindow(5.0, 1000, has_header=False)
+        handler = node._make_handler(window, False)
+        for i in range(50):
+            wall = time.time_ns()
+            handler(b'x' * 10, {'received_timestamp': wall if i % 2 else unknown,
+                                'source_timestamp': unknown,
+                                'publication_sequence_number': unknown})
+        pending = window.detach()
+        last = int(np.frombuffer(pending, dtype=np.int64).reshape(50, -1)[-1, 0])
+        s = window.snapshot(last + 1_000_000, single_publisher=True, pending=pending)
+        assert s.window_messages == 50 and s.messages_total == 50
+        assert s.dropped_total == 0 and s.transport_latency is None
+    finally:
+        node.destroy_node()
+
+
 def test_counters_never_go_back_when_a_topic_changes_type(ros, ros_process):
     """/tc10/x goes from String to Int32 (both importable): the monitor makes a new window for
     the new type; liquid_edge_topic_messages_total goes on from where it was."""

@@ -65,6 +65,22 @@ def test_without_a_matching_stamp_the_latest_input_before_the_output_counts():
     assert rows.missed == 0 and rows.answered == 8   # a downsampling node misses nothing
 
 
+def test_an_answer_that_reaches_the_monitor_before_its_input_still_answers_it():
+    """Under load the monitor's reader of the input can be later than the node's: the stamped
+    answer arrives first. It answers its input (no miss), and no negative latency is made."""
+    m = PathMatcher(PathConfig('p', ('/in',), '/out', deadline=0.02))
+    m.on_input(10 * MS, 10 * MS)
+    m.on_output(12 * MS, 10 * MS)                 # in order: 2 ms
+    m.on_output(19 * MS, 20 * MS)                 # its input comes 1 ms later...
+    rows = m.detach(21 * MS)
+    m.on_input(20 * MS, 20 * MS)                  # ...and is taken in the next period
+    rows2 = m.detach(30 * MS)
+    rows3 = m.detach(2_000 * MS)                  # every deadline and grace long past
+    assert rows.latencies_ns + rows2.latencies_ns == [2 * MS]
+    assert rows.answered + rows2.answered == 2 and rows.by_stamp + rows2.by_stamp == 2
+    assert rows.missed + rows2.missed + rows3.missed == 0
+
+
 def test_an_output_before_any_input_is_unpaired_and_a_dropped_input_is_missed():
     m = PathMatcher(path())
     m.on_output(1 * MS, stamp_ns=None)

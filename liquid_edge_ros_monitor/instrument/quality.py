@@ -147,6 +147,8 @@ class SignalQuality:
     def check_outputs(self, values: Any, now_ns: Optional[int] = None) -> bool:
         """Whether the outputs are all finite; finite ones are scored against fresh truth (its
         age at `now_ns`, default: now)."""
+        # check_inputs' finite check, written out again rather than a shared function: both run
+        # in every callback, where one more call costs about 0.5 us after a torch forward.
         y = flat_values(values)
         try:
             ok = all(map(isfinite, y)) if type(y) is list else all_finite(y)

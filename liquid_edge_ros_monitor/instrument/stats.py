@@ -94,11 +94,6 @@ class Handoff:
             slots[:end - size] = [None] * (end - size)
         return out
 
-    @property
-    def count(self) -> int:
-        """Objects put so far."""
-        return self._total
-
 
 class InputRing(Handoff):
     """The input vectors added since `take_new`, of one width (a `Handoff`).

@@ -51,15 +51,10 @@ class Freshness:
     def usable(self, arrival_ns: int, now_ns: int) -> bool:
         """A good input that arrived at `arrival_ns`: True, and the loop is fresh, when it arrived
         within the timeout; False (it is no evidence of a live sensor) otherwise."""
-        last = self._arrival_ns                 # seen(), inlined: this runs every callback
-        if last is None or arrival_ns > last:
-            self._arrival_ns = arrival_ns
+        self.seen(arrival_ns)
         if now_ns - arrival_ns > self.timeout_ns:
-            if self._usable_ns is None:
-                self._usable_ns = arrival_ns
             return False
-        usable = self._usable_ns
-        if usable is None or arrival_ns > usable:
+        if arrival_ns > self._usable_ns:  # type: ignore[operator] - set by seen()
             self._usable_ns = arrival_ns
         if self.stale:
             self.stale = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import signal
 import sys
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -70,3 +71,40 @@ def test_only_the_stop_is_kept_quiet_other_unraisable_exceptions_reach_the_previ
             signal.signal(sig, h)
         sys.unraisablehook = hook
     assert [type(e) for e in seen] == [ValueError]
+
+
+def test_a_signal_in_a_shielded_step_waits_for_the_step_then_ends_the_phase(stop):
+    """Library code with a `finally` it must reach (JAX's backend start cancels a timer there)
+    finishes; the stop comes right after it."""
+    done = []
+    with pytest.raises(StartupInterrupted):
+        with stop.interruptible():
+            with stop.shielded():
+                try:
+                    stop._on_signal(signal.SIGINT, None)
+                    done.append('body')
+                finally:
+                    done.append('finally')
+            done.append('after the step')
+    assert done == ['body', 'finally'] and stop.requested()
+
+
+def test_a_shielded_step_outside_a_phase_or_off_the_main_thread_changes_nothing(stop):
+    with stop.shielded():               # not starting up: nothing to shield, nothing raised
+        stop._on_signal(signal.SIGINT, None)
+    assert stop.requested()
+    fresh = StopSignals().install()
+    seen = []
+    with pytest.raises(StartupInterrupted):
+        with fresh.interruptible():
+            worker = threading.Thread(target=lambda: seen.append(_shield_on(fresh)))
+            worker.start()
+            worker.join()
+            fresh._on_signal(signal.SIGINT, None)      # the phase is interruptible as before
+    assert seen == [True]
+
+
+def _shield_on(stop: StopSignals) -> bool:
+    """Whether the phase stayed interruptible while another thread ran a shielded step."""
+    with stop.shielded():
+        return stop._interruptible

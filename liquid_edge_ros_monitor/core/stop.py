@@ -14,6 +14,13 @@ Where Python cannot raise (the signal lands in a garbage-collector callback, suc
 `__del__`), the exception is "ignored" by the interpreter: our unraisable hook keeps that quiet
 (no traceback on the terminal), and `interruptible()` raises it at the end of the phase instead,
 since the stop is requested all the same.
+
+An exception raised between two statements is more than some library code survives: JAX's
+backend initialisation starts a 60 s `threading.Timer` (not a daemon) and cancels it in a
+`finally` that begins only after `start()` returns; a signal during `start()` skipped the cancel,
+and the interpreter's exit then waited for the timer (`liquid-edge-monitor run` stopped during
+start-up hung past 20 s, about 1 in 60 on a loaded 2-core VM). Such steps run `shielded()`: a
+signal there is kept and ends the phase when the step is done.
 Pure: only `signal`, `sys` and `threading`, no ROS.
 """
 from __future__ import annotations
@@ -22,9 +29,13 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+#: The handlers installed in this process (signals are the process's; `shielded` needs them).
+_installed: Optional['StopSignals'] = None
 
 
 class StartupInterrupted(BaseException):
@@ -40,6 +51,8 @@ class StopSignals:
         self._interruptible = False
 
     def install(self) -> 'StopSignals':
+        global _installed
+        _installed = self
         for sig in STOP_SIGNALS:
             signal.signal(sig, self._on_signal)
         previous = sys.unraisablehook
@@ -72,6 +85,23 @@ class StopSignals:
         if self.event.is_set():     # the signal came where it could not raise (see above)
             raise StartupInterrupted()
 
+    @contextmanager
+    def shielded(self) -> Iterator[None]:
+        """A step of an interruptible phase that a signal must not cut short (see the module
+        docstring): the signal is kept, and `StartupInterrupted` raised when the step is done.
+        Outside an interruptible phase, or on another thread, it changes nothing."""
+        if not self._interruptible or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self._interruptible = False
+        try:
+            yield
+        finally:
+            self._interruptible = True
+        if self.event.is_set():
+            self._interruptible = False
+            raise StartupInterrupted()
+
     def requested(self) -> bool:
         return self.event.is_set()
 
@@ -82,3 +112,15 @@ class StopSignals:
         stays ignored."""
         for sig in STOP_SIGNALS:
             signal.signal(sig, signal.SIG_IGN)
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """`StopSignals.shielded` of the handlers installed in this process, if any: for library code
+    that knows nothing of who installed them (`inference/loading.py`)."""
+    stop = _installed
+    if stop is None:
+        yield
+    else:
+        with stop.shielded():
+            yield

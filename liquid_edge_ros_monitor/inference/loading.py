@@ -59,8 +59,11 @@ class LoadedModel:
     compiled_by: str = ''
 
 
-def _sync_steps() -> None:
+def _start_jax() -> None:
+    """JAX's settings, then its backends, which must start whole (`core.stop.shielded`)."""
     import jax
+
+    from ..core.stop import shielded
     try:
         # Run each step on the calling thread: for a small cell, handing it to XLA's CPU
         # thread and waiting for the result costs more than the step (BENCHMARKS: profile).
@@ -68,6 +71,8 @@ def _sync_steps() -> None:
         jax.config.update('jax_cpu_enable_async_dispatch', False)
     except (AttributeError, KeyError, ValueError):
         pass
+    with shielded():
+        jax.devices()           # every backend's start (a no-op once started)
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def prepare(checked: CheckedModel, hold_on_non_finite: bool, dt0_of: Any,
     already compiled here compile nothing (`lnn/packed.py`); `apart`: a new architecture is
     compiled by a child process at nice 19 (`lnn/compile_apart.py`; beside a running control
     loop), in-process if that fails."""
-    _sync_steps()
+    _start_jax()
     from ..lnn import build_model, read_model_files
     from ..lnn import packed
     path = checked.path

@@ -101,6 +101,50 @@ def callbacks(kind: str, monitors: Dict[str, Any]) -> Dict[str, Callable[[Any], 
     return out
 
 
+def imu() -> Any:
+    """The message every case gets (the example's three features)."""
+    from sensor_msgs.msg import Imu
+    msg = Imu()
+    msg.angular_velocity.z, msg.linear_acceleration.x, msg.linear_acceleration.y = 0.2, 0.1, 0.05
+    return msg
+
+
+def time_cases(cases: Dict[str, Callable[[Any], None]], monitors: List[Any], calls: int,
+               rounds: int) -> Dict[str, List[int]]:
+    """Nanoseconds of each call of each case. One call of each case in turn, the order rotated
+    each round: a drift of the machine (frequency, caches, the other core's load) hits every case
+    alike. Blocks of calls per case, as first written, put 5 us of order bias into a 200 us torch
+    callback. The monitors' `update()` runs every `UPDATE_EVERY` calls, outside the timed calls."""
+    msg = imu()
+    times: Dict[str, List[int]] = {k: [] for k in cases}
+    clock = time.perf_counter_ns
+    for fn in cases.values():                       # warm-up: imports, first allocations
+        for _ in range(200):
+            fn(msg)
+    order = list(cases.items())
+    for r in range(rounds):
+        rotated = order[r % len(order):] + order[:r % len(order)]
+        for i in range(calls):
+            if i % UPDATE_EVERY == 0:               # the update timer, between callbacks
+                for mon in monitors:
+                    mon.update()
+            for label, fn in rotated:
+                t0 = clock()
+                fn(msg)
+                times[label].append(clock() - t0)
+    return times
+
+
+def report(times: Dict[str, List[int]]) -> None:
+    """Median and p99 per case, the medians' difference from `bare` and their ratio."""
+    bare = float(np.median(times['bare'])) / 1000
+    print(f'{"case":<13} {"p50 us":>8} {"p99 us":>8} {"+p50 us":>8} {"ratio":>6}')
+    for label, ns in times.items():
+        a = np.asarray(ns) / 1000
+        p50, p99 = float(np.median(a)), float(np.percentile(a, 99))
+        print(f'{label:<13} {p50:8.2f} {p99:8.2f} {p50 - bare:8.2f} {p50 / bare:6.2f}')
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--calls', type=int, default=20000, help='calls per case per round')
@@ -110,8 +154,6 @@ def main() -> int:
     import rclpy
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    from sensor_msgs.msg import Imu
-
     sys.path.insert(0, str(REPO))
     from liquid_edge_ros_monitor.instrument import InferenceMonitor, ModelInfo
     rclpy.init()
@@ -126,35 +168,10 @@ def main() -> int:
         monitors[label] = InferenceMonitor(node, ModelInfo('bench', framework=args.model),
                                            input_topic='imu')
     cases = callbacks(args.model, monitors)
-    msg = Imu()
-    msg.angular_velocity.z, msg.linear_acceleration.x, msg.linear_acceleration.y = 0.2, 0.1, 0.05
-    times: Dict[str, List[int]] = {k: [] for k in cases}
-    clock = time.perf_counter_ns
-    for fn in cases.values():                       # warm-up: imports, first allocations
-        for _ in range(200):
-            fn(msg)
-    order = list(cases.items())
-    for r in range(args.rounds):
-        # One call of each case in turn, the order rotated each round: a drift of the machine
-        # (frequency, caches, the other core's load) hits every case alike. Blocks of calls per
-        # case, as first written, put 5 us of order bias into a 200 us torch callback.
-        rotated = order[r % len(order):] + order[:r % len(order)]
-        for i in range(args.calls):
-            if i % UPDATE_EVERY == 0:               # the update timer, between callbacks
-                for mon in monitors.values():
-                    mon.update()
-            for label, fn in rotated:
-                t0 = clock()
-                fn(msg)
-                times[label].append(clock() - t0)
+    times = time_cases(cases, list(monitors.values()), args.calls, args.rounds)
     print(f'{cpu_model()}, {os.cpu_count()} cores; model {args.model}; '
           f'{args.calls} calls x {args.rounds} rounds per case')
-    bare = float(np.median(times['bare'])) / 1000
-    print(f'{"case":<13} {"p50 us":>8} {"p99 us":>8} {"+p50 us":>8} {"ratio":>6}')
-    for label, ns in times.items():
-        a = np.asarray(ns) / 1000
-        p50, p99 = float(np.median(a)), float(np.percentile(a, 99))
-        print(f'{label:<13} {p50:8.2f} {p99:8.2f} {p50 - bare:8.2f} {p50 / bare:6.2f}')
+    report(times)
     kept = {label: sum(mon.sampler.kept.values()) if mon.sampler else 0
             for label, mon in monitors.items()}
     print(f'traces kept: {kept} (must be 0: the untraced path was measured)')

@@ -10,8 +10,8 @@ stand-ins for `InferenceMonitor` that are not the monitor.
   clock reads and a ContextVar set/reset around it, a [name, start, end] mark per stage, the
   finished callback handed to a slot; inputs and outputs not read. No freshness, sampling,
   deadline, drift ring or counters, no nested monitors.
-- `lean`: `marks`, and inputs and outputs read as the monitor reads small ones: `tolist()` and
-  `math.isfinite` over the list.
+- `lean`: `marks`, and inputs and outputs read as the monitor reads them: its own
+  `quality.flat_values` (a small tensor's `tolist()`), then `math.isfinite` over the list.
 
 `lean` is about what any Python implementation pays; the gap between it and the real monitor
 (instrument_overhead.py's `untraced`) is what the monitor's further bookkeeping costs, and the
@@ -31,7 +31,13 @@ from time import monotonic_ns
 from typing import Any, Callable, Dict, List
 
 from common import cpu_model
-from instrument_overhead import callbacks, report, time_cases
+from instrument_overhead import REPO, callbacks, report, time_cases
+
+sys.path.insert(0, str(REPO))
+from liquid_edge_ros_monitor.instrument.quality import flat_values  # noqa: E402 - this tree's
+
+#: Hand-off slots, as the monitor's `CallbackRecorder.finished` has.
+SLOTS = 2048
 
 _running: ContextVar[Any] = ContextVar('floor_running', default=None)
 
@@ -68,10 +74,9 @@ class _Mark:
 
 
 def _finite(values: Any) -> bool:
-    flat = values.tolist() if hasattr(values, 'tolist') else list(values)
-    while type(flat) is list and flat and type(flat[0]) is list:
-        flat = flat[0]
-    return all(map(isfinite, flat))
+    """The monitor's read of a small input or output (SignalQuality.check_inputs, less its
+    fallbacks for large and complex arrays)."""
+    return all(map(isfinite, flat_values(values)))
 
 
 class StandIn:
@@ -80,16 +85,16 @@ class StandIn:
     hand-off slots, as the monitor's timer does."""
 
     def __init__(self, level: str) -> None:
-        self.lean = level != 'empty'
+        self.marks = level != 'empty'
         self.reads = level == 'lean'
-        self.slots: List[Any] = [None] * 2048
+        self.slots: List[Any] = [None] * SLOTS
         self.total = 0
         self._stages: Dict[str, Any] = {}
 
     def stage(self, name: str) -> Any:
         s = self._stages.get(name)
         if s is None:
-            s = self._stages[name] = _Mark(name) if self.lean else _NoStage()
+            s = self._stages[name] = _Mark(name) if self.marks else _NoStage()
         return s
 
     def inputs(self, values: Any) -> bool:
@@ -99,7 +104,7 @@ class StandIn:
         return _finite(values) if self.reads else True
 
     def callback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        if not self.lean:
+        if not self.marks:
             @functools.wraps(fn)
             def empty(*args: Any, **kwargs: Any) -> Any:
                 try:
@@ -109,7 +114,7 @@ class StandIn:
             return empty
 
         @functools.wraps(fn)
-        def lean(*args: Any, **kwargs: Any) -> Any:
+        def marked(*args: Any, **kwargs: Any) -> Any:
             cb = [monotonic_ns(), 0, []]
             token = _running.set(cb)
             try:
@@ -117,12 +122,12 @@ class StandIn:
             finally:
                 cb[1] = monotonic_ns()
                 _running.reset(token)
-                self.slots[self.total % 2048] = cb
+                self.slots[self.total % SLOTS] = cb
                 self.total += 1
-        return lean
+        return marked
 
     def update(self) -> None:
-        self.slots = [None] * 2048
+        self.slots = [None] * SLOTS
 
 
 def main() -> int:

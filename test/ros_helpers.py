@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import threading
+import time
 import urllib.request
-from typing import Dict, Optional
-
-from typing import Any
+from typing import Any, Callable, Dict, List, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +12,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
+from rclpy.task import Future
 
 
 class DiagnosticsListener:
@@ -67,12 +67,40 @@ class DiagnosticsListener:
         self.node.destroy_node()
 
 
+def answer(send: Callable[[], Future], what: str, timeout: float = 60.0,
+           attempt: float = 5.0) -> Any:
+    """The result of a service call made by `send()` from a node spun in another thread, asked
+    again every `attempt` seconds while no answer comes, for up to `timeout` seconds.
+
+    Why ask again: Fast DDS drops a service's answer when the service answers before its reply
+    writer has matched the client's reply reader, however long `services_are_ready` waited
+    (rmw_fastrtps#842, open for Humble and Jazzy: 'failed to send response (timeout)'); it is
+    likelier while several nodes start at once on a loaded machine. CI saw it once on Jazzy: a
+    GetParameters call to a node that had just started had no answer in 10 s. The calls made
+    here are safe to repeat (a get, or a set to the same value), as `ros2 param` run again is.
+    """
+    deadline = time.monotonic() + timeout
+    requests = 0
+    while True:
+        future = send()
+        requests += 1
+        answered = threading.Event()
+        future.add_done_callback(lambda _f: answered.set())
+        if answered.wait(max(0.0, min(attempt, deadline - time.monotonic()))) or future.done():
+            return future.result()
+        future.cancel()
+        if time.monotonic() >= deadline:
+            raise AssertionError(f'no answer to {what} in {timeout:.0f} s '
+                                 f'({requests} requests)')
+
+
 class ParameterClient:
     """Another node's parameters through its services (what `ros2 param set` calls), from a
     client node spun in its own thread."""
 
     def __init__(self, target: str, name: str = 'test_parameter_client') -> None:
         from conftest import wait_for
+        self.target = target
         self.node = Node(name)
         self.client = AsyncParameterClient(self.node, target)
         self.executor = SingleThreadedExecutor()
@@ -83,22 +111,29 @@ class ParameterClient:
 
     def set(self, name: str, value: Any) -> Any:
         """The SetParametersResult of setting one parameter."""
-        from conftest import wait_for
-        future = self.client.set_parameters([Parameter(name, value=value)])
-        wait_for(future.done, 20, f'{name} := {value}')
-        return future.result().results[0]
+        return set_parameter(self.client, name, value, f'{self.target}: {name} := {value!r}')
 
     def get(self, name: str) -> Any:
         """The ParameterValue message of one parameter."""
-        from conftest import wait_for
-        future = self.client.get_parameters([name])
-        wait_for(future.done, 20, f'get {name}')
-        return future.result().values[0]
+        return self.get_many([name])[0]
+
+    def get_many(self, names: List[str]) -> List[Any]:
+        """The ParameterValue messages of `names`, in their order."""
+        return answer(lambda: self.client.get_parameters(names),
+                      f'{self.target}: get {names}').values
 
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2)
         self.thread.join(5)
         self.node.destroy_node()
+
+
+def set_parameter(client: AsyncParameterClient, name: str, value: Any,
+                  what: Optional[str] = None) -> Any:
+    """The SetParametersResult of setting one parameter through `client`, whose node spins in
+    another thread."""
+    return answer(lambda: client.set_parameters([Parameter(name, value=value)]),
+                  what or f'{name} := {value!r}').results[0]
 
 
 OPENMETRICS = 'application/openmetrics-text; version=1.0.0; charset=utf-8'

@@ -27,7 +27,7 @@ from sensor_msgs.msg import Imu
 
 from conftest import REPO, free_port, own_lines, wait_for
 from otlp_receiver import OtlpReceiver
-from ros_helpers import DiagnosticsListener, sample_value, scrape
+from ros_helpers import DiagnosticsListener, sample_value, scrape, set_parameter
 
 GOLDEN = REPO / 'test' / 'data' / 'lnn' / 'cfc_tanh_nobackbone.npz'   # 5 inputs -> 2 outputs
 FEATURES_LIST = ['angular_velocity.z', 'linear_acceleration.x', 'linear_acceleration.y',
@@ -304,13 +304,10 @@ def test_control_rate_steps_from_the_latest_input(ros, ros_process):
 
 def set_sim_parameter(node: Node, target: str, name: str, value) -> None:
     """Set one parameter of a running sim_robot through its parameter service."""
-    from rclpy.parameter import Parameter
     from rclpy.parameter_client import AsyncParameterClient
     client = AsyncParameterClient(node, target)
     wait_for(lambda: client.wait_for_services(0.1), 20, f'{target} parameter services')
-    future = client.set_parameters([Parameter(name, value=value)])
-    wait_for(future.done, 10, f'set {name}')
-    assert future.result().results[0].successful
+    assert set_parameter(client, name, value).successful
 
 
 @pytest.mark.parametrize('control_rate', [50.0, 0.0])

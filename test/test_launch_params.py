@@ -16,11 +16,9 @@ from typing import Any, Dict, List
 
 import pytest
 import yaml
-from rcl_interfaces.srv import GetParameters
-from rclpy.node import Node
 
 from conftest import REPO, wait_for
-from ros_helpers import sample_value, scrape
+from ros_helpers import ParameterClient, sample_value, scrape
 
 from liquid_edge_ros_monitor.launch_params import (LaunchArgumentError, metrics_overrides,
                                                    node_parameters)
@@ -64,17 +62,13 @@ def _free_base() -> int:
     raise AssertionError('no three consecutive free ports')
 
 
-def _get(client_node: Node, node: str, names: List[str]) -> Dict[str, Any]:
+def _get(node: str, names: List[str]) -> Dict[str, Any]:
     """The values `node` holds for `names`, from its own parameter service."""
-    import rclpy
-    client = client_node.create_client(GetParameters, f'{node}/get_parameters')
+    client = ParameterClient(node, 'launch_params_probe')
     try:
-        assert client.wait_for_service(timeout_sec=30), f'{node}: no parameter service'
-        future = client.call_async(GetParameters.Request(names=names))
-        rclpy.spin_until_future_complete(client_node, future, timeout_sec=10)
-        values = future.result().values
+        values = client.get_many(names)
     finally:
-        client_node.destroy_client(client)
+        client.close()
     out = {}
     for name, v in zip(names, values):
         out[name] = {1: v.bool_value, 2: v.integer_value, 3: v.double_value,
@@ -123,29 +117,25 @@ def test_each_argument_reaches_the_real_nodes(ros, ros_process, tmp_path):
         ros_process('liquid_edge_ros_monitor.entry', name, '--ros-args', '-r', f'__ns:={NS}',
                     '-r', f'__node:={name}',
                     *_ros_args(node_parameters(name, args), tmp_path, name))
-    probe = Node('launch_params_probe')
-    try:
-        expected = {'topic_monitor': base, 'node_monitor': base + 1, 'liquid_inference': base + 2}
-        for name, port in expected.items():
-            held = _get(probe, f'{NS}/{name}', ['metrics_port', 'metrics_address',
-                                                'use_sim_time'])
-            assert held == {'metrics_port': port, 'metrics_address': '127.0.0.1',
-                            'use_sim_time': False}, name
-        assert _get(probe, f'{NS}/node_monitor', ['expected_nodes'])['expected_nodes'] == \
-            ['lp_driver', 'lp_planner'], 'node_params_file must configure node_monitor'
-        assert _get(probe, f'{NS}/topic_monitor', ['topics'])['topics'] == \
-            ['imu', 'odom', 'scan', 'camera', 'chatter'], 'params_file configures topic_monitor'
+    expected = {'topic_monitor': base, 'node_monitor': base + 1, 'liquid_inference': base + 2}
+    for name, port in expected.items():
+        held = _get(f'{NS}/{name}', ['metrics_port', 'metrics_address', 'use_sim_time'])
+        assert held == {'metrics_port': port, 'metrics_address': '127.0.0.1',
+                        'use_sim_time': False}, name
+    assert _get(f'{NS}/node_monitor', ['expected_nodes'])['expected_nodes'] == \
+        ['lp_driver', 'lp_planner'], 'node_params_file must configure node_monitor'
+    assert _get(f'{NS}/topic_monitor', ['topics'])['topics'] == \
+        ['imu', 'odom', 'scan', 'camera', 'chatter'], 'params_file configures topic_monitor'
 
-        def served(port: int, metric: str):
-            try:
-                return metric in scrape(port)
-            except OSError:
-                return False
-        wait_for(lambda: served(base, 'liquid_edge_topic_'), 30, 'topic_monitor on the base port')
-        wait_for(lambda: sample_value(scrape(base + 1), 'liquid_edge_node_up',
-                                      node=f'{NS}/lp_driver') == 0, 30,
-                 "node_monitor on base + 1, expecting node_params_file's nodes")
-        wait_for(lambda: served(base + 2, 'liquid_edge_inferences_total'), 60,
-                 'liquid_inference on base + 2')
-    finally:
-        probe.destroy_node()
+    def served(port: int, metric: str):
+        try:
+            return metric in scrape(port)
+        except OSError:
+            return False
+    wait_for(lambda: served(base, 'liquid_edge_topic_'), 30, 'topic_monitor on the base port')
+    wait_for(lambda: sample_value(scrape(base + 1), 'liquid_edge_node_up',
+                                  node=f'{NS}/lp_driver') == 0, 30,
+             "node_monitor on base + 1, expecting node_params_file's nodes")
+    wait_for(lambda: served(base + 2, 'liquid_edge_inferences_total'), 60,
+             'liquid_inference on base + 2')
+

@@ -12,7 +12,6 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from nav_msgs.msg import Odometry
@@ -20,6 +19,7 @@ from sensor_msgs.msg import Image, Imu, LaserScan
 from std_msgs.msg import String
 
 from conftest import wait_for
+from ros_helpers import set_parameter
 from liquid_edge_ros_monitor.sim_robot import check_parameter
 
 SIM = 'liquid_edge_ros_monitor.sim_robot'
@@ -92,13 +92,6 @@ def probe() -> Iterator[Probe]:
     p = Probe()
     yield p
     p.close()
-
-
-def set_parameter(client: AsyncParameterClient, name: str, value: Any) -> Any:
-    """Set one parameter on sim_robot and return its SetParametersResult."""
-    future = client.set_parameters([Parameter(name, value=value)])
-    wait_for(future.done, 10.0, f'set_parameters({name}={value!r}) reply')
-    return future.result().results[0]
 
 
 def test_topics_types_content_and_clean_exit(ros_process: Callable, probe: Probe) -> None:

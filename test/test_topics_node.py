@@ -25,7 +25,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Imu
 
 from conftest import REPO, free_port, own_lines, wait_for
-from ros_helpers import DiagnosticsListener
+from ros_helpers import DiagnosticsListener, answer
 from liquid_edge_ros_monitor.topics.cdr import header_stamp_ns
 
 WINDOW = 3.0
@@ -97,10 +97,9 @@ def system(ros, tmp_path_factory):
     system.params = params_client
 
     def set_params(**values):
-        future = params_client.set_parameters(
-            [Parameter(k.replace('__', '.'), value=v) for k, v in values.items()])
-        wait_for(future.done, 10, f'sim_robot to accept {values}')
-        results = future.result().results
+        results = answer(lambda: params_client.set_parameters(
+            [Parameter(k.replace('__', '.'), value=v) for k, v in values.items()]),
+            f'sim_robot to accept {values}').results
         assert all(r.successful for r in results), [r.reason for r in results]
     system.set = set_params
     try:

@@ -188,6 +188,8 @@ def test_modules_and_entry_points_load_from_install_space(install: Install) -> N
                           env=install.python_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f'import from the install space failed:\n{proc.stderr}'
     assert set(proc.stdout.split()) == set(EXECUTABLES)
+    # PEP 561: without the marker, a user's type checker skips the package as untyped.
+    assert (install.site_packages / PACKAGE / 'py.typed').is_file(), 'py.typed not installed'
 
 
 def test_installed_topic_monitor_reports_bad_parameter_in_one_line(install: Install) -> None:

@@ -54,7 +54,7 @@ class Freshness:
         self.seen(arrival_ns)
         if now_ns - arrival_ns > self.timeout_ns:
             return False
-        if arrival_ns > self._usable_ns:  # type: ignore[operator] - set by seen()
+        if arrival_ns > self._usable_ns:  # type: ignore[operator]  # seen() set it
             self._usable_ns = arrival_ns
         if self.stale:
             self.stale = False

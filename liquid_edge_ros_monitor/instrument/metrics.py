@@ -5,7 +5,7 @@ them apart), so the shipped alerts and dashboards work for both.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, NamedTuple, Optional, Tuple
 
 import numpy as np
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
@@ -20,6 +20,23 @@ from .model_info import MODEL_INFO_LABELS
 INFERENCE_BUCKETS: Tuple[float, ...] = (
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
     0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class _Families(NamedTuple):
+    """One scrape's metric families, by name (their order is the exposition's)."""
+    latency: HistogramMetricFamily
+    inferences: CounterMetricFamily
+    errors: CounterMetricFamily
+    misses: CounterMetricFamily
+    drift: GaugeMetricFamily
+    accuracy: GaugeMetricFamily
+    energy: CounterMetricFamily
+    power: GaugeMetricFamily
+    kept: CounterMetricFamily
+    dropped: CounterMetricFamily
+    info: GaugeMetricFamily
+    spans_dropped: CounterMetricFamily
+    spans_failed: CounterMetricFamily
 
 
 class InferenceMetrics(Collector):
@@ -67,38 +84,36 @@ class InferenceMetrics(Collector):
         return self._families()
 
     def collect(self) -> Iterator[Metric]:
-        fams = self._families()
-        (latency, inferences, errors, misses, drift, accuracy, energy, power, kept, dropped, info,
-         spans_dropped, spans_failed) = fams
+        f = self._families()
         lab = self.labels
         for stage, h in list(self.hist.items()):
-            latency.add_metric([stage] + lab, h.buckets(), h.total)
-        inferences.add_metric(lab, self.inferences)
+            f.latency.add_metric([stage] + lab, h.buckets(), h.total)
+        f.inferences.add_metric(lab, self.inferences)
         for reason, n in list(self.errors.items()):
-            errors.add_metric([reason] + lab, n)
-        misses.add_metric(lab, self.deadline_misses)
-        for fam, v in ((drift, self.drift), (accuracy, self.accuracy)):
+            f.errors.add_metric([reason] + lab, n)
+        f.misses.add_metric(lab, self.deadline_misses)
+        for fam, v in ((f.drift, self.drift), (f.accuracy, self.accuracy)):
             if v is not None:
                 fam.add_metric(lab, v)
         for source, j in list(self.energy.items()):
-            energy.add_metric([source] + lab, j)
+            f.energy.add_metric([source] + lab, j)
         for source, w in list(self.power.items()):
-            power.add_metric([source] + lab, w)
+            f.power.add_metric([source] + lab, w)
         for reason, n in list(self.traces_kept.items()):
-            kept.add_metric([reason] + lab, n)
+            f.kept.add_metric([reason] + lab, n)
         for reason, n in list(self.traces_dropped.items()):
-            dropped.add_metric([reason] + lab, n)
+            f.dropped.add_metric([reason] + lab, n)
         if self.model_info is not None:
-            info.add_metric([self.model_info[k] for k in MODEL_INFO_LABELS] + lab, 1)
+            f.info.add_metric([self.model_info[k] for k in MODEL_INFO_LABELS] + lab, 1)
         tracing = self.tracing
-        spans_dropped.add_metric(lab, tracing.dropped_spans if tracing is not None else 0)
-        spans_failed.add_metric(lab, tracing.failed_spans if tracing is not None else 0)
-        return iter(fams)
+        f.spans_dropped.add_metric(lab, tracing.dropped_spans if tracing is not None else 0)
+        f.spans_failed.add_metric(lab, tracing.failed_spans if tracing is not None else 0)
+        return iter(f)
 
     @staticmethod
-    def _families() -> Tuple[Metric, ...]:
+    def _families() -> _Families:
         lab = ['robot', 'node']
-        return (
+        return _Families(
             HistogramMetricFamily('liquid_edge_inference_latency_seconds',
                                   'Inference latency by stage: callback (the whole callback, '
                                   'input received to command published) and each stage the node '

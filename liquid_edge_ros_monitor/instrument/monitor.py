@@ -30,7 +30,7 @@ import os
 import socket
 import time
 from time import monotonic_ns
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, TypeVar, cast
 
 from rclpy.clock import Clock, ClockType
 
@@ -53,6 +53,9 @@ from .tail_sampling import TailSampler
 DEFAULT_INPUT_TIMEOUT_S = 1.0
 #: The statuses every monitor publishes, in order.
 STATUS_NAMES = ('model', 'latency', 'inputs', 'outputs')
+#: A callback as the user wrote it: `callback()` and `monitor_inference` return the same type,
+#: so a type checker still sees its arguments and result.
+F = TypeVar('F', bound=Callable[..., Any])
 
 
 class InferenceMonitor:
@@ -161,7 +164,7 @@ class InferenceMonitor:
 
     # ---- the callback --------------------------------------------------------------------------
 
-    def callback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def callback(self, fn: F) -> F:
         """`fn` instrumented: timed, traced (tail-sampled), counted. An exception it raises is
         traced and counted (`reason="exception"`), then re-raised unchanged.
 
@@ -185,7 +188,7 @@ class InferenceMonitor:
                 raise
             finally:
                 end(cb, args)
-        return instrumented
+        return cast(F, instrumented)
 
     def stage(self, name: str) -> Stage:
         """A context manager marking stage `name` of the running callback: its own latency
@@ -382,13 +385,12 @@ def _resolve(node: Any, topic: str) -> str:
         return topic
 
 
-def monitor_inference(attribute: str = 'inference_monitor') -> Callable[[Callable[..., Any]],
-                                                                         Callable[..., Any]]:
+def monitor_inference(attribute: str = 'inference_monitor') -> Callable[[F], F]:
     """Decorator for a node method: the call is instrumented by the `InferenceMonitor` found at
     `self.<attribute>` when it runs (so it can be made in `__init__`, after the method is
     defined). The method's own arguments (after `self`) are what the spans read: the message,
     and the MessageInfo if the callback takes one."""
-    def decorate(method: Callable[..., Any]) -> Callable[..., Any]:
+    def decorate(method: F) -> F:
         @functools.wraps(method)
         def instrumented(self: Any, *args: Any, **kwargs: Any) -> Any:
             mon: Optional[InferenceMonitor] = getattr(self, attribute, None)
@@ -403,7 +405,7 @@ def monitor_inference(attribute: str = 'inference_monitor') -> Callable[[Callabl
                 raise
             finally:
                 rec.end(cb, args)
-        return instrumented
+        return cast(F, instrumented)
     return decorate
 
 

@@ -219,8 +219,9 @@ class TracingConfig:
             parent_based = _parse_bool(param('parent_based'), overrides['parent_based'])
 
         attrs: Dict[str, str] = {}
-        if get('OTEL_RESOURCE_ATTRIBUTES') is not None:
-            attrs = parse_resource_attributes('OTEL_RESOURCE_ATTRIBUTES', get('OTEL_RESOURCE_ATTRIBUTES'))
+        raw_attrs = get('OTEL_RESOURCE_ATTRIBUTES')
+        if raw_attrs is not None:
+            attrs = parse_resource_attributes('OTEL_RESOURCE_ATTRIBUTES', raw_attrs)
         if 'resource_attributes' in overrides:
             attrs.update({str(k): str(v) for k, v in dict(overrides['resource_attributes']).items()})
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from time import monotonic_ns, time_ns
-from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Deque, Dict, List, Literal, Optional, Sequence, Tuple
 
 from ..core.jsonlog import trace_ids as _active
 from ..core.msg_info import sequence_number
@@ -87,7 +87,7 @@ class Stage:
             cb.stages.append([self.name, monotonic_ns(), 0])
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:    # no *args: no tuple
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:  # no *args: no tuple
         cb = _active.get()
         if cb is not None and cb.owner is not self._owner:
             cb = _own(cb, self._owner)
@@ -113,7 +113,7 @@ def message_attributes(args: Sequence[Any]) -> Dict[str, Any]:
     try:
         header = getattr(args[0], 'header', None) if args else None
         stamp = getattr(header, 'stamp', None)
-        if stamp is not None:
+        if header is not None and stamp is not None:
             attrs['ros.header.stamp_ns'] = stamp.sec * 1_000_000_000 + stamp.nanosec
             attrs['ros.header.frame_id'] = str(header.frame_id)
         seq = sequence_number(args[1]) if len(args) > 1 else None
@@ -239,7 +239,7 @@ class CallbackRecorder:
               args: Sequence[Any]) -> None:
         t0 = cb.t0
         wall0 = time_ns() - (monotonic_ns() - t0)  # the start on the wall clock (untraced: not read)
-        trace_id, span_id = cb.trace_ids()  # type: ignore[misc] - kept traces have an exporter
+        trace_id, span_id = cb.trace_ids()  # type: ignore[misc]  # kept: an exporter
         attrs = dict(self.span_attributes)
         attrs.update(message_attributes(args))
         attrs['liquid_edge.keep_reason'] = reason

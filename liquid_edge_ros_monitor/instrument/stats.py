@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, List, Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 class LatencyRing:
@@ -128,7 +129,7 @@ class InputRing(Handoff):
         rows = self.take()
         if not rows:
             return np.zeros((0, self.width or 0))
-        return np.array(rows, dtype=np.float64).reshape(len(rows), self.width)
+        return np.array(rows, dtype=np.float64).reshape(len(rows), -1)
 
 
 class DriftScore:
@@ -139,7 +140,7 @@ class DriftScore:
     recursion written as one weighted sum).
     """
 
-    def __init__(self, mean: Optional[np.ndarray], std: Optional[np.ndarray], window: int) -> None:
+    def __init__(self, mean: Optional[ArrayLike], std: Optional[ArrayLike], window: int) -> None:
         self.available = mean is not None and std is not None
         self._mean = np.asarray(mean if mean is not None else 0.0, dtype=np.float64)
         std_arr = np.asarray(std if std is not None else 1.0, dtype=np.float64)
@@ -178,8 +179,8 @@ class Accuracy:
         self._n = 0
         self._i = 0
 
-    def add(self, y: np.ndarray, truth: np.ndarray) -> None:
-        self._hits[self._i] = bool((np.abs(y - truth) <= self.tolerance).all())
+    def add(self, y: ArrayLike, truth: np.ndarray) -> None:
+        self._hits[self._i] = bool((np.abs(truth - y) <= self.tolerance).all())
         self._i = (self._i + 1) % self._hits.size
         self._n = min(self._n + 1, self._hits.size)
 

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import time
+import types
 from typing import Any, List
 
 import numpy as np
@@ -207,13 +208,17 @@ def test_an_exception_in_forward_is_counted_traced_and_re_raised_unchanged(ros):
             close(node)
 
 
-def test_a_callback_failing_because_the_context_shut_down_is_a_stop_not_an_error(ros):
+@pytest.mark.parametrize('form', ['callback', 'decorator'])
+def test_a_callback_failing_because_the_context_shut_down_is_a_stop_not_an_error(ros, form):
     """SIGTERM under rclpy's handlers shuts the context down inside a running callback, whose
-    publish then raises: not counted, not re-raised (the spin then ends as a stop)."""
+    publish then raises: not counted, not re-raised (the spin then ends as a stop). The same
+    through `monitor.callback(fn)` and `@monitor_inference`."""
     registry = CollectorRegistry()
     context = rclpy.Context()
     context.init()
-    node = TeamNode('team_stopping', base_params(), context=context, registry=registry)
+    node = TeamNode(f'team_stopping_{form}', base_params(), context=context, registry=registry)
+    if form == 'decorator':
+        node.on_imu = types.MethodType(monitor_inference('monitor')(TeamNode._on_imu), node)
     try:
         node.on_imu([0.1, 0.0, 9.8])
         node.raise_in_forward = True

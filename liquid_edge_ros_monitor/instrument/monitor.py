@@ -389,7 +389,7 @@ def monitor_inference(attribute: str = 'inference_monitor') -> Callable[[F], F]:
     """Decorator for a node method: the call is instrumented by the `InferenceMonitor` found at
     `self.<attribute>` when it runs (so it can be made in `__init__`, after the method is
     defined). The method's own arguments (after `self`) are what the spans read: the message,
-    and the MessageInfo if the callback takes one."""
+    and the MessageInfo if the callback takes one. Exceptions as in `InferenceMonitor.callback`."""
     def decorate(method: F) -> F:
         @functools.wraps(method)
         def instrumented(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -401,6 +401,8 @@ def monitor_inference(attribute: str = 'inference_monitor') -> Callable[[F], F]:
             try:
                 return method(self, *args, **kwargs)
             except Exception as exc:
+                if not mon.node.context.ok():       # a stop, as in `callback()`
+                    return None
                 mon._exception(exc)
                 raise
             finally:

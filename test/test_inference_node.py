@@ -512,6 +512,8 @@ def test_accuracy_is_never_scored_against_old_ground_truth(ros):
         node._on_truth(truth)
         node._on_message(msg, {})
         assert accuracy.count == 6
+        stat = status_of(node, 'outputs')             # what the accuracy is measured against
+        assert 'vs /li_truth/odom' in stat.message, stat.message
     finally:
         node.destroy_node()
 

@@ -352,6 +352,24 @@ def test_json_log_lines_carry_the_callbacks_trace_id(ros):
             close(node)
 
 
+@pytest.mark.parametrize('truth_topic, named', [('truth', '/truth'), ('', 'ground truth')])
+def test_the_outputs_status_names_what_accuracy_is_measured_against(ros, truth_topic, named):
+    """Outputs scored against `ground_truth()`: the outputs status says against what, the topic
+    the user named (resolved against the node) or plain 'ground truth'."""
+    node = TeamNode('team_truth', base_params(**{'liquid_edge.accuracy.window': 4}),
+                    truth_topic=truth_topic)
+    try:
+        node.monitor.ground_truth([-0.1, 0.15])       # what w @ [0, 0.5, 0] gives
+        for _ in range(4):
+            node.on_imu([0.0, 0.5, 0.0])
+        stat = status(node, 'outputs')
+        assert stat.message == f'accuracy 100% vs {named}, last 4 outputs', stat.message
+        values = {kv.key: kv.value for kv in stat.values}
+        assert values.get('ground truth') == (named if truth_topic else None), values
+    finally:
+        close(node)
+
+
 def test_skip_leaves_a_callback_uncounted(ros):
     node = TeamNode('team_skip', base_params())
     try:

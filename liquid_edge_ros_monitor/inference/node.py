@@ -62,7 +62,8 @@ class LiquidInference(Node):
         updater.setHardwareID(c.monitor.robot)
         self.monitor = InferenceMonitor(
             self, loaded.info, config=c.monitor, updater=updater, input_topic=c.input_topic,
-            output_topic=c.output_topic, span_name=f'{NODE_NAME}.callback',
+            output_topic=c.output_topic, truth_topic=c.truth_topic,
+            span_name=f'{NODE_NAME}.callback',
             input_timeout_s=input_timeout(c.monitor.input_timeout, loaded.model, c.dt_default),
             deadline_s=1.0 / c.control_rate if c.control_rate else 0.0)
         self.loop = ControlLoop(self.controller, self.monitor.freshness, self.dt0, c.dt_max,
@@ -134,8 +135,6 @@ class LiquidInference(Node):
             self._control_timer = self.create_timer(1.0 / c.control_rate, self._on_control)
         if c.truth_topic:
             self.create_subscription(self.io.truth_class, c.truth_topic, self._on_truth, 10)
-            # Named on the outputs status: what the accuracy is measured against.
-            self.monitor.truth_topic = self.resolve_topic_name(c.truth_topic)
 
     @property
     def model(self) -> Any:

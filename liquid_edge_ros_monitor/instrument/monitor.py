@@ -65,7 +65,8 @@ class InferenceMonitor:
     already validated `MonitorConfig` (the node declared the parameters itself). `registry`: a
     prometheus_client `CollectorRegistry` to register the metrics in (no endpoint of ours);
     default: the endpoint of `metrics_port`. `updater`: the node's diagnostic updater (default: a
-    new one). `input_topic` / `output_topic`: named on the statuses (resolved against the node).
+    new one). `input_topic` / `output_topic` / `truth_topic` (the ground truth's source): named on
+    the statuses (resolved against the node).
     `input_timeout_s`: the timeout when the parameter is 0; `deadline_s` the callback's deadline
     when `control_period` is 0 (its control period; default: the smoothed interval between
     callbacks). `span_name`: the root span of each callback (default `<node name>.callback`).
@@ -74,6 +75,7 @@ class InferenceMonitor:
     def __init__(self, node: Any, model: ModelInfo, *, prefix: str = DEFAULT_PREFIX,
                  config: Optional[MonitorConfig] = None, registry: Any = None,
                  updater: Any = None, input_topic: str = '', output_topic: str = '',
+                 truth_topic: str = '',
                  input_timeout_s: float = DEFAULT_INPUT_TIMEOUT_S, deadline_s: float = 0.0,
                  span_name: Optional[str] = None) -> None:
         self.node = node
@@ -82,6 +84,7 @@ class InferenceMonitor:
         self.model = model
         self.input_topic = _resolve(node, input_topic)
         self.output_topic = _resolve(node, output_topic)
+        self.truth_topic = _resolve(node, truth_topic)
         #: Python logger of this monitor's lines (JSON with trace ids under json_logging); a node
         #: that logs through it gets the same ids on its own lines.
         self.logger = logging.getLogger(f'liquid_edge_ros_monitor.{node.get_name()}')

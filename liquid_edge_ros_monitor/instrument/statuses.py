@@ -115,7 +115,7 @@ def outputs(stat: Any, mon: Any) -> Any:
     fresh = q.truth_fresh(now)
     acc = q.accuracy.value if fresh else None
     problem = q.recent('outputs', now)
-    truth = getattr(mon, 'truth_topic', '') or 'ground truth'
+    truth = mon.truth_topic or 'ground truth'
     if problem is not None:
         stat.summary(ERROR, words(*problem))
     elif q.truth is not None and not fresh:
@@ -139,6 +139,6 @@ def outputs(stat: Any, mon: Any) -> Any:
     stat.add('accuracy (%)', f'{acc * 100:.1f}' if acc is not None else 'no ground truth')
     stat.add('accuracy window (outputs)', str(c.accuracy_window))
     stat.add('accuracy tolerance (output units)', f'{c.accuracy_tolerance:g}')
-    if getattr(mon, 'truth_topic', ''):
+    if mon.truth_topic:
         stat.add('ground truth', mon.truth_topic)
     return stat

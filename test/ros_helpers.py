@@ -98,12 +98,14 @@ class ParameterClient:
     """Another node's parameters through its services (what `ros2 param set` calls), from a
     client node spun in its own thread."""
 
-    def __init__(self, target: str, name: str = 'test_parameter_client') -> None:
+    def __init__(self, target: str, name: str = 'test_parameter_client',
+                 context: Any = None) -> None:
+        """`context`: an rclpy context of its own (another ROS_DOMAIN_ID); default rclpy's."""
         from conftest import wait_for
         self.target = target
-        self.node = Node(name)
+        self.node = Node(name, context=context)
         self.client = AsyncParameterClient(self.node, target)
-        self.executor = SingleThreadedExecutor()
+        self.executor = SingleThreadedExecutor(context=context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, daemon=True)
         self.thread.start()

@@ -41,10 +41,6 @@ import pytest
 import rclpy
 import yaml
 
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.parameter_client import AsyncParameterClient
-
 from alerting import ALERTMANAGER, AMTOOL, Alertmanager, Notification, WebhookSink, alerting_section, \
     local_config, render
 from conftest import REPO, free_port, wait_for
@@ -335,16 +331,10 @@ def second_domain() -> Iterator[int]:
 class DomainParameterSetter(ParameterSetter):
     """A ParameterSetter in another ROS_DOMAIN_ID, in an rclpy context of its own: robot B's."""
 
-    def __init__(self, target: str, domain: int) -> None:  # noqa: super().__init__ uses the default context
+    def __init__(self, target: str, domain: int) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=domain)
-        self.node = Node('fleet_e2e_params_b', context=self.context)
-        self.client = AsyncParameterClient(self.node, target)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        wait_for(self.client.services_are_ready, 20, f'{target} parameter services')
+        super().__init__(target, 'fleet_e2e_params_b', context=self.context)
 
     def close(self) -> None:
         super().close()

@@ -110,8 +110,8 @@ class PrometheusServer:
 class ParameterSetter(ParameterClient):
     """Sets another node's parameters at run time, as `ros2 param set` does; a refusal fails."""
 
-    def __init__(self, target: str) -> None:
-        super().__init__(target, 'prom_e2e_params')
+    def __init__(self, target: str, name: str = 'prom_e2e_params', context: Any = None) -> None:
+        super().__init__(target, name, context)
 
     def set(self, name: str, value: Any) -> None:  # type: ignore[override]
         result = super().set(name, value)

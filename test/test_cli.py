@@ -80,6 +80,10 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
     log = open(tmp_path / 'demo.log', 'w+')
     proc = subprocess.Popen([*CLI, 'demo', '--duration', '15', '--metrics-port', str(port)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=os.environ.copy())
+
+    def demo_log() -> str:
+        log.flush()
+        return f'\ndemo log (tail):\n{(tmp_path / "demo.log").read_text()[-3000:]}'
     try:
         def imu_rate():
             try:
@@ -94,7 +98,7 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
             return seen[0] if m and seen[0] == pytest.approx(200, rel=0.1) else None
         seen: list = []
         wait_for(imu_rate, 30, 'the demo to serve an IMU rate within 10 % of 200 Hz',
-                 last=lambda: f'rate served {seen}')
+                 last=lambda: f'rate served {seen}{demo_log()}')
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any('sim_robot' in ' '.join(c.cmdline()) for c in children)
         assert any('liquid_inference' in ' '.join(c.cmdline())
@@ -108,15 +112,15 @@ def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanl
         # node_monitor: the simulated robot is an expected node, and it is up.
         wait_for(lambda: (lambda t: t and sample_value(t, 'liquid_edge_node_up',
                                                         node='/sim_robot') == 1)(
-            scrape_or_none(port + 1)), 20, 'node_monitor to see /sim_robot up')
+            scrape_or_none(port + 1)), 20, 'node_monitor to see /sim_robot up', last=demo_log)
         # liquid_inference: the shipped model steps on the IMU and is scored against odom.
         text = wait_for(lambda: (lambda t: t if t and (sample_value(
             t, 'liquid_edge_inferences_total') or 0) > 200 and sample_value(
             t, 'liquid_edge_model_accuracy') is not None else None)(scrape_or_none(port + 2)),
-            20, 'inference metrics with an accuracy')
+            20, 'inference metrics with an accuracy', last=demo_log)
         assert sample_value(text, 'liquid_edge_inference_errors_total',
                             reason='non_finite_output') == 0
-        assert proc.wait(60) == 0
+        assert proc.wait(60) == 0, demo_log()
     finally:
         if proc.poll() is None:
             # A failed run must not leave the demo's robot and controller on the test domain.

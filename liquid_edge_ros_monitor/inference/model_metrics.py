@@ -8,7 +8,7 @@ histograms are fed from rings on the update timer (`update`).
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Tuple
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric)
@@ -21,6 +21,21 @@ from .rollback import REASONS
 #: |active - shadow| of one output, in the outputs' own units (m/s, rad/s for a velocity command).
 DIFFERENCE_BUCKETS: Tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                          1.0, 2.5, 5.0)
+
+
+class _Families(NamedTuple):
+    """One scrape's metric families, by name (their order is the exposition's)."""
+    jit: CounterMetricFamily
+    norm: GaugeMetricFamily
+    swaps: CounterMetricFamily
+    rollbacks: CounterMetricFamily
+    diff: HistogramMetricFamily
+    agreement: GaugeMetricFamily
+    latency: HistogramMetricFamily
+    shadow_errors: CounterMetricFamily
+    skipped: CounterMetricFamily
+    shadow_accuracy: GaugeMetricFamily
+    shadow_info: GaugeMetricFamily
 
 
 class ModelMetrics:
@@ -51,74 +66,83 @@ class ModelMetrics:
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        fams = self._families()
-        (jit, norm, swaps, rollbacks, diff, agreement, latency, shadow_errors, skipped,
-         shadow_accuracy, shadow_info) = fams
+        f = self._families()
         node = self._node
         lab = node.metrics.labels
         dep = node.deployment
-        jit.add_metric(lab, compilations())
-        norm.add_metric(lab, node.controller.state_norm())
+        f.jit.add_metric(lab, compilations())
+        f.norm.add_metric(lab, node.controller.state_norm())
         for result, n in list(dep.swaps.items()):
-            swaps.add_metric([result] + lab, n)
+            f.swaps.add_metric([result] + lab, n)
         for reason in REASONS:
-            rollbacks.add_metric([reason] + lab, dep.rollbacks.get(reason, 0))
+            f.rollbacks.add_metric([reason] + lab, dep.rollbacks.get(reason, 0))
         names = node.model.output_names or [f'output{i}' for i in range(node.model.n_outputs)]
         truth_fresh = node.monitor.quality.truth_fresh(time.monotonic_ns())
         for role, shadow in list(dep.shadows.items()):
             info = shadow.loaded.info
             slab = [role, info.name] + lab
-            shadow_info.add_metric([info.sha256] + slab, 1)
+            f.shadow_info.add_metric([info.sha256] + slab, 1)
             hist = self._hist.get((role, info.name))
             if hist is not None:
                 for name, h in zip(names, hist[0]):
-                    diff.add_metric([name] + slab, h.buckets(), h.total)
-                latency.add_metric(slab, hist[1].buckets(), hist[1].total)
+                    f.diff.add_metric([name] + slab, h.buckets(), h.total)
+                f.latency.add_metric(slab, hist[1].buckets(), hist[1].total)
             if shadow.agreement.value is not None:
-                agreement.add_metric(slab, shadow.agreement.value)
+                f.agreement.add_metric(slab, shadow.agreement.value)
             for reason, n in list(shadow.errors.items()):
-                shadow_errors.add_metric([reason] + slab, n)
-            skipped.add_metric(slab, shadow.skipped)
+                f.shadow_errors.add_metric([reason] + slab, n)
+            f.skipped.add_metric(slab, shadow.skipped)
             if shadow.accuracy.value is not None and truth_fresh:
-                shadow_accuracy.add_metric(slab, shadow.accuracy.value)
-        return iter(fams)
+                f.shadow_accuracy.add_metric(slab, shadow.accuracy.value)
+        return iter(f)
 
     @staticmethod
-    def _families() -> Tuple[Metric, ...]:
+    def _families() -> _Families:
         lab = ['robot', 'node']
         shadow = ['shadow', 'model'] + lab
-        return (
-            CounterMetricFamily('liquid_edge_jit_compilations',
-                                'XLA compilations in this process (flat after warm-up, but for '
-                                'model swaps and shadows).', labels=lab),
-            GaugeMetricFamily('liquid_edge_inference_hidden_state_norm',
-                              'L2 norm of the active model\'s hidden state.', labels=lab),
-            CounterMetricFamily('liquid_edge_model_swaps',
-                                'Model swaps requested through model_path: ok (installed) or '
-                                'failed (refused after the check: compile or warm-up failed).',
-                                labels=['result'] + lab),
-            CounterMetricFamily('liquid_edge_model_rollbacks',
-                                'Automatic rollbacks to the previous model after a swap, by the '
-                                'bound breached: non_finite, latency, accuracy, divergence.',
-                                labels=['reason'] + lab),
-            HistogramMetricFamily('liquid_edge_shadow_output_difference',
-                                  '|active - shadow| per output, in the output\'s units.',
-                                  labels=['output'] + shadow),
-            GaugeMetricFamily('liquid_edge_shadow_agreement',
-                              'Share of the shadow\'s recent outputs within shadow.tolerance of '
-                              'the active model\'s.', labels=shadow),
-            HistogramMetricFamily('liquid_edge_shadow_latency_seconds',
-                                  'The shadow model\'s step latency.', labels=shadow),
-            CounterMetricFamily('liquid_edge_shadow_errors',
-                                'Shadow steps with a non-finite output or that raised.',
-                                labels=['reason'] + shadow),
-            CounterMetricFamily('liquid_edge_shadow_skipped',
-                                'Inputs the shadow skipped: its step did not fit in '
-                                'shadow.max_share of the deadline.', labels=shadow),
-            GaugeMetricFamily('liquid_edge_shadow_accuracy',
-                              'The shadow\'s accuracy against ground truth (absent without '
-                              'fresh truth).', labels=shadow),
-            GaugeMetricFamily('liquid_edge_shadow_info',
-                              'The shadow model (always 1): role, name, sha256.',
-                              labels=['sha256'] + shadow),
+        return _Families(
+            jit=CounterMetricFamily(
+                'liquid_edge_jit_compilations',
+                'XLA compilations in this process (flat after warm-up, but for '
+                'model swaps and shadows).', labels=lab),
+            norm=GaugeMetricFamily(
+                'liquid_edge_inference_hidden_state_norm',
+                'L2 norm of the active model\'s hidden state.', labels=lab),
+            swaps=CounterMetricFamily(
+                'liquid_edge_model_swaps',
+                'Model swaps requested through model_path: ok (installed) or '
+                'failed (refused after the check: compile or warm-up failed).',
+                labels=['result'] + lab),
+            rollbacks=CounterMetricFamily(
+                'liquid_edge_model_rollbacks',
+                'Automatic rollbacks to the previous model after a swap, by the '
+                'bound breached: non_finite, latency, accuracy, divergence.',
+                labels=['reason'] + lab),
+            diff=HistogramMetricFamily(
+                'liquid_edge_shadow_output_difference',
+                '|active - shadow| per output, in the output\'s units.',
+                labels=['output'] + shadow),
+            agreement=GaugeMetricFamily(
+                'liquid_edge_shadow_agreement',
+                'Share of the shadow\'s recent outputs within shadow.tolerance of '
+                'the active model\'s.', labels=shadow),
+            latency=HistogramMetricFamily(
+                'liquid_edge_shadow_latency_seconds',
+                'The shadow model\'s step latency.', labels=shadow),
+            shadow_errors=CounterMetricFamily(
+                'liquid_edge_shadow_errors',
+                'Shadow steps with a non-finite output or that raised.',
+                labels=['reason'] + shadow),
+            skipped=CounterMetricFamily(
+                'liquid_edge_shadow_skipped',
+                'Inputs the shadow skipped: its step did not fit in '
+                'shadow.max_share of the deadline.', labels=shadow),
+            shadow_accuracy=GaugeMetricFamily(
+                'liquid_edge_shadow_accuracy',
+                'The shadow\'s accuracy against ground truth (absent without '
+                'fresh truth).', labels=shadow),
+            shadow_info=GaugeMetricFamily(
+                'liquid_edge_shadow_info',
+                'The shadow model (always 1): role, name, sha256.',
+                labels=['sha256'] + shadow),
         )

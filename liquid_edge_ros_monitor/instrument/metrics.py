@@ -114,52 +114,65 @@ class InferenceMetrics(Collector):
     def _families() -> _Families:
         lab = ['robot', 'node']
         return _Families(
-            HistogramMetricFamily('liquid_edge_inference_latency_seconds',
-                                  'Inference latency by stage: callback (the whole callback, '
-                                  'input received to command published) and each stage the node '
-                                  'marks (liquid_inference: preprocess, forward, publish).',
-                                  labels=['stage'] + lab),
-            CounterMetricFamily('liquid_edge_inferences',
-                                'Inference callbacks run (liquid_inference: network steps).',
-                                labels=lab),
-            CounterMetricFamily('liquid_edge_inference_errors',
-                                'Errors by reason: non_finite_input, non_finite_output, '
-                                'bad_input; step_failed (the step raised); exception (the '
-                                'callback raised); input_stale (times the input went stale); '
-                                'stamp_gap (input stamps jumped by more than the input timeout: '
-                                'state reset); or a reason the node reports.',
-                                labels=['reason'] + lab),
-            CounterMetricFamily('liquid_edge_inference_deadline_misses',
-                                'Callbacks that took longer than the control period.', labels=lab),
-            GaugeMetricFamily('liquid_edge_inference_input_drift',
-                              'Mean |z-score| of recent inputs against the training statistics '
-                              '(about 0.8 in distribution).', labels=lab),
-            GaugeMetricFamily('liquid_edge_model_accuracy',
-                              'Share of recent outputs within tolerance of the ground truth.',
-                              labels=lab),
-            CounterMetricFamily('liquid_edge_inference_energy_joules',
-                                'Energy: source="rapl" measured (CPU package counter), '
-                                'source="estimate" from the MAC-count model.',
-                                labels=['source'] + lab),
-            GaugeMetricFamily('liquid_edge_inference_power_watts',
-                              'Energy rate over the last update period, by source.',
-                              labels=['source'] + lab),
-            CounterMetricFamily('liquid_edge_inference_traces_kept',
-                                'Callbacks whose trace was kept, by reason: error, deadline, slow, '
-                                'startup (always kept, rate-limited) or head (sampling ratio).',
-                                labels=['reason'] + lab),
-            CounterMetricFamily('liquid_edge_inference_traces_dropped',
-                                'Traces lost: rate_limited (anomalies over '
-                                'tracing.max_anomalies_per_s, not head-sampled) or queue_full '
-                                '(export backlog).',
-                                labels=['reason'] + lab),
-            GaugeMetricFamily('liquid_edge_model_info',
-                              'The loaded model (always 1): file name, sha256 of the weights file, '
-                              'cell, mode, units.', labels=list(MODEL_INFO_LABELS) + lab),
-            CounterMetricFamily('liquid_edge_inference_spans_dropped',
-                                'Spans dropped because the bounded export queue was full '
-                                '(collector dead or slow); memory never grows.', labels=lab),
-            CounterMetricFamily('liquid_edge_inference_spans_export_failed',
-                                'Spans lost because their export failed (collector unreachable '
-                                'or refusing).', labels=lab),
+            latency=HistogramMetricFamily(
+                'liquid_edge_inference_latency_seconds',
+                'Inference latency by stage: callback (the whole callback, '
+                'input received to command published) and each stage the node '
+                'marks (liquid_inference: preprocess, forward, publish).',
+                labels=['stage'] + lab),
+            inferences=CounterMetricFamily(
+                'liquid_edge_inferences',
+                'Inference callbacks run (liquid_inference: network steps).',
+                labels=lab),
+            errors=CounterMetricFamily(
+                'liquid_edge_inference_errors',
+                'Errors by reason: non_finite_input, non_finite_output, '
+                'bad_input; step_failed (the step raised); exception (the '
+                'callback raised); input_stale (times the input went stale); '
+                'stamp_gap (input stamps jumped by more than the input timeout: '
+                'state reset); or a reason the node reports.',
+                labels=['reason'] + lab),
+            misses=CounterMetricFamily(
+                'liquid_edge_inference_deadline_misses',
+                'Callbacks that took longer than the control period.', labels=lab),
+            drift=GaugeMetricFamily(
+                'liquid_edge_inference_input_drift',
+                'Mean |z-score| of recent inputs against the training statistics '
+                '(about 0.8 in distribution).', labels=lab),
+            accuracy=GaugeMetricFamily(
+                'liquid_edge_model_accuracy',
+                'Share of recent outputs within tolerance of the ground truth.',
+                labels=lab),
+            energy=CounterMetricFamily(
+                'liquid_edge_inference_energy_joules',
+                'Energy: source="rapl" measured (CPU package counter), '
+                'source="estimate" from the MAC-count model.',
+                labels=['source'] + lab),
+            power=GaugeMetricFamily(
+                'liquid_edge_inference_power_watts',
+                'Energy rate over the last update period, by source.',
+                labels=['source'] + lab),
+            kept=CounterMetricFamily(
+                'liquid_edge_inference_traces_kept',
+                'Callbacks whose trace was kept, by reason: error, deadline, slow, '
+                'startup (always kept, rate-limited) or head (sampling ratio).',
+                labels=['reason'] + lab),
+            dropped=CounterMetricFamily(
+                'liquid_edge_inference_traces_dropped',
+                'Traces lost: rate_limited (anomalies over '
+                'tracing.max_anomalies_per_s, not head-sampled) or queue_full '
+                '(export backlog).',
+                labels=['reason'] + lab),
+            info=GaugeMetricFamily(
+                'liquid_edge_model_info',
+                'The loaded model (always 1): file name, sha256 of the weights file, '
+                'cell, mode, units.', labels=list(MODEL_INFO_LABELS) + lab),
+            spans_dropped=CounterMetricFamily(
+                'liquid_edge_inference_spans_dropped',
+                'Spans dropped because the bounded export queue was full '
+                '(collector dead or slow); memory never grows.', labels=lab),
+            spans_failed=CounterMetricFamily(
+                'liquid_edge_inference_spans_export_failed',
+                'Spans lost because their export failed (collector unreachable '
+                'or refusing).', labels=lab),
         )

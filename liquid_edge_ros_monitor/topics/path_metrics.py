@@ -6,7 +6,7 @@ topic families, a thousand topics' worth, are rendered by hand in `metrics.py`).
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional
 
 from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric)
@@ -16,6 +16,16 @@ from ..core.histogram import LatencyHistogram
 from .paths import PathReport
 
 _LEVELS = (OK, WARN, ERROR, STALE)
+
+
+class _Families(NamedTuple):
+    """One scrape's metric families, by name (their order is the exposition's)."""
+    latency: HistogramMetricFamily
+    inputs: CounterMetricFamily
+    outputs: CounterMetricFamily
+    missed: CounterMetricFamily
+    status: GaugeMetricFamily
+    silence: GaugeMetricFamily
 
 
 class PathMetrics:
@@ -45,48 +55,53 @@ class PathMetrics:
         return iter(self._families())
 
     def collect(self) -> Iterator[Metric]:
-        fams = self._families()
-        latency, inputs, outputs, missed, status, silence = fams
+        f = self._families()
         down = self.down_reason() if self.down_reason is not None else None
         with self._lock:
             rows = [(k, r, self._hist[k].buckets(), self._hist[k].total)
                     for k, r in self._reports.items()]
         for key, r, buckets, total in rows:
             lab = [key, self.robot]
-            latency.add_metric(lab, buckets, total)
+            f.latency.add_metric(lab, buckets, total)
             n_in, n_missed, by_stamp, by_arrival, unpaired = r.totals
-            inputs.add_metric(lab, n_in)
-            missed.add_metric(lab, n_missed)
+            f.inputs.add_metric(lab, n_in)
+            f.missed.add_metric(lab, n_missed)
             for match, n in (('stamp', by_stamp), ('arrival', by_arrival), ('none', unpaired)):
-                outputs.add_metric(lab + [match], n)
-            status.add_metric(lab, 3 if down else r.level)
+                f.outputs.add_metric(lab + [match], n)
+            f.status.add_metric(lab, 3 if down else r.level)
             if r.silence_s is not None and not down:
-                silence.add_metric(lab, r.silence_s)
-        return iter(fams)
+                f.silence.add_metric(lab, r.silence_s)
+        return iter(f)
 
     @staticmethod
-    def _families() -> Tuple[Metric, ...]:
+    def _families() -> _Families:
         lab = ['path', 'robot']
-        return (
-            HistogramMetricFamily('liquid_edge_path_latency_seconds',
-                                  'Reaction latency of a black-box path: output arrival minus its '
-                                  'input\'s (matched by header.stamp), or minus the latest input\'s '
-                                  'before it.', labels=lab),
-            CounterMetricFamily('liquid_edge_path_inputs', 'Inputs on the path\'s input topics.',
-                                labels=lab),
-            CounterMetricFamily('liquid_edge_path_outputs',
-                                'Outputs, by how they were paired: stamp (exact), arrival (the '
-                                'latest input before), none (no input before them).',
-                                labels=lab + ['match']),
-            CounterMetricFamily('liquid_edge_path_missed',
-                                'Inputs no output followed within the path\'s deadline.',
-                                labels=lab),
-            GaugeMetricFamily('liquid_edge_path_status',
-                              'Diagnostic level of the path: 0 OK, 1 WARN, 2 ERROR, 3 STALE (no '
-                              'input: nothing to judge).', labels=lab),
-            GaugeMetricFamily('liquid_edge_path_output_silence_seconds',
-                              'Seconds since the path\'s last output (since its first input '
-                              'before one).', labels=lab),
+        return _Families(
+            latency=HistogramMetricFamily(
+                'liquid_edge_path_latency_seconds',
+                'Reaction latency of a black-box path: output arrival minus its '
+                'input\'s (matched by header.stamp), or minus the latest input\'s '
+                'before it.', labels=lab),
+            inputs=CounterMetricFamily(
+                'liquid_edge_path_inputs', 'Inputs on the path\'s input topics.',
+                labels=lab),
+            outputs=CounterMetricFamily(
+                'liquid_edge_path_outputs',
+                'Outputs, by how they were paired: stamp (exact), arrival (the '
+                'latest input before), none (no input before them).',
+                labels=lab + ['match']),
+            missed=CounterMetricFamily(
+                'liquid_edge_path_missed',
+                'Inputs no output followed within the path\'s deadline.',
+                labels=lab),
+            status=GaugeMetricFamily(
+                'liquid_edge_path_status',
+                'Diagnostic level of the path: 0 OK, 1 WARN, 2 ERROR, 3 STALE (no '
+                'input: nothing to judge).', labels=lab),
+            silence=GaugeMetricFamily(
+                'liquid_edge_path_output_silence_seconds',
+                'Seconds since the path\'s last output (since its first input '
+                'before one).', labels=lab),
         )
 
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import REPO, free_port, own_lines, wait_for
+from conftest import REPO, free_port, free_ports, own_lines, wait_for
 from ros_helpers import sample_value, scrape
 
 CLI = [sys.executable, '-m', 'liquid_edge_ros_monitor.cli']
@@ -76,7 +76,7 @@ _LOAD_BREACH = re.compile(r'rate [\d.]+ Hz (below (half of )?[\d.]+ Hz min|above
 
 
 def test_demo_runs_robot_monitors_controller_table_and_metrics_then_stops_cleanly(tmp_path):
-    port = free_port()      # the topic monitor's; node_monitor and liquid_inference take the next two
+    port = free_ports(3)    # the topic monitor's; node_monitor and liquid_inference take the next two
     log = open(tmp_path / 'demo.log', 'w+')
     proc = subprocess.Popen([*CLI, 'demo', '--duration', '15', '--metrics-port', str(port)],
                             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=os.environ.copy())

@@ -10,14 +10,13 @@ metrics endpoint say what it really got.
 """
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
 import yaml
 
-from conftest import REPO, wait_for
+from conftest import REPO, free_ports, wait_for
 from ros_helpers import ParameterClient, sample_value, scrape
 
 from liquid_edge_ros_monitor.launch_params import (LaunchArgumentError, metrics_overrides,
@@ -37,29 +36,6 @@ def _ros_args(parameters: List[Any], tmp_path: Path, node: str) -> List[str]:
             p = str(path)
         out += ['--params-file', str(p)]
     return out
-
-
-def _free_base() -> int:
-    """A port with the next two free as well (a moment ago)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(('127.0.0.1', 0))
-            base = s.getsockname()[1]
-        if base > 65000:
-            continue
-        try:
-            socks = []
-            for port in (base, base + 1, base + 2):
-                sk = socket.socket()
-                socks.append(sk)
-                sk.bind(('127.0.0.1', port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sk in socks:
-                sk.close()
-    raise AssertionError('no three consecutive free ports')
 
 
 def _get(node: str, names: List[str]) -> Dict[str, Any]:
@@ -109,7 +85,7 @@ def test_each_argument_reaches_the_real_nodes(ros, ros_process, tmp_path):
     nodes_file = tmp_path / 'my_nodes.yaml'
     nodes_file.write_text(yaml.safe_dump({'/**/node_monitor': {'ros__parameters': {
         'expected_nodes': ['lp_driver', 'lp_planner'], 'period': 0.5}}}))
-    base = _free_base()
+    base = free_ports(3)
     args = {'params_file': str(REPO / 'config' / 'demo.yaml'),
             'node_params_file': str(nodes_file), 'use_sim_time': 'false',
             'metrics_port_base': str(base), 'metrics_address': '127.0.0.1'}

@@ -3,6 +3,7 @@ instrumented through the same four calls (`callback`, `stage`, `inputs`, `output
 stand-ins for `InferenceMonitor` that are not the monitor.
 
     .venv/bin/python bench/instrument_floor.py [--calls 3000] [--rounds 6] [--model torch|numpy]
+        [--tensors]
 
 - `empty`: the calls do nothing (a wrapper with try/finally, stages that mark nothing, inputs
   and outputs that return True): what the API's shape costs.
@@ -11,7 +12,8 @@ stand-ins for `InferenceMonitor` that are not the monitor.
   finished callback handed to a slot; inputs and outputs not read. No freshness, sampling,
   deadline, drift ring or counters, no nested monitors.
 - `lean`: `marks`, and inputs and outputs read as the monitor reads them: its own
-  `quality.flat_values` (a small tensor's `tolist()`), then `math.isfinite` over the list.
+  `quality.flat_values` (a copy of the example's lists of floats; with `--tensors` the stand-ins
+  are given the tensors, read by their `tolist()`), then `math.isfinite` over the list.
 
 `lean` is about what any Python implementation pays; the gap between it and the real monitor
 (instrument_overhead.py's `untraced`) is what the monitor's further bookkeeping costs, and the
@@ -135,10 +137,12 @@ def main() -> int:
     ap.add_argument('--calls', type=int, default=3000, help='calls per case per round')
     ap.add_argument('--rounds', type=int, default=6)
     ap.add_argument('--model', choices=('numpy', 'torch'), default='torch')
+    ap.add_argument('--tensors', action='store_true',
+                    help="report the model's tensors, not the example's floats")
     args = ap.parse_args()
     stand_ins = {level: StandIn(level) for level in ('empty', 'marks', 'lean')}
-    times = time_cases(callbacks(args.model, stand_ins), list(stand_ins.values()), args.calls,
-                       args.rounds)
+    cases = callbacks(args.model, stand_ins, tensors=tuple(stand_ins) if args.tensors else ())
+    times = time_cases(cases, list(stand_ins.values()), args.calls, args.rounds)
     print(f'{cpu_model()}, {os.cpu_count()} cores; model {args.model}; '
           f'{args.calls} calls x {args.rounds} rounds per case')
     report(times)

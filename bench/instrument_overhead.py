@@ -4,15 +4,18 @@
     .venv/bin/python bench/instrument_overhead.py [--calls 20000] [--rounds 5] [--model numpy|torch]
 
 The callback is examples/ncps_torch_node.py's `on_imu` (features from an Imu message, the model,
-a Twist filled in; publishing is left out, it is the same DDS call either way). `--model numpy`
-swaps the CfC for a 3x16x2 numpy network, so the callback is small and the overhead shows;
-`--model torch` runs the ncps CfC itself (about 250 us a call on a 2-core VM).
+its output read into a Twist; publishing is left out, it is the same DDS call either way).
+`--model numpy` swaps the CfC for a 3x16x2 numpy network, so the callback is small and the
+overhead shows; `--model torch` runs the ncps CfC itself (about 220 us a call on a 2-core VM).
 
 Cases: `bare` (no monitor), `untraced` (tracing on, nothing kept: head ratio 0, no start-up
 traces, no slow or late callback, normal inputs: the cost every callback pays for its ids and
-marks), `tracing off` (`liquid_edge.tracing.enabled: false`). The cases take turns call by call
-(the order rotated each round), so machine load hits them alike. Reported: median and p99 per call, the medians'
-difference from bare (the overhead, target <= 10 us) and their ratio.
+marks), `tracing off` (`liquid_edge.tracing.enabled: false`), all reporting what the example
+reports (the features and the command, Python floats), and `tensors`: `untraced`, given the
+model's input and output tensors instead (what a callback that holds no floats pays). The cases
+take turns call by call (the order rotated each round), so machine load hits them alike.
+Reported: median and p99 per call, the medians' difference from bare (the overhead, target
+<= 10 us) and their ratio.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 
@@ -62,42 +65,75 @@ def make_model(kind: str) -> Callable[[Any], Any]:
     return numpy_step
 
 
-def features(kind: str, msg: Any) -> Any:
-    values = [msg.angular_velocity.z, msg.linear_acceleration.x, msg.linear_acceleration.y]
+def to_model(kind: str, features: List[float]) -> Any:
+    """The model's input from the features (the example's preprocessing)."""
     if kind == 'torch':
         import torch
-        return torch.tensor([[values]], dtype=torch.float32)
-    return np.array(values)
+        return torch.tensor([[features]], dtype=torch.float32)
+    return np.array(features)
 
 
-def callbacks(kind: str, monitors: Dict[str, Any]) -> Dict[str, Callable[[Any], None]]:
-    """The example's on_imu, bare and instrumented (one per monitor), each with its own model."""
+def command_of(kind: str, y: Any) -> List[float]:
+    """The command's two values out of the model's output, as the example reads them (one
+    `tolist()`: a bare callback reads its output once too)."""
+    return (y[0, -1] if kind == 'torch' else y).tolist()
+
+
+def callbacks(kind: str, monitors: Dict[str, Any],
+              tensors: Sequence[str] = ()) -> Dict[str, Callable[[Any], None]]:
+    """The example's on_imu, bare and instrumented (one per monitor), each with its own model.
+    The monitors report what the example reports, the features and the command as Python
+    floats; those labelled in `tensors` are given the model's input and output tensors (or
+    arrays) instead, as a callback that holds nothing else would."""
     from geometry_msgs.msg import Twist
 
     def bare_for(model: Callable[[Any], Any]) -> Callable[[Any], None]:
         def on_imu(msg: Any) -> None:
-            x = features(kind, msg)
+            features = [msg.angular_velocity.z, msg.linear_acceleration.x,
+                        msg.linear_acceleration.y]
+            x = to_model(kind, features)
             y = model(x)
+            command = command_of(kind, y)
             cmd = Twist()
-            cmd.linear.x, cmd.angular.z = (float(v) for v in np.asarray(y).reshape(-1)[:2])
+            cmd.linear.x, cmd.angular.z = command
         return on_imu
 
     def instrumented_for(mon: Any, model: Callable[[Any], Any]) -> Callable[[Any], None]:
         def on_imu(msg: Any) -> None:
             with mon.stage('preprocess'):
-                x = features(kind, msg)
+                features = [msg.angular_velocity.z, msg.linear_acceleration.x,
+                            msg.linear_acceleration.y]
+                x = to_model(kind, features)
+            if not mon.inputs(features):
+                return
+            with mon.stage('forward'):
+                y = model(x)
+            command = command_of(kind, y)
+            mon.outputs(command)
+            cmd = Twist()
+            cmd.linear.x, cmd.angular.z = command
+        return mon.callback(on_imu)
+
+    def tensors_for(mon: Any, model: Callable[[Any], Any]) -> Callable[[Any], None]:
+        def on_imu(msg: Any) -> None:
+            with mon.stage('preprocess'):
+                features = [msg.angular_velocity.z, msg.linear_acceleration.x,
+                            msg.linear_acceleration.y]
+                x = to_model(kind, features)
             if not mon.inputs(x):
                 return
             with mon.stage('forward'):
                 y = model(x)
             mon.outputs(y)
+            command = command_of(kind, y)
             cmd = Twist()
-            cmd.linear.x, cmd.angular.z = (float(v) for v in np.asarray(y).reshape(-1)[:2])
+            cmd.linear.x, cmd.angular.z = command
         return mon.callback(on_imu)
 
     out = {'bare': bare_for(make_model(kind))}
     for label, mon in monitors.items():
-        out[label] = instrumented_for(mon, make_model(kind))
+        make = tensors_for if label in tensors else instrumented_for
+        out[label] = make(mon, make_model(kind))
     return out
 
 
@@ -161,13 +197,14 @@ def main() -> int:
     quiet = {'liquid_edge.metrics_port': -1, 'liquid_edge.tracing.sampling_ratio': 0.0,
              'liquid_edge.tracing.startup_traces': 0, 'liquid_edge.tracing.slow_threshold': 10.0,
              'liquid_edge.control_period': 10.0, 'liquid_edge.update_period': 0.5}
-    for label, extra in (('untraced', {}), ('tracing off', {'liquid_edge.tracing.enabled': False})):
+    for label, extra in (('untraced', {}), ('tracing off', {'liquid_edge.tracing.enabled': False}),
+                         ('tensors', {})):
         node = Node(f'bench_{label.replace(" ", "_")}', parameter_overrides=[
             Parameter(k, value=v) for k, v in {**quiet, **extra}.items()])
         nodes.append(node)
         monitors[label] = InferenceMonitor(node, ModelInfo('bench', framework=args.model),
                                            input_topic='imu')
-    cases = callbacks(args.model, monitors)
+    cases = callbacks(args.model, monitors, tensors=('tensors',))
     times = time_cases(cases, list(monitors.values()), args.calls, args.rounds)
     print(f'{cpu_model()}, {os.cpu_count()} cores; model {args.model}; '
           f'{args.calls} calls x {args.rounds} rounds per case')

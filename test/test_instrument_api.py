@@ -260,6 +260,32 @@ def test_non_finite_inputs_and_outputs_are_counted_and_traced_as_errors(ros):
             close(node)
 
 
+def test_values_that_are_not_numbers_are_a_reported_error_never_raised_at_the_user(ros):
+    registry = CollectorRegistry()
+    node = TeamNode('team_unreadable', base_params(), registry=registry)
+    mon = node.monitor
+    try:
+        seen = []
+
+        @mon.callback
+        def on_message(values: Any) -> None:
+            seen.append((mon.inputs(values), mon.outputs(values)))
+
+        on_message(['a', 1.0])               # a string: numpy cannot read it
+        on_message([1.0, [2.0, 3.0]])        # ragged
+        on_message([0.5, 1.5])               # and the next good one is read as before
+        assert seen == [(False, False), (False, False), (True, True)]
+        text = scraped(registry)
+        assert sample_value(text, 'liquid_edge_inference_errors_total', reason='bad_input') == 2
+        assert sample_value(text, 'liquid_edge_inference_errors_total', reason='bad_output') == 2
+        inputs = status(node, 'inputs')
+        assert inputs.level == b'\x02'
+        assert 'inputs() got list that is not numbers' in inputs.message, inputs.message
+        assert '\n' not in inputs.message
+    finally:
+        close(node)
+
+
 def test_a_stale_input_runs_the_users_hook_once_per_outage(ros):
     node = TeamNode('team_stale', base_params(**{'liquid_edge.input_timeout': 0.2}))
     calls: List[Any] = []

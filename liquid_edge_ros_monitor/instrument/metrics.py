@@ -127,7 +127,8 @@ class InferenceMetrics(Collector):
             errors=CounterMetricFamily(
                 'liquid_edge_inference_errors',
                 'Errors by reason: non_finite_input, non_finite_output, '
-                'bad_input; step_failed (the step raised); exception (the '
+                'bad_input, bad_output (not numbers); step_failed (the step raised); '
+                'exception (the '
                 'callback raised); input_stale (times the input went stale); '
                 'stamp_gap (input stamps jumped by more than the input timeout: '
                 'state reset); or a reason the node reports.',

@@ -201,10 +201,12 @@ class InferenceMonitor:
 
     def inputs(self, values: Any, *, received_ns: Optional[int] = None) -> bool:
         """The inputs fed to the model (array, sequence or tensor). Non-finite: counted
-        (`non_finite_input`), the callback traced as an error; finite: scored for drift and, if
-        it arrived within the input timeout, fresh input. `received_ns`: when it arrived
-        (`time.monotonic_ns()`), for a loop that steps an older input; default: the callback's
-        start. Returns whether every value is finite."""
+        (`non_finite_input`), the callback traced as an error; not numbers at all: the same as
+        `bad_input`; finite: scored for drift and, if it arrived within the input timeout,
+        fresh input. `received_ns`: when it arrived (`time.monotonic_ns()`), for a loop that
+        steps an older input; default: the callback's start. Returns whether every value is
+        finite. Python floats the callback already holds are the cheapest to report: a tensor
+        is read back (`tolist()`) here."""
         rec = self.recorder
         cb = _active.get()                          # rec.current(), inlined: every callback
         if cb is not None and cb.owner is not rec:
@@ -216,7 +218,13 @@ class InferenceMonitor:
             arrival = received_ns if received_ns is not None else now
         if cb is not None:
             cb.inputs_seen = True
-        if self.quality.check_inputs(values):
+        try:
+            ok = self.quality.check_inputs(values)
+        except (TypeError, ValueError) as exc:      # not numbers: reported, not raised at the user
+            self.freshness.seen(arrival)
+            self.error('bad_input', unreadable('inputs', values, exc))
+            return False
+        if ok:
             self.freshness.usable(arrival, now)
             return True
         self.freshness.seen(arrival)
@@ -225,9 +233,14 @@ class InferenceMonitor:
 
     def outputs(self, values: Any) -> bool:
         """The model's outputs. Non-finite: counted (`non_finite_output`), the callback traced as
-        an error; finite: scored against fresh ground truth. Returns whether all are finite."""
-        if self.quality.check_outputs(values):
-            return True
+        an error; not numbers: the same as `bad_output`; finite: scored against fresh ground
+        truth. Returns whether all are finite."""
+        try:
+            if self.quality.check_outputs(values):
+                return True
+        except (TypeError, ValueError) as exc:
+            self.error('bad_output', unreadable('outputs', values, exc))
+            return False
         self.error('non_finite_output')
         return False
 
@@ -377,6 +390,11 @@ class InferenceMonitor:
             from ..core.jsonlog import disable_json_logging
             disable_json_logging(self._json_handler)
             self._json_handler = None
+
+
+def unreadable(call: str, values: Any, exc: BaseException) -> str:
+    """One line saying why `call`'s values could not be read as numbers."""
+    return f'{call}() got {type(values).__name__} that is not numbers: {exc}'.splitlines()[0]
 
 
 def _resolve(node: Any, topic: str) -> str:

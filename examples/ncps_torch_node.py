@@ -10,7 +10,7 @@ alerts and dashboards use. See docs/INSTRUMENT.md.
 
 It reports the features and the command as the Python floats it holds anyway, not as tensors: a
 tensor would be read again (`tolist()`) right after the forward has evicted the caches, about
-1.5 us more per callback on a 2-core VM (docs/BENCHMARKS.md).
+2.3 us more per callback on a 2-core VM (docs/BENCHMARKS.md).
 
     python3 examples/ncps_torch_node.py --ros-args -p model_path:=cfc.pt \\
         -p liquid_edge.metrics_port:=9111

@@ -134,6 +134,7 @@ class SignalQuality:
 
     def check_inputs(self, values: Any) -> bool:
         """Whether the inputs are all finite; finite ones are kept for the drift score."""
+        x: Union[List[Any], np.ndarray]
         if type(values) is list and 0 < len(values) <= SMALL and type(values[0]) is float:
             x = values[:]               # flat_values' first case, inlined: the common report
         else:
@@ -153,6 +154,7 @@ class SignalQuality:
         age at `now_ns`, default: now)."""
         # check_inputs' finite check, written out again rather than a shared function: both run
         # in every callback, where one more call costs about 0.5 us after a torch forward.
+        y: Union[List[Any], np.ndarray]
         if type(values) is list and 0 < len(values) <= SMALL and type(values[0]) is float:
             y = values                  # as in check_inputs; not kept, so not copied
         else:

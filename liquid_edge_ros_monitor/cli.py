@@ -158,11 +158,12 @@ def _run_nodes(names: List[str], ros_args: List[str], duration: Optional[float],
                 live = LiveView(header=header())
                 tail = _diagnostics_tail('liquid_inference:')
                 monitor = next((n for n in nodes if hasattr(n, 'reports')), None)
-
-                def show() -> None:
-                    live.header = header()
-                    live.show(monitor.reports(), _footer(nodes, tail))
                 if monitor is not None:
+                    topics_node = monitor
+
+                    def show() -> None:
+                        live.header = header()
+                        live.show(topics_node.reports(), _footer(nodes, tail))
                     monitor.create_timer(1.0, show)
                 nodes.append(tail)
         run_nodes(nodes, duration, stop)

@@ -35,15 +35,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, Union, cast
 
 import numpy as np
 import rclpy
 import rclpy.logging
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.exceptions import (InvalidParameterTypeException, InvalidParameterValueException,
-                              ParameterException)
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.clock import ROSClock
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -333,7 +332,7 @@ class Stream:
                  seed: int) -> None:
         self.spec = spec
         self._node = node
-        self._clock: ROSClock = node.get_clock()
+        self._clock = cast(ROSClock, node.get_clock())   # typed Clock, a ROSClock at run time
         self._factory = factory
         self._qos_depth = qos_depth
         self._drop_rng = random.Random(f'{seed}:{spec.key}:drop')
@@ -565,7 +564,7 @@ class SimRobot(Node):
         qos_depth = self.get_parameter('qos_depth').value
         seed = self.get_parameter('seed').value
         motion = CircleMotion(self.get_clock().now().nanoseconds)
-        factories = {
+        factories: Dict[str, MessageFactory] = {
             'imu': ImuFactory(motion, random.Random(f'{seed}:imu:noise')),
             'odom': OdomFactory(motion),
             'scan': ScanFactory(motion, Room(), np.random.default_rng(seed),
@@ -580,7 +579,8 @@ class SimRobot(Node):
                           'enabled'):  # enabled last: the publisher is made once, right
                 stream.configure(field, self.get_parameter(f'{spec.key}.{field}').value)
             self._streams[spec.key] = stream
-        self._scheduler = Scheduler(list(self._streams.values()), self._publish_failed)
+        self._scheduler: Optional[Scheduler] = Scheduler(list(self._streams.values()),
+                                                         self._publish_failed)
         self.add_post_set_parameters_callback(self._apply)
         self._scheduler.start()
         self.get_logger().info(
@@ -637,7 +637,7 @@ class SimRobot(Node):
             if stream is None:
                 continue
             stream.configure(field, parameter.value)
-            if field in ('enabled', 'paused', 'rate'):
+            if field in ('enabled', 'paused', 'rate') and self._scheduler is not None:
                 self._scheduler.update(stream)
 
     def _publish_failed(self, stream: Stream, exc: Exception) -> bool:
@@ -670,7 +670,7 @@ class SimRobot(Node):
         super().destroy_node()
 
 
-def _reason(exc: ParameterException) -> str:
+def _reason(exc: BaseException) -> str:
     """The one-line cause inside rclpy's parameter exception text."""
     text = str(exc)
     if isinstance(exc, InvalidParameterValueException) and 'Reason: ' in text:

@@ -60,7 +60,7 @@ Deliberate differences from upstream:
 from __future__ import annotations
 
 import threading
-from typing import Callable, List, Sequence, Union
+from typing import Any, Callable, List, Sequence, Union
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -297,7 +297,7 @@ class Updater(DiagnosticTaskVector):
 
     def publish(self, msg: Union[DiagnosticStatus, Sequence[DiagnosticStatus]]) -> bool:
         """Publish one status or a list, names prefixed `<node>: `. False if skipped (stamp sec 0)."""
-        statuses = list(msg) if isinstance(msg, (list, tuple)) else [msg]
+        statuses: List[Any] = list(msg) if isinstance(msg, (list, tuple)) else [msg]
         stamp = self.node.get_clock().now().to_msg()
         if stamp.sec == 0:
             self._zero_stamp_skips += 1

@@ -22,7 +22,7 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any, Dict, Optional, TextIO, Tuple
+from typing import Any, Dict, Optional, TextIO
 
 from opentelemetry import trace
 
@@ -86,7 +86,7 @@ def enable_json_logging(logger_name: str = 'liquid_edge_ros_monitor',
     if level is not None:
         logger.setLevel(level)
     logger.addHandler(handler)
-    handler._json_logger_name = logger_name  # type: ignore[attr-defined] - for disable_json_logging
+    handler._json_logger_name = logger_name  # type: ignore[attr-defined]  # for disable_json_logging
     return handler
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
 from ..core.levels import ERROR, OK, WARN
 
@@ -154,7 +154,7 @@ def check_topic(topic: str, pubs: Sequence[Endpoint], subs: Sequence[Endpoint],
     return issues, bad
 
 
-def check_graph(topics: Dict[str, Tuple[Sequence[Endpoint], Sequence[Endpoint]]],
+def check_graph(topics: Mapping[str, Tuple[Sequence[Endpoint], Sequence[Endpoint]]],
                 qos_check: QosCheck, ignore_topics: Sequence[str] = (),
                 ignore_nodes: Sequence[str] = ()) -> GraphReport:
     """Check every topic (name -> (publishers, subscriptions)), skipping ignored topics and nodes."""

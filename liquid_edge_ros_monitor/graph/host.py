@@ -11,6 +11,7 @@ battery on a desktop) is reported as missing, never as an error.
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import (Any, Callable, Dict, FrozenSet, List, Mapping, Optional, Seq
 
 import psutil
 
-from ..core.levels import OK, STALE, WARN
+from ..core.levels import STALE, WARN
 from ..core.units import percent
 from .config import Band, HostConfig
 
@@ -63,7 +64,8 @@ class HostSample:
 
     @property
     def memory_ratio(self) -> float:
-        return self.memory_used / self.memory_total if self.memory_total else 0.0
+        used, total = self.memory_used, self.memory_total
+        return used / total if used is not None and total else 0.0
 
     def fresh(self, part: str) -> bool:
         return part not in self.stale and part not in self.pending
@@ -138,7 +140,7 @@ def host_parts(disk_paths: Sequence[str]) -> Dict[str, Callable[[], Any]]:
     """Part name -> its reading function."""
     parts: Dict[str, Callable[[], Any]] = {CPU: read_cpu, MEMORY: read_memory}
     for p in disk_paths:
-        parts[disk_part(p)] = (lambda p=p: read_disk(p))
+        parts[disk_part(p)] = functools.partial(read_disk, p)
     parts[TEMPERATURE] = read_temperatures
     parts[BATTERY] = read_battery
     return parts
@@ -329,10 +331,11 @@ def evaluate_host(s: HostSample, c: HostConfig,
     for part in list(s.stale):
         memory.pop(part, None)
         out.append(_stale_status(part, s))
-    if s.fresh(CPU):
-        out.append(_cpu_status(s, c, level))
-    if s.fresh(MEMORY):
-        out.append(_memory_status(s, c, level))
+    # A fresh part has its reading (HostSample): the checks say so to the type checker too.
+    if s.fresh(CPU) and s.cpu_total is not None:
+        out.append(_cpu_status(s, s.cpu_total, c, level))
+    if s.fresh(MEMORY) and s.memory_used is not None and s.memory_total is not None:
+        out.append(_memory_status(s, s.memory_used, s.memory_total, c, level))
     for path, d in s.disks.items():
         out.append(_disk_status(path, d, c, level))
     if s.fresh(TEMPERATURE) and (s.temperatures or s.lost_sensors):
@@ -349,13 +352,13 @@ def _plain(_part: str, band: Band, value: float) -> int:
     return band.level(value)
 
 
-def _cpu_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostStatus:
-    lvl = level(CPU, c.cpu, s.cpu_total)
+def _cpu_status(s: HostSample, cpu: float, c: HostConfig, level: Level = _plain) -> HostStatus:
+    lvl = level(CPU, c.cpu, cpu)
     limit = c.cpu.error if lvl == 2 else c.cpu.warn
-    msg = f'CPU {s.cpu_total:.0%}' + (f' at or above {limit:.0%} limit' if lvl and s.cpu_total >= limit
-                                      else f' (clears under {limit * (1 - c.hysteresis):.1%})'
-                                      if lvl else '')
-    vals = [('usage (%)', _pct(s.cpu_total)), ('cores', str(len(s.cpu_per_core)))]
+    msg = f'CPU {cpu:.0%}' + (f' at or above {limit:.0%} limit' if lvl and cpu >= limit
+                              else f' (clears under {limit * (1 - c.hysteresis):.1%})'
+                              if lvl else '')
+    vals = [('usage (%)', _pct(cpu)), ('cores', str(len(s.cpu_per_core)))]
     vals += _limit_values(c.cpu, '%', _pct)
     vals += [(f'core {i} (%)', _pct(v)) for i, v in enumerate(s.cpu_per_core)]
     if s.load is not None:
@@ -371,13 +374,14 @@ def _age(s: HostSample, part: str) -> List[Tuple[str, str]]:
     return [] if age is None else [('sample age (s)', f'{age:.1f}')]
 
 
-def _memory_status(s: HostSample, c: HostConfig, level: Level = _plain) -> HostStatus:
+def _memory_status(s: HostSample, used: int, total: int, c: HostConfig,
+                   level: Level = _plain) -> HostStatus:
     lvl = level(MEMORY, c.memory, s.memory_ratio)
     limit = c.memory.error if lvl == 2 else c.memory.warn
     return HostStatus(
         'host memory', lvl,
         f'memory {s.memory_ratio:.0%} used' + (f' at or above {limit:.0%} limit' if lvl else ''),
-        [('used (GiB)', _gib(s.memory_used)), ('total (GiB)', _gib(s.memory_total)),
+        [('used (GiB)', _gib(used)), ('total (GiB)', _gib(total)),
          ('usage (%)', _pct(s.memory_ratio))] + _limit_values(c.memory, '%', _pct)
         + _age(s, MEMORY))
 

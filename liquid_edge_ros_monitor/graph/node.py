@@ -359,9 +359,10 @@ class NodeMonitor(Node):
         """The host statuses now: a part whose reading is too old is STALE, never its last value."""
         if self._host is None:
             return {}
-        held = getattr(self, '_host_held', None)
+        held: Optional[Dict[str, int]] = getattr(self, '_host_held', None)
         if held is None:
-            held = self._host_held = {}      # part -> level held (hysteresis)
+            held = {}                         # part -> level held (hysteresis)
+            self._host_held = held
         return {s.name: s for s in evaluate_host(self._host.snapshot(), self.config.host, held)}
 
     def _host_failed(self, part: str, exc: BaseException) -> None:

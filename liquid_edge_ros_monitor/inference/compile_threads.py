@@ -13,7 +13,7 @@ core, nothing is done.
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, FrozenSet, Optional, Set, Tuple, TypeVar
+from typing import Callable, Dict, FrozenSet, Literal, Optional, Set, Tuple, TypeVar
 
 T = TypeVar('T')
 
@@ -59,7 +59,7 @@ class Confined:
             self._saved[tid] = saved
         return self
 
-    def __exit__(self, *_exc: object) -> bool:
+    def __exit__(self, *_exc: object) -> Literal[False]:
         for tid, cpus in self._saved.items():
             try:
                 os.sched_setaffinity(tid, cpus)

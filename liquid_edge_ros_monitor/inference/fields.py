@@ -48,7 +48,7 @@ def numeric_getters(msg_class: Any, paths: Sequence[str]) -> Callable[[Any], tup
 
 def numeric_setters(msg_class: Any, paths: Sequence[str]) -> List[Callable[[Any, float], None]]:
     """One setter per path (msg, value); raises ValueError on a bad or non-float path."""
-    out = []
+    out: List[Callable[[Any, float], None]] = []
     for p in paths:
         t = _field_type(msg_class, p)
         if t not in ('float', 'double'):
@@ -56,7 +56,8 @@ def numeric_setters(msg_class: Any, paths: Sequence[str]) -> List[Callable[[Any,
         parent, _, leaf = p.rpartition('.')
         get_parent = operator.attrgetter(parent) if parent else (lambda m: m)
 
-        def setter(msg: Any, value: float, _gp=get_parent, _leaf=leaf) -> None:
+        def setter(msg: Any, value: float, _gp: Callable[[Any], Any] = get_parent,
+                   _leaf: str = leaf) -> None:
             setattr(_gp(msg), _leaf, value)
         out.append(setter)
     return out

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from ..core.params import ConfigError
 from ..instrument.model_info import ModelInfo
@@ -32,8 +32,8 @@ def _count_compilations() -> None:
         return
     import jax
 
-    def on_event(name: str, _secs: float, **_kw: Any) -> None:
-        if name == _COMPILE_EVENT:
+    def on_event(event: str, duration_secs: float, **_kw: Union[str, int]) -> None:
+        if event == _COMPILE_EVENT:
             _compilations[0] += 1
     jax.monitoring.register_event_duration_secs_listener(on_event)
     _listening[0] = True

@@ -128,12 +128,14 @@ class LiquidInference(Node):
                                          else ReliabilityPolicy.RELIABLE))
         self._pub = self.create_publisher(self.io.out_class, c.output_topic, 10)
         self._out_topic = self._pub.topic_name
-        handler = self._on_message if not c.control_rate else self._keep_latest
+        # (msg, MessageInfo) callbacks: Jazzy's rclpy passes the info to a callback that takes
+        # two arguments, but its annotation says one (Kilted's says either).
+        handler: Any = self._on_message if not c.control_rate else self._keep_latest
         self._sub = self.create_subscription(self.io.in_class, c.input_topic, handler, qos_in)
         self._in_topic = self._sub.topic_name
         if c.control_rate:
             self._control_timer = self.create_timer(1.0 / c.control_rate, self._on_control)
-        if c.truth_topic:
+        if c.truth_topic and self.io.truth_class is not None:   # the io has it when named
             self.create_subscription(self.io.truth_class, c.truth_topic, self._on_truth, 10)
 
     @property
@@ -188,7 +190,7 @@ class LiquidInference(Node):
                 stamp_ns = self.get_clock().now().nanoseconds
         with self._fwd:
             y, status = self.loop.step(x, stamp_ns, arrival_ns, time.monotonic_ns())
-        if status == STALE:        # no usable input: the stale command is no inference
+        if status == STALE or y is None:   # no usable input: the stale command is no inference
             mon.skip()
             if y is not None:
                 self._publish(y, None)

@@ -75,10 +75,11 @@ class RollbackGuard:
             p95 = self.latency.quantile(0.95)
             if p95 is not None and p95 > b.latency_budget_s:
                 return 'latency'
-        acc = self.accuracy
-        if acc.count >= b.min_samples and acc.value < b.min_accuracy:
+        acc = self.accuracy.value if self.accuracy.count >= b.min_samples else None
+        if acc is not None and acc < b.min_accuracy:
             return 'accuracy'
-        if b.min_agreement > 0 and agreement is not None and agreement.count >= b.min_samples \
-                and agreement.value < b.min_agreement:
+        agreed = (agreement.value if b.min_agreement > 0 and agreement is not None
+                  and agreement.count >= b.min_samples else None)
+        if agreed is not None and agreed < b.min_agreement:
             return 'divergence'
         return None

@@ -15,11 +15,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
 Params = Dict[str, jax.Array]
 StepFn = Callable[[Params, jax.Array, jax.Array, jax.Array], Tuple[jax.Array, jax.Array]]
-SeqFn = Callable[[Params, jax.Array, jax.Array, jax.Array], Tuple[jax.Array, jax.Array]]
+#: xs and dts may be numpy arrays (lnn.run reads them from .npy files): the scan takes both.
+SeqFn = Callable[[Params, jax.Array, ArrayLike, ArrayLike], Tuple[jax.Array, jax.Array]]
 
 CFC_MODES = ('default', 'no_gate', 'pure')
 LTC_MAPPINGS = ('affine', 'linear', None)
@@ -168,11 +170,11 @@ def make_step(hyper: Mapping[str, Any]) -> StepFn:
 def make_sequence(step: StepFn) -> SeqFn:
     """``(params, h0, xs[T, n], dts[T]) -> (hT, ys[T, m])`` as one ``lax.scan`` over ``step``."""
 
-    def sequence(p: Params, h0: jax.Array, xs: jax.Array,
-                 dts: jax.Array) -> Tuple[jax.Array, jax.Array]:
+    def sequence(p: Params, h0: jax.Array, xs: ArrayLike,
+                 dts: ArrayLike) -> Tuple[jax.Array, jax.Array]:
         def body(h: jax.Array, xd: Tuple[jax.Array, jax.Array]) -> Tuple[jax.Array, jax.Array]:
             return step(p, h, xd[0], xd[1])
-        return jax.lax.scan(body, h0, (xs, dts))
+        return jax.lax.scan(body, h0, (jnp.asarray(xs), jnp.asarray(dts)))
 
     return sequence
 

@@ -77,7 +77,7 @@ def compile_request(request: Mapping[str, Any]) -> Tuple[bytes, Any, Any]:
     from .packed import packed_step
     shapes = {k: tuple(v) for k, v in request['shapes'].items()}
     fake = {k: np.zeros(s, np.float32) for k, s in shapes.items()}      # shapes only
-    step = packed_step(request['hyper'], fake)
+    step: Any = packed_step(request['hyper'], fake)    # a jax.jit function: it has .lower
     size = int(sum(int(np.prod(s, dtype=np.int64)) for s in shapes.values()))
     f32 = np.float32
     lowered = step.lower(jax.ShapeDtypeStruct((size,), f32),

@@ -61,6 +61,7 @@ def lnn_run(args: argparse.Namespace) -> int:
         if xs.ndim != 2 or xs.shape[1] != model.n_inputs or xs.shape[0] == 0:
             raise RunError(f'{args.inputs}: inputs must have shape [T, {model.n_inputs}] for this model, '
                            f'got {list(xs.shape)}')
+        dts: np.ndarray
         if args.timespans is None:
             dts = np.ones(xs.shape[0], np.float32)
         else:

@@ -94,8 +94,8 @@ def _bool(path: Path, d: Mapping[str, Any], key: str, default: bool) -> bool:
     return v
 
 
-def check_hyper(path: Path, h: Mapping[str, Any]) -> Dict[str, Any]:
-    """Validate our ``hyper`` dict, returning a normalised copy (every key present)."""
+def check_hyper(path: Path, h: Any) -> Dict[str, Any]:
+    """Validate our ``hyper`` dict (anything read from JSON), returning a normalised copy (every key present)."""
     if not isinstance(h, Mapping):
         raise ModelError(path, "key 'hyper': must be an object")
     cell = _choice(path, h, 'cell', ('cfc', 'ltc'), None)
@@ -440,7 +440,8 @@ def write_model_files(path: Any, hyper: Mapping[str, Any], tensors: Mapping[str,
             meta[key] = value.tolist() if isinstance(value, np.ndarray) else value
     npz.parent.mkdir(parents=True, exist_ok=True)
     with open(npz, 'wb') as f:
-        np.savez(f, **{k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()})
+        arrays: Dict[str, Any] = {k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()}
+        np.savez(f, **arrays)
     js.write_text(json.dumps(meta, indent=1) + '\n')
     return npz, js
 

@@ -292,8 +292,9 @@ class TopicMetrics(Collector):
         return iter(fams.values())
 
     @staticmethod
-    def _families() -> Dict[str, Metric]:
-        """A fresh family per name, in exposition order."""
+    def _families() -> Dict[str, Any]:
+        """A fresh family per name, in exposition order (gauge, counter or histogram families,
+        each with its own `add_metric`: typed Any, looked up by name)."""
         return {name: _KINDS[kind](name, doc, labels=list(labels))
                 for name, (kind, doc, labels) in FAMILIES.items()}
 

@@ -18,10 +18,10 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.clock import Clock, ClockType
+from rclpy.clock import Clock, ClockType, ROSClock
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -236,7 +236,7 @@ class TopicMonitor(Node):
         self._next_slot = 0
         self._timebase = _TimeBase()
         # Known before the first subscription, so no row mixes wall-clock and sim-time arrivals.
-        self._timebase.sim = self.get_clock().ros_time_is_active
+        self._timebase.sim = cast(ROSClock, self.get_clock()).ros_time_is_active
         self.dead: Optional[str] = None       # why a thread of ours died
         self._stall_s = 3 * self.config.update_period + 2.0
         self._receiver = RawReceiver(self, self._tick, self.config.update_period,
@@ -623,7 +623,7 @@ class TopicMonitor(Node):
     def _tick(self) -> None:
         """Receiver thread, every update_period: detach each window's new rows (cheap) and leave
         the arithmetic to the statistics thread, so taking messages never waits for numpy."""
-        clock = self.get_clock()
+        clock = cast(ROSClock, self.get_clock())     # a node's clock is one (typed Clock)
         sim = self._timebase.sim = clock.ros_time_is_active
         self._receiver.batch_s = 0.0 if sim else BATCH_S
         now = self._now_ns()

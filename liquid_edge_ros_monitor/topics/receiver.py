@@ -89,6 +89,10 @@ class RawReceiver:
                  queue_depth: int = 0) -> None:
         self._node = node
         self._context = node.context
+        handle = node.context.handle
+        if handle is None:      # a node exists only in an initialized context
+            raise RuntimeError('raw receiver: the node\'s context is not initialized')
+        self._handle = handle
         self._on_tick = on_tick
         self._tick_ns = int(tick_period * 1e9)
         self._on_error = on_error
@@ -102,8 +106,8 @@ class RawReceiver:
         self._lock = threading.Lock()
         self._changed = True
         self._stop = threading.Event()
-        with self._context.handle:
-            self._wake = _rclpy.GuardCondition(self._context.handle)
+        with self._handle:
+            self._wake = _rclpy.GuardCondition(self._handle)
         self._thread = threading.Thread(target=self._run, name='raw_receiver', daemon=True)
         self.group = DetachedGroup()
         #: Pause after a wake-up that found messages (seconds; 0 disables). Arrival times come
@@ -188,8 +192,8 @@ class RawReceiver:
             if self._changed or wait_set is None:
                 entries = self._entries(held)
                 by_pointer = {e[1]: e for e in entries}
-                with self._context.handle:
-                    wait_set = _rclpy.WaitSet(len(entries), 1, 0, 0, 0, 0, self._context.handle)
+                with self._handle:
+                    wait_set = _rclpy.WaitSet(len(entries), 1, 0, 0, 0, 0, self._handle)
             wait_set.clear_entities()
             for handle, _, _, _ in entries:
                 wait_set.add_subscription(handle)

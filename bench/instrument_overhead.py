@@ -212,6 +212,8 @@ def main() -> int:
     kept = {label: sum(mon.sampler.kept.values()) if mon.sampler else 0
             for label, mon in monitors.items()}
     print(f'traces kept: {kept} (must be 0: the untraced path was measured)')
+    errors = {label: sum(mon.metrics.errors.values()) for label, mon in monitors.items()}
+    print(f'errors: {errors} (must be 0: every callback ran its model)')
     for mon in monitors.values():
         mon.close(0.5)
     for node in nodes:

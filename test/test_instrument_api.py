@@ -260,7 +260,7 @@ def test_non_finite_inputs_and_outputs_are_counted_and_traced_as_errors(ros):
             close(node)
 
 
-def test_values_that_are_not_numbers_are_a_reported_error_never_raised_at_the_user(ros):
+def test_values_that_are_not_numbers_are_a_reported_error_never_raised_at_the_user(ros, caplog):
     registry = CollectorRegistry()
     node = TeamNode('team_unreadable', base_params(), registry=registry)
     mon = node.monitor
@@ -271,17 +271,23 @@ def test_values_that_are_not_numbers_are_a_reported_error_never_raised_at_the_us
         def on_message(values: Any) -> None:
             seen.append((mon.inputs(values), mon.outputs(values)))
 
-        on_message(['a', 1.0])               # a string: numpy cannot read it
-        on_message([1.0, [2.0, 3.0]])        # ragged
-        on_message([0.5, 1.5])               # and the next good one is read as before
+        with caplog.at_level(logging.ERROR, logger='liquid_edge_ros_monitor'):
+            on_message(['a', 1.0])           # text that is not a number: numpy cannot read it
+            on_message([1.0, [2.0, 3.0]])    # ragged
+            on_message([0.5, 1.5])           # and the next good one is read as before
         assert seen == [(False, False), (False, False), (True, True)]
         text = scraped(registry)
-        assert sample_value(text, 'liquid_edge_inference_errors_total', reason='bad_input') == 2
-        assert sample_value(text, 'liquid_edge_inference_errors_total', reason='bad_output') == 2
-        inputs = status(node, 'inputs')
-        assert inputs.level == b'\x02'
-        assert 'inputs() got list that is not numbers' in inputs.message, inputs.message
-        assert '\n' not in inputs.message
+        for reason, n in (('bad_input', 2), ('bad_output', 2), ('exception', 0)):
+            assert sample_value(text, 'liquid_edge_inference_errors_total', reason=reason) == n
+        # The statuses say what came, within the 60 characters of docs/DIAGNOSTICS.md; the log
+        # line (once per reason and interval) says why it could not be read.
+        for name, call in (('inputs', 'inputs'), ('outputs', 'outputs')):
+            st = status(node, name)
+            assert st.level == b'\x02'
+            assert st.message.endswith(f'{call}() got list') and len(st.message) <= 60, st.message
+        logged = [r.getMessage() for r in caplog.records]
+        assert any("inputs() got list: could not convert string to float: 'a'" in m
+                   for m in logged), logged
     finally:
         close(node)
 

@@ -9,8 +9,8 @@ import pytest
 from liquid_edge_ros_monitor.instrument.freshness import Freshness
 from liquid_edge_ros_monitor.instrument.metrics import InferenceMetrics
 from liquid_edge_ros_monitor.instrument.model_info import ModelInfo
-from liquid_edge_ros_monitor.instrument.quality import (SMALL, SignalQuality, all_finite, as_vector,
-                                                        flat_values, words)
+from liquid_edge_ros_monitor.instrument.quality import (SMALL, SignalQuality, UnreadableValues,
+                                                        all_finite, as_vector, flat_values, words)
 from liquid_edge_ros_monitor.instrument.recorder import CallbackRecorder
 
 
@@ -172,6 +172,23 @@ def test_a_reported_list_is_copied_since_the_input_ring_keeps_it():
     assert q.check_inputs(mine)
     mine[0] = 99.0                      # the node reuses its list for the next message
     assert q.inputs.take_new().tolist() == [[1.0, 2.0]]
+
+
+@pytest.mark.parametrize('values', [
+    [1.0, 2.0], [1.0, 2, True], [1.0, np.float32(2.5)], [1.0, float('nan')], [1.0, float('inf')],
+    [0.5] * SMALL, [1.0, [2.0]], [1.0, 'a'], [1.0, '2.5'], [1.0, None]])
+def test_a_list_of_floats_is_judged_as_the_general_path_judges_it(values):
+    """check_inputs/check_outputs read a list starting with a float on a path of their own; a
+    tuple of the same values takes flat_values' general one. Same answers, same ring rows."""
+    def judged(vals):
+        q = SignalQuality(InferenceMetrics('r', '/n'), ModelInfo(name='m'), 10, 0.05, 10, 0.5,
+                          logging.getLogger('t'))
+        try:
+            answers = (q.check_inputs(vals), q.check_outputs(vals))
+        except UnreadableValues as exc:
+            return 'unreadable', exc.short.replace('tuple', 'list')
+        return answers, q.inputs.take_new().tolist()
+    assert judged(values) == judged(tuple(values))
 
 
 @pytest.mark.filterwarnings('ignore:invalid value encountered in dot')   # the module's own filter,

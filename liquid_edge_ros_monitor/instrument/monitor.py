@@ -45,7 +45,7 @@ from .energy import DEFAULT_JOULES_PER_MAC, DEFAULT_STATIC_WATTS, EnergyMeter, M
 from .freshness import Freshness
 from .metrics import InferenceMetrics
 from .model_info import ModelInfo
-from .quality import SignalQuality
+from .quality import SignalQuality, UnreadableValues
 from .recorder import CallbackRecorder, Stage
 from .tail_sampling import TailSampler
 
@@ -220,9 +220,9 @@ class InferenceMonitor:
             cb.inputs_seen = True
         try:
             ok = self.quality.check_inputs(values)
-        except (TypeError, ValueError) as exc:      # not numbers: reported, not raised at the user
+        except UnreadableValues as exc:             # reported, not raised at the user
             self.freshness.seen(arrival)
-            self.error('bad_input', unreadable('inputs', values, exc))
+            self._unreadable('bad_input', exc)
             return False
         if ok:
             self.freshness.usable(arrival, now)
@@ -238,8 +238,8 @@ class InferenceMonitor:
         try:
             if self.quality.check_outputs(values):
                 return True
-        except (TypeError, ValueError) as exc:
-            self.error('bad_output', unreadable('outputs', values, exc))
+        except UnreadableValues as exc:
+            self._unreadable('bad_output', exc)
             return False
         self.error('non_finite_output')
         return False
@@ -255,6 +255,11 @@ class InferenceMonitor:
         `reason` is a metric label: use a small fixed set of words."""
         self.recorder.mark_error(reason)
         self.quality.report(reason, detail)
+
+    def _unreadable(self, reason: str, exc: UnreadableValues) -> None:
+        """`error(reason)`, the status saying what came and the log why it was unreadable."""
+        self.recorder.mark_error(reason)
+        self.quality.report(reason, exc.short, str(exc))
 
     def skip(self) -> None:
         """The running callback ran no inference (it waited, it sent a stale command): it is not
@@ -390,11 +395,6 @@ class InferenceMonitor:
             from ..core.jsonlog import disable_json_logging
             disable_json_logging(self._json_handler)
             self._json_handler = None
-
-
-def unreadable(call: str, values: Any, exc: BaseException) -> str:
-    """One line saying why `call`'s values could not be read as numbers."""
-    return f'{call}() got {type(values).__name__} that is not numbers: {exc}'.splitlines()[0]
 
 
 def _resolve(node: Any, topic: str) -> str:

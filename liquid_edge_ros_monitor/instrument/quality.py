@@ -88,6 +88,16 @@ def flat_values(values: Any) -> Union[List[Any], np.ndarray]:
     return flat
 
 
+class UnreadableValues(ValueError):
+    """Reported values that cannot be read as numbers (a ragged list, text that is not a
+    number). `short` fits a status message ("inputs() got list"); the exception's text adds
+    why, for the log."""
+
+    def __init__(self, call: str, values: Any, exc: BaseException) -> None:
+        self.short = f'{call}() got {type(values).__name__}'
+        super().__init__(f'{self.short}: {exc}'.splitlines()[0])
+
+
 _zeros: Dict[Tuple[int, Any], np.ndarray] = {}
 # inf * 0 in `all_finite` is numpy's "invalid value": expected there, and a warning per bad input
 # would cost more than the check.
@@ -133,17 +143,21 @@ class SignalQuality:
         self._throttles: Dict[str, LogThrottle] = {}
 
     def check_inputs(self, values: Any) -> bool:
-        """Whether the inputs are all finite; finite ones are kept for the drift score."""
+        """Whether the inputs are all finite; finite ones are kept for the drift score.
+        `UnreadableValues` when they are not numbers."""
         x: Union[List[Any], np.ndarray]
-        if type(values) is list and 0 < len(values) <= SMALL and type(values[0]) is float:
-            x = values[:]               # flat_values' first case, inlined: the common report
-        else:
-            x = flat_values(values)
-        try:
-            ok = all(map(isfinite, x)) if type(x) is list else all_finite(x)
-        except TypeError:               # complex numbers from an array: numpy judges them
-            x = as_vector(values)
-            ok = all_finite(x)
+        try:                            # only the reading: what raises here is the values' fault
+            if type(values) is list and 0 < len(values) <= SMALL and type(values[0]) is float:
+                x = values[:]           # flat_values' first case, inlined: the common report
+            else:
+                x = flat_values(values)
+            try:
+                ok = all(map(isfinite, x)) if type(x) is list else all_finite(x)
+            except TypeError:           # complex numbers from an array, a non-number in a list
+                x = as_vector(values)
+                ok = all_finite(x)
+        except (TypeError, ValueError) as exc:
+            raise UnreadableValues('inputs', values, exc) from None
         if not ok:
             return False
         self.inputs.add(x)
@@ -151,19 +165,22 @@ class SignalQuality:
 
     def check_outputs(self, values: Any, now_ns: Optional[int] = None) -> bool:
         """Whether the outputs are all finite; finite ones are scored against fresh truth (its
-        age at `now_ns`, default: now)."""
+        age at `now_ns`, default: now). `UnreadableValues` when they are not numbers."""
         # check_inputs' finite check, written out again rather than a shared function: both run
         # in every callback, where one more call costs about 0.5 us after a torch forward.
         y: Union[List[Any], np.ndarray]
-        if type(values) is list and 0 < len(values) <= SMALL and type(values[0]) is float:
-            y = values                  # as in check_inputs; not kept, so not copied
-        else:
-            y = flat_values(values)
         try:
-            ok = all(map(isfinite, y)) if type(y) is list else all_finite(y)
-        except TypeError:               # complex numbers from an array: numpy judges them
-            y = as_vector(values)
-            ok = all_finite(y)
+            if type(values) is list and 0 < len(values) <= SMALL and type(values[0]) is float:
+                y = values              # as in check_inputs; not kept, so not copied
+            else:
+                y = flat_values(values)
+            try:
+                ok = all(map(isfinite, y)) if type(y) is list else all_finite(y)
+            except TypeError:
+                y = as_vector(values)
+                ok = all_finite(y)
+        except (TypeError, ValueError) as exc:
+            raise UnreadableValues('outputs', values, exc) from None
         if not ok:
             return False
         truth = self.truth
@@ -185,8 +202,9 @@ class SignalQuality:
     def truth_fresh(self, now_ns: int) -> bool:
         return self.truth is not None and now_ns - self._truth_ns <= self.truth_max_age_ns
 
-    def report(self, reason: str, detail: str = '') -> None:
-        """Count an error, put it on its status for `RECENT_S`, log it (throttled per reason)."""
+    def report(self, reason: str, detail: str = '', log_detail: Optional[str] = None) -> None:
+        """Count an error, put it on its status for `RECENT_S`, log it (throttled per reason;
+        with `log_detail` instead of `detail` when given: the status keeps a short one)."""
         errors = self.metrics.errors
         errors[reason] = errors.get(reason, 0) + 1
         now = time.monotonic_ns()
@@ -198,7 +216,7 @@ class SignalQuality:
         held = throttle.allow(now * 1e-9)
         if held is not None:
             level = logging.WARNING if INPUT_PROBLEMS.get(reason) == WARN else logging.ERROR
-            self.log.log(level, words(reason, detail)
+            self.log.log(level, words(reason, detail if log_detail is None else log_detail)
                          + (f' ({held} similar messages suppressed)' if held else ''),
                          extra={'reason': reason})
 

@@ -89,6 +89,8 @@ class RawReceiver:
                  queue_depth: int = 0) -> None:
         self._node = node
         self._context = node.context
+        # The context's handle, checked once: it outlives the node (a context shut down and
+        # initialized again has a new handle, and needs new nodes anyway).
         handle = node.context.handle
         if handle is None:      # a node exists only in an initialized context
             raise RuntimeError('raw receiver: the node\'s context is not initialized')

@@ -135,7 +135,7 @@ class LiquidInference(Node):
         self._in_topic = self._sub.topic_name
         if c.control_rate:
             self._control_timer = self.create_timer(1.0 / c.control_rate, self._on_control)
-        if c.truth_topic and self.io.truth_class is not None:   # the io has it when named
+        if self.io.truth_class is not None:     # imported when ground_truth.topic is named
             self.create_subscription(self.io.truth_class, c.truth_topic, self._on_truth, 10)
 
     @property

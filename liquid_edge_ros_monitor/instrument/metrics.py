@@ -128,9 +128,8 @@ class InferenceMetrics(Collector):
                 'liquid_edge_inference_errors',
                 'Errors by reason: non_finite_input, non_finite_output, '
                 'bad_input, bad_output (not numbers); step_failed (the step raised); '
-                'exception (the '
-                'callback raised); input_stale (times the input went stale); '
-                'stamp_gap (input stamps jumped by more than the input timeout: '
+                'exception (the callback raised); input_stale (times the input went '
+                'stale); stamp_gap (input stamps jumped by more than the input timeout: '
                 'state reset); or a reason the node reports.',
                 labels=['reason'] + lab),
             misses=CounterMetricFamily(

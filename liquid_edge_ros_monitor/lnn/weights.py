@@ -95,7 +95,8 @@ def _bool(path: Path, d: Mapping[str, Any], key: str, default: bool) -> bool:
 
 
 def check_hyper(path: Path, h: Any) -> Dict[str, Any]:
-    """Validate our ``hyper`` dict (anything read from JSON), returning a normalised copy (every key present)."""
+    """Validate our ``hyper`` dict (anything read from JSON), returning a normalised copy
+    (every key present)."""
     if not isinstance(h, Mapping):
         raise ModelError(path, "key 'hyper': must be an object")
     cell = _choice(path, h, 'cell', ('cfc', 'ltc'), None)
